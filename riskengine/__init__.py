@@ -1,0 +1,35 @@
+"""riskengine: Monte Carlo stress tests of the world economy against a US-China trade war.
+
+The public API::
+
+    import riskengine as rk
+    sc = rk.load_scenario("truce_collapse")
+    model = rk.compile_model(sc)
+
+Importing riskengine compiles no kernel; kernels are built on first use.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("riskengine")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0+unknown"
+
+from riskengine.compile import CompiledModel, ModelArrays, compile_model
+from riskengine.economy import Economy, EconomyError, load_economy
+from riskengine.scenario import Scenario, ScenarioError, builtin_scenarios, load_scenario
+
+__all__ = [
+    "CompiledModel",
+    "Economy",
+    "EconomyError",
+    "ModelArrays",
+    "Scenario",
+    "ScenarioError",
+    "__version__",
+    "builtin_scenarios",
+    "compile_model",
+    "load_economy",
+    "load_scenario",
+]

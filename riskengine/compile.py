@@ -1,0 +1,224 @@
+"""Scenario + economy -> :class:`ModelArrays`, the flat arrays every kernel takes.
+
+This is the only place where the scenario's analyst-friendly blocks become matrices, and where
+the checks that need the economy run (labels, the propagation matrix's spectral radius, the
+exposure table). Kernels and the reference read nothing else.
+
+This module imports numpy, scipy.special and riskengine's scenario and economy modules.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+from scipy.special import logit, ndtri
+
+from riskengine.economy import Economy, EconomyError, load_economy
+from riskengine.scenario import Scenario, ScenarioError
+
+__all__ = ["CompiledModel", "ModelArrays", "compile_model"]
+
+
+class ModelArrays(NamedTuple):
+    """Everything one path needs, as numpy arrays and scalars (float64 unless noted).
+
+    C channels, N nodes, R regions, F = 1 + R exposure factors, T months.
+    """
+
+    tension_phi: float  # AR(1) coefficient phi
+    tension_start: float  # g_0 when not stationary
+    tension_stationary: bool  # draw g_0 ~ N(0, 1) from month 0, slot 0
+    loading: np.ndarray  # (C,) a_c, loading on tension
+    chol: np.ndarray  # (C, C) lower Cholesky factor L of the channel correlation
+    threshold_on: np.ndarray  # (C,) Phi^-1(1 - p_on)   (+inf when p_on = 0)
+    threshold_off: np.ndarray  # (C,) Phi^-1(p_off)     (-inf when p_off = 0)
+    retaliation: np.ndarray  # (C, C) kappa[c, c'], zero diagonal
+    severity_logit_median: np.ndarray  # (C,) logit(m_c)
+    severity_dispersion: np.ndarray  # (C,) v_c
+    buffer_months: np.ndarray  # (C,) b_c
+    supply_left: np.ndarray  # (C, T) 1 - sub_c(t) for t = 1..T
+    initial_on: np.ndarray  # (C,) bool
+    initial_severity: np.ndarray  # (C,)
+    initial_months_on: np.ndarray  # (C,) int64, k at month 0
+    exposure: np.ndarray  # (C, N) E[c, n]
+    exposure_sigma: np.ndarray  # (N,) sigma_n
+    factor_loadings: np.ndarray  # (N, F) B[n, f]
+    idiosyncratic_sd: np.ndarray  # (N,) sqrt(1 - sum_f B[n, f]^2)
+    propagation: np.ndarray  # (N, N) M
+    recovery: np.ndarray  # (N,) k_n
+    loss_scale: np.ndarray  # (N,) x_n / 12
+    pd0: np.ndarray  # (N,) baseline annual PD
+    pd0_probit: np.ndarray  # (N,) Phi^-1(pd0)
+    credit_gamma: float  # gamma
+    credit_scale: np.ndarray  # (R, N) LGD * EAD[r, n] / 12
+
+
+@dataclass(frozen=True)
+class CompiledModel:
+    """The arrays plus the labels and provenance the cube needs."""
+
+    arrays: ModelArrays
+    scenario: Scenario
+    regions: tuple[str, ...]
+    sectors: tuple[str, ...]
+    channels: tuple[str, ...]
+    unit: str
+
+    @property
+    def horizon(self) -> int:
+        return self.scenario.horizon_months
+
+    @property
+    def start(self) -> dt.date:
+        return self.scenario.start
+
+    @property
+    def n_nodes(self) -> int:
+        return len(self.regions) * len(self.sectors)
+
+
+def _ead_table(path: Path, eco: Economy) -> np.ndarray:
+    """Read a user's exposure table: rows are banking regions, columns REGION.SECTOR nodes."""
+    where = f"credit.ead_table ({path})"
+    if not path.is_file():
+        raise ScenarioError(f"{where}: file not found; give a CSV path relative to the scenario")
+    with path.open(newline="") as fh:
+        rows = [r for r in csv.reader(fh) if r]
+    header = rows[0][1:] if rows else []
+    if header != eco.node_labels:
+        raise ScenarioError(f"{where}: columns must be the economy's nodes REGION.SECTOR in order")
+    if [r[0] for r in rows[1:]] != list(eco.regions):
+        raise ScenarioError(f"{where}: rows must be the regions {', '.join(eco.regions)} in order")
+    try:
+        table = np.array([[float(v) for v in r[1:]] for r in rows[1:]])
+    except ValueError:
+        raise ScenarioError(f"{where}: every exposure must be a number") from None
+    if np.any(table < 0) or not np.all(np.isfinite(table)):
+        raise ScenarioError(f"{where}: exposures must be finite and >= 0")
+    return table
+
+
+def _check_range(values: np.ndarray, lo: float, hi: float, where: str, names: list[str]) -> None:
+    bad = np.flatnonzero((values < lo) | (values > hi))
+    if bad.size:
+        raise ScenarioError(
+            f"{where}: value {values[bad[0]]:g} at node {names[bad[0]]} is outside "
+            f"[{lo:g}, {hi:g}]; lower the sector value or the region factor"
+        )
+
+
+def compile_model(scenario: Scenario, economy: Economy | None = None) -> CompiledModel:
+    """Turn a validated scenario into the kernels' arrays, with the checks that need the economy.
+
+    Parameters
+    ----------
+    scenario
+        From :func:`riskengine.load_scenario`.
+    economy
+        Overrides the scenario's ``economy`` field (tests pass small economies this way).
+
+    Raises
+    ------
+    ScenarioError
+        One line naming the field: unknown labels, values out of range, an unstable
+        propagation matrix.
+    """
+    src = scenario.source_path
+    try:
+        eco = economy or load_economy(scenario.economy, scenario.base_dir)
+    except EconomyError as exc:
+        raise ScenarioError(f"{src}: economy: {exc}") from None
+    R, S, N = len(eco.regions), len(eco.sectors), eco.n_nodes
+    T = scenario.horizon_months
+    names = scenario.channel_names
+    labels = eco.node_labels
+
+    def node_values(block, where: str, lo: float, hi: float) -> np.ndarray:
+        values = block.to_array(eco.regions, eco.sectors, where)
+        _check_range(values, lo, hi, where, labels)
+        return values
+
+    ch = [scenario.channels[c] for c in names]
+    exposure = np.stack(
+        [
+            node_values(c.exposure, f"channels.{n}.exposure", 0.0, 1.0)
+            for n, c in zip(names, ch, strict=True)
+        ]
+    )
+    months = np.arange(1, T + 1, dtype=np.float64)
+    subs = [c.substitution for c in ch]
+    supply_left = np.stack(
+        [1.0 - s.max / (1.0 + np.exp(-(months - s.midpoint_month) / s.width_months)) for s in subs]
+    )
+
+    unc = scenario.exposure_uncertainty
+    B = np.zeros((N, 1 + R))
+    B[:, 0] = unc.global_loading
+    B[np.arange(N), 1 + np.arange(N) // S] = unc.regional_loading
+
+    prop = scenario.propagation
+    M = eco.propagation_matrix(prop.downstream_weight, prop.upstream_weight)
+    radius = float(np.max(np.abs(np.linalg.eigvals(M))))
+    if radius >= 1.0:
+        raise ScenarioError(
+            f"{src}: propagation: the propagation matrix has spectral radius {radius:.3f} >= 1, so "
+            "shocks would grow without bound; lower downstream_weight or upstream_weight"
+        )
+    recovery = node_values(prop.recovery_speed, "propagation.recovery_speed", 0.0, 1.0)
+    if np.any(recovery <= 0.0):
+        raise ScenarioError(
+            f"{src}: propagation.recovery_speed: every node needs a speed in (0, 1]"
+        )
+
+    credit = scenario.credit
+    if credit.bank_sector not in eco.sectors:
+        raise ScenarioError(
+            f"{src}: credit.bank_sector: unknown sector {credit.bank_sector!r}; known: "
+            f"{', '.join(eco.sectors)}"
+        )
+    pd0 = node_values(credit.pd0, "credit.pd0", 0.0, 1.0)
+    if np.any((pd0 <= 0.0) | (pd0 >= 1.0)):
+        raise ScenarioError(f"{src}: credit.pd0: every baseline PD must lie strictly in (0, 1)")
+    if credit.ead_table is not None:
+        ead = _ead_table(scenario.base_dir / credit.ead_table, eco)
+    else:
+        ead = credit.ead_multiple * np.stack(
+            [eco.Z[eco.node(credit.bank_sector, r)] for r in eco.regions]
+        )
+
+    arrays = ModelArrays(
+        tension_phi=float(scenario.tension.phi),
+        tension_start=0.0
+        if scenario.tension.start == "stationary"
+        else float(scenario.tension.start),
+        tension_stationary=scenario.tension.start == "stationary",
+        loading=np.array([c.loading for c in ch]),
+        chol=np.linalg.cholesky(scenario.correlation_matrix()),
+        threshold_on=ndtri(1.0 - np.array([c.p_on for c in ch])),
+        threshold_off=ndtri(np.array([c.p_off for c in ch])),
+        retaliation=scenario.retaliation_matrix(),
+        severity_logit_median=logit(np.array([c.severity.median for c in ch])),
+        severity_dispersion=np.array([c.severity.dispersion for c in ch]),
+        buffer_months=np.array([c.buffer_months for c in ch]),
+        supply_left=supply_left,
+        initial_on=np.array([c.initial.on for c in ch]),
+        initial_severity=np.array([c.initial.severity for c in ch]),
+        initial_months_on=np.array([c.initial.months_on for c in ch], dtype=np.int64),
+        exposure=exposure,
+        exposure_sigma=node_values(unc.sigma, "exposure_uncertainty.sigma", 0.0, 5.0),
+        factor_loadings=B,
+        idiosyncratic_sd=np.sqrt(1.0 - (B**2).sum(axis=1)),
+        propagation=M,
+        recovery=recovery,
+        loss_scale=eco.x / 12.0,
+        pd0=pd0,
+        pd0_probit=ndtri(pd0),
+        credit_gamma=float(credit.gamma),
+        credit_scale=credit.lgd * ead / 12.0,
+    )
+    return CompiledModel(arrays, scenario, eco.regions, eco.sectors, tuple(names), eco.unit)

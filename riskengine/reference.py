@@ -1,0 +1,157 @@
+"""The model of MODEL.md sections 1-7 in plain numpy, written to be read: the tests' oracle.
+
+Every fast path (the CPU and CUDA kernels, the engine) must equal this module for the same seed.
+It is vectorized over paths only, loops over months, and computes in float64 throughout; the
+cube's float32 is applied at the very end.
+
+This module imports numpy, scipy.special, xarray and riskengine's own modules.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+from scipy.special import expit, ndtr
+
+from riskengine.compile import CompiledModel, compile_model
+from riskengine.kernels import rng
+from riskengine.scenario import Scenario
+from riskengine.store import build_dataset, periods
+
+__all__ = ["simulate", "simulate_block", "simulate_monthly"]
+
+
+def _exposure_multipliers(a, z0: np.ndarray) -> np.ndarray:
+    """eta[p, c, n] (section 5) from the per-path draws z0[p, slot] of month 0."""
+    C, N = a.exposure.shape
+    F = a.factor_loadings.shape[1]
+    zf = z0[:, 1 : 1 + C * F].reshape(-1, C, F)
+    ze = z0[:, 1 + C * F : 1 + C * F + C * N].reshape(-1, C, N)
+    xi = np.einsum("nf,pcf->pcn", a.factor_loadings, zf) + a.idiosyncratic_sd * ze
+    sigma = a.exposure_sigma
+    return np.exp(sigma * xi - 0.5 * sigma**2)
+
+
+def simulate_monthly(model: CompiledModel, seed: int, p0: int, p1: int) -> dict[str, np.ndarray]:
+    """Paths ``[p0, p1)`` at monthly resolution, float64, in the cube's layout.
+
+    Returns
+    -------
+    dict
+        ``loss`` (P, T, S, R), ``credit_loss`` (P, T, R), ``severity`` (P, T, C),
+        ``tension`` (P, T), ``weight`` (P,), all float64.
+    """
+    a = model.arrays
+    T, C = model.horizon, len(model.channels)
+    R, S = len(model.regions), len(model.sectors)
+    N = R * S
+    F = a.factor_loadings.shape[1]
+    P = p1 - p0
+    paths = np.arange(p0, p1)
+
+    z0 = rng.normals(seed, paths, [0], rng.path_slots(C, F, N))[:, 0, :]
+    z = rng.normals(seed, paths, np.arange(1, T + 1), rng.monthly_slots(C))
+    eta = _exposure_multipliers(a, z0)  # (P, C, N)
+    shock_weights = a.exposure[None, :, :] * eta  # E[c, n] * eta[p, c, n]
+
+    phi = a.tension_phi
+    g = z0[:, 0].copy() if a.tension_stationary else np.full(P, a.tension_start)
+    on = np.broadcast_to(a.initial_on, (P, C)).copy()
+    sev = np.broadcast_to(a.initial_severity, (P, C)).copy()
+    k = np.broadcast_to(a.initial_months_on, (P, C)).copy()
+    q = np.zeros((P, N))
+    idio = np.sqrt(1.0 - a.loading**2)
+    off_diag = a.retaliation * (1.0 - np.eye(C))
+
+    out = {
+        "loss": np.zeros((P, T, S, R)),
+        "credit_loss": np.zeros((P, T, R)),
+        "severity": np.zeros((P, T, C)),
+        "tension": np.zeros((P, T)),
+        "weight": np.ones(P),
+    }
+    for t in range(T):
+        zg, zc, zs = z[:, t, 0], z[:, t, 1 : 1 + C], z[:, t, 1 + C : 1 + 2 * C]
+        # 1. tension
+        g = phi * g + np.sqrt(1.0 - phi**2) * zg
+        # 2. channel latents: u = a g + sqrt(1 - a^2) (L zc)
+        u = a.loading * g[:, None] + idio * (zc @ a.chol.T)
+        # 3. regimes, with retaliation lowering the onset bar of channels still off
+        bar = a.threshold_on - on.astype(np.float64) @ off_diag.T
+        starts = ~on & (u > bar)
+        stops = on & (u < a.threshold_off)
+        new_sev = expit(a.severity_logit_median + a.severity_dispersion * zs)
+        sev = np.where(starts, new_sev, sev)
+        k = np.where(starts, 1, np.where(on & ~stops, k + 1, 0))
+        on = (on & ~stops) | starts
+        # 4. effective severity
+        ramp = np.where(
+            a.buffer_months > 0, np.minimum(1.0, k / np.maximum(a.buffer_months, 1e-300)), 1.0
+        )
+        e = on * sev * ramp * a.supply_left[:, t]
+        # 5. direct shock
+        d = np.minimum(1.0, np.einsum("pcn,pc->pn", shock_weights, e))
+        # 6. propagation
+        q = np.clip(q + a.recovery * (q @ a.propagation.T + d - q), 0.0, 1.0)
+        # 7. losses
+        pd = ndtr(a.pd0_probit + a.credit_gamma * q)
+        out["loss"][:, t] = (q * a.loss_scale).reshape(P, R, S).transpose(0, 2, 1)
+        out["credit_loss"][:, t] = (pd - a.pd0) @ a.credit_scale.T
+        out["severity"][:, t] = e
+        out["tension"][:, t] = g
+    return out
+
+
+def simulate_block(
+    model: CompiledModel, seed: int, p0: int, p1: int, resolution: str = "month"
+) -> dict[str, np.ndarray]:
+    """Paths ``[p0, p1)`` summed into periods, in the cube's layout and dtypes.
+
+    This is the block contract every backend meets (see :mod:`riskengine.backends`).
+    """
+    monthly = simulate_monthly(model, seed, p0, p1)
+    period_of_month, starts = periods(model.start, model.horizon, resolution)
+    out = {}
+    for name, values in monthly.items():
+        if name == "weight":
+            out[name] = values.astype(np.float64)
+            continue
+        summed = np.zeros((values.shape[0], len(starts), *values.shape[2:]))
+        np.add.at(summed, (slice(None), period_of_month), values)
+        out[name] = summed.astype(np.float32)
+    return out
+
+
+def simulate(
+    scenario: Scenario | CompiledModel,
+    paths: int,
+    seed: int,
+    resolution: str = "month",
+) -> xr.Dataset:
+    """Simulate ``paths`` paths with the reference model into an in-memory cube.
+
+    Parameters
+    ----------
+    scenario
+        A loaded scenario (or an already compiled model).
+    paths
+        Number of paths, simulated as paths ``0..paths-1``.
+    seed
+        In [0, 2**64).
+    resolution
+        ``month``, ``quarter``, ``year`` or ``horizon``: values are sums over each period.
+
+    Examples
+    --------
+    >>> from riskengine import load_scenario
+    >>> ds = simulate(load_scenario("truce_collapse"), paths=4, seed=1)
+    >>> dict(ds.sizes)
+    {'path': 4, 'time': 60, 'sector': 12, 'region': 7, 'channel': 4}
+    """
+    if paths <= 0:
+        raise ValueError(f"paths must be a positive integer, got {paths}")
+    model = scenario if isinstance(scenario, CompiledModel) else compile_model(scenario)
+    data = simulate_block(model, seed, 0, paths, resolution)
+    return build_dataset(
+        model, data, np.arange(paths), seed=seed, backend="reference", resolution=resolution
+    )

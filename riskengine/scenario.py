@@ -1,0 +1,373 @@
+"""Scenario files: the pydantic models of the YAML, loading, and one-line validation messages.
+
+A scenario says how the four (or any number of) shock channels behave, how exposed each
+sector x region node is, and how shocks travel through the economy. Values that vary by node are
+written the way an analyst thinks, as a :class:`NodeValues` block::
+
+    exposure:
+      default: 0.0            # every node not named below
+      sectors: {ELEC: 0.35}   # by sector ...
+      regions: {CHN: 0.5}     # ... times a factor by region (default 1)
+      nodes: {USA: {TREQ: 0.6}}  # explicit overrides, region then sector
+
+Checks that need the economy (unknown sector or region names, the propagation matrix's spectral
+radius) run in :func:`riskengine.compile.compile_model`; every error, from either place, is a
+:class:`ScenarioError` whose message is one line naming the YAML path of the field and the fix.
+
+This module imports numpy, pydantic and yaml only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Literal
+
+import numpy as np
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+__all__ = [
+    "Scenario",
+    "ScenarioError",
+    "builtin_scenarios",
+    "load_scenario",
+]
+
+
+class ScenarioError(ValueError):
+    """A scenario that cannot be run. ``str(err)`` is one line: the field (as a YAML path) or
+    file, what is wrong, and how to fix it."""
+
+
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+UnitInterval = Annotated[float, Field(gt=0.0, le=1.0)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NodeValues(_Strict):
+    """A value for every node: ``nodes[region][sector]`` if given, else
+    ``sectors.get(sector, default) * regions.get(region, 1)``."""
+
+    default: float = 0.0
+    sectors: dict[str, float] = Field(default_factory=dict)
+    regions: dict[str, float] = Field(default_factory=dict)
+    nodes: dict[str, dict[str, float]] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _scalar_is_default(cls, value):
+        # A plain number is shorthand for "the same value everywhere".
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return {"default": value}
+        return value
+
+    def to_array(
+        self, regions: tuple[str, ...], sectors: tuple[str, ...], where: str
+    ) -> np.ndarray:
+        """Values in node order (region-major). ``where`` is this block's YAML path, for errors."""
+        for key, known, what, kind in (
+            (self.sectors, sectors, "sectors", "sector"),
+            (self.regions, regions, "regions", "region"),
+            (self.nodes, regions, "nodes", "region"),
+        ):
+            for name in key:
+                if name not in known:
+                    raise ScenarioError(
+                        f"{where}.{what}.{name}: unknown {kind} {name!r}; known: {', '.join(known)}"
+                    )
+        for region, row in self.nodes.items():
+            for name in row:
+                if name not in sectors:
+                    raise ScenarioError(
+                        f"{where}.nodes.{region}.{name}: unknown sector {name!r}; known: "
+                        f"{', '.join(sectors)}"
+                    )
+        out = np.empty(len(regions) * len(sectors))
+        for i, r in enumerate(regions):
+            for j, s in enumerate(sectors):
+                value = self.sectors.get(s, self.default) * self.regions.get(r, 1.0)
+                out[i * len(sectors) + j] = self.nodes.get(r, {}).get(s, value)
+        return out
+
+
+class Severity(_Strict):
+    """Logit-normal severity drawn at each episode's onset: median ``m``, dispersion ``v``."""
+
+    median: Annotated[float, Field(gt=0.0, lt=1.0)]
+    dispersion: Annotated[float, Field(ge=0.0)] = 0.0
+
+
+class Substitution(_Strict):
+    """Alternative supply: ``max / (1 + exp(-(t - midpoint_month) / width_months))``."""
+
+    max: Probability = 0.0
+    midpoint_month: float = 60.0
+    width_months: Annotated[float, Field(gt=0.0)] = 12.0
+
+
+class InitialState(_Strict):
+    """A channel already on when the scenario starts."""
+
+    on: bool = False
+    severity: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
+    months_on: Annotated[int, Field(ge=0)] = 0
+
+    @model_validator(mode="after")
+    def _severity_when_on(self):
+        if self.on and self.severity <= 0.0:
+            raise ValueError("a channel that starts on needs severity in (0, 1]")
+        return self
+
+
+class Channel(_Strict):
+    """One shock channel (MODEL.md sections 2-5)."""
+
+    description: str = ""
+    p_on: Probability
+    p_off: Probability
+    loading: Annotated[float, Field(ge=-1.0, le=1.0)] = 0.0
+    severity: Severity
+    buffer_months: Annotated[float, Field(ge=0.0)] = 0.0
+    substitution: Substitution = Substitution()
+    exposure: NodeValues
+    initial: InitialState = InitialState()
+
+
+class Tension(_Strict):
+    """The common AR(1) tension factor (MODEL.md section 1)."""
+
+    start: float | Literal["stationary"] = "stationary"
+    phi: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.9
+
+
+class ExposureUncertainty(_Strict):
+    """Mean-one lognormal exposure multipliers (MODEL.md section 5).
+
+    The F common factors are one global factor and one factor per region, so
+    ``B[n] = (global_loading, regional_loading on n's region)``.
+    """
+
+    sigma: NodeValues = NodeValues(default=0.0)
+    global_loading: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
+    regional_loading: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
+
+    @model_validator(mode="after")
+    def _loadings_fit(self):
+        if self.global_loading**2 + self.regional_loading**2 > 1.0:
+            raise ValueError(
+                "global_loading^2 + regional_loading^2 must be <= 1 (the idiosyncratic part "
+                "takes the rest)"
+            )
+        return self
+
+
+class Propagation(_Strict):
+    """Dynamic inoperability input-output model (MODEL.md section 6)."""
+
+    downstream_weight: Annotated[float, Field(ge=0.0)] = 1.0
+    upstream_weight: Annotated[float, Field(ge=0.0)] = 0.0
+    recovery_speed: NodeValues = NodeValues(default=0.5)
+
+
+class Credit(_Strict):
+    """Bank credit losses (MODEL.md section 7)."""
+
+    lgd: Probability = 0.45
+    gamma: Annotated[float, Field(ge=0.0)] = 2.0
+    pd0: NodeValues = NodeValues(default=0.01)
+    ead_multiple: Annotated[float, Field(ge=0.0)] = 1.0
+    ead_table: str | None = None
+    bank_sector: str = "FIN"
+
+
+class Scenario(_Strict):
+    """A validated scenario. Build with :func:`load_scenario`.
+
+    ``source_text`` is the YAML the scenario was read from (stored in every cube) and
+    ``source_path`` its file; relative paths in it are read from that file's folder.
+    """
+
+    name: str
+    description: str = ""
+    start: dt.date
+    horizon_months: Annotated[int, Field(ge=1, le=1200)] = 60
+    economy: str = "wiod2011_7x12"
+    tension: Tension = Tension()
+    channels: dict[str, Channel]
+    correlation: dict[str, dict[str, float]] = Field(default_factory=dict)
+    retaliation: dict[str, dict[str, float]] = Field(default_factory=dict)
+    exposure_uncertainty: ExposureUncertainty = ExposureUncertainty()
+    propagation: Propagation = Propagation()
+    credit: Credit = Credit()
+    source_text: str = Field(default="", exclude=True, repr=False)
+    source_path: str = Field(default="<memory>", exclude=True, repr=False)
+
+    @field_validator("start", mode="before")
+    @classmethod
+    def _month(cls, value):
+        # "2026-12" is the natural way to write a start month.
+        if isinstance(value, str) and len(value) == 7:
+            value = value + "-01"
+        return value
+
+    @field_validator("start")
+    @classmethod
+    def _first_of_month(cls, value: dt.date) -> dt.date:
+        return value.replace(day=1)
+
+    @field_validator("channels")
+    @classmethod
+    def _some_channels(cls, value):
+        if not value:
+            raise ValueError("at least one channel is needed")
+        return value
+
+    @model_validator(mode="after")
+    def _pairs_name_channels(self):
+        names = list(self.channels)
+        for field in ("correlation", "retaliation"):
+            for a, row in getattr(self, field).items():
+                for b, v in row.items():
+                    for name in (a, b):
+                        if name not in self.channels:
+                            raise _FieldError(
+                                (field, a) if name == a else (field, a, b),
+                                f"unknown channel {name!r}; known: {', '.join(names)}",
+                            )
+                    if a == b:
+                        raise _FieldError(
+                            (field, a, b), "a channel with itself is fixed; name another channel"
+                        )
+                    if field == "correlation" and not -1.0 < v < 1.0:
+                        raise _FieldError((field, a, b), "a correlation must lie in (-1, 1)")
+                    if field == "retaliation" and v < 0.0:
+                        raise _FieldError((field, a, b), "retaliation must be >= 0")
+        self.correlation_matrix()  # raises on a non-positive-definite matrix
+        return self
+
+    @property
+    def channel_names(self) -> list[str]:
+        return list(self.channels)
+
+    def correlation_matrix(self) -> np.ndarray:
+        """Channel correlation R (symmetric, unit diagonal), checked positive definite."""
+        names = self.channel_names
+        R = np.eye(len(names))
+        for a, row in self.correlation.items():
+            for b, v in row.items():
+                i, j = names.index(a), names.index(b)
+                if R[i, j] != 0.0 and R[i, j] != v:
+                    raise _FieldError(
+                        ("correlation", a, b),
+                        f"given twice ({R[i, j]} and {v}); give each pair once",
+                    )
+                R[i, j] = R[j, i] = v
+        if np.linalg.eigvalsh(R).min() <= 1e-10:
+            raise _FieldError(
+                ("correlation",),
+                f"the matrix over channels {', '.join(names)} is not positive definite; lower "
+                "the largest correlations",
+            )
+        return R
+
+    def retaliation_matrix(self) -> np.ndarray:
+        """kappa[c, c']: how much an active c' lowers the onset bar of c."""
+        names = self.channel_names
+        K = np.zeros((len(names), len(names)))
+        for a, row in self.retaliation.items():
+            for b, v in row.items():
+                K[names.index(a), names.index(b)] = v
+        return K
+
+    @property
+    def base_dir(self) -> Path:
+        return Path(self.source_path).parent
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.source_text.encode()).hexdigest()
+
+
+class _FieldError(ValueError):
+    """Raised inside validators to name a field deeper than the one being validated."""
+
+    def __init__(self, loc: tuple[str, ...], message: str):
+        super().__init__(message)
+        self.loc = loc
+        self.message = message
+
+
+def _one_line(err: ValidationError, source: str) -> str:
+    first = err.errors()[0]
+    loc = [str(p) for p in first["loc"]]
+    msg = first["msg"]
+    ctx_err = (first.get("ctx") or {}).get("error")
+    if isinstance(ctx_err, _FieldError):
+        loc, msg = [*loc, *ctx_err.loc], ctx_err.message
+    elif first["type"] == "missing":
+        msg = "missing; add this field"
+    elif first["type"] == "extra_forbidden":
+        msg = "unknown field; check its spelling against docs/calibration.md"
+    msg = msg.removeprefix("Value error, ")
+    where = ".".join(loc) or "(top level)"
+    return f"{source}: {where}: {msg}".replace("\n", " ")
+
+
+def builtin_scenarios() -> dict[str, Path]:
+    """Names and files of the scenario library in ``configs/scenarios``."""
+    folder = resources.files("riskengine.data") / "scenarios"
+    return {
+        p.name.removesuffix(".yaml"): Path(str(p))
+        for p in sorted(folder.iterdir(), key=lambda p: p.name)
+        if p.name.endswith(".yaml")
+    }
+
+
+def load_scenario(source: str | Path) -> Scenario:
+    """Load and validate a scenario by built-in name or by path to a YAML file.
+
+    Raises
+    ------
+    ScenarioError
+        With a one-line message naming the file, the field and the fix.
+
+    Examples
+    --------
+    >>> sc = load_scenario("truce_collapse")
+    >>> sorted(sc.channels)
+    ['chips', 'dollar', 'rare_earths', 'tariffs']
+    """
+    library = builtin_scenarios()
+    path = library.get(str(source), Path(source))
+    if not path.is_file():
+        raise ScenarioError(
+            f"{source}: no such scenario file or built-in name (built-in: "
+            f"{', '.join(library)}; see `riskengine scenarios`)"
+        )
+    text = path.read_text()
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ScenarioError(f"{path}:{where} not valid YAML; fix the syntax there") from None
+    if not isinstance(data, dict):
+        raise ScenarioError(f"{path}: expected a mapping of fields at the top level")
+    data.setdefault("name", path.stem)
+    try:
+        return Scenario(**data, source_text=text, source_path=str(path.resolve()))
+    except ValidationError as err:
+        raise ScenarioError(_one_line(err, str(path))) from None
