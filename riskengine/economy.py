@@ -8,7 +8,8 @@ tables. Everything the propagation needs (``A``, ``A*``, ``M``) is derived here 
 File format (the project's own; ``configs/economy/wiod2011_7x12`` is an example): a folder with
 ``intermediate.csv`` (first column ``node``, then one column per buying node; nodes are written
 ``REGION.SECTOR``), ``output.csv`` (columns ``node, output``) and optionally ``final_demand.csv``
-(first column ``node``, then one column per region).
+(first column ``node``, then one column per region) and ``unit.txt`` (the currency unit, one
+line; ``USD million`` when absent).
 
 This module imports numpy and the standard library only (pymrio lazily, when asked for).
 """
@@ -219,7 +220,9 @@ def _from_folder(folder: Path, name: str) -> Economy:
             raise EconomyError(
                 f"{folder / 'final_demand.csv'}: rows must be the nodes of intermediate.csv"
             )
-    return Economy(regions, sectors, Z, xcol[:, 0], Y, "USD million", name)
+    unit_file = folder / "unit.txt"
+    unit = unit_file.read_text().strip() if unit_file.is_file() else "USD million"
+    return Economy(regions, sectors, Z, xcol[:, 0], Y, unit, name)
 
 
 def from_pymrio(io, name: str = "pymrio") -> Economy:

@@ -125,6 +125,14 @@ class InitialState(_Strict):
     severity: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
     months_on: Annotated[int, Field(ge=0)] = 0
 
+    @model_validator(mode="before")
+    @classmethod
+    def _yaml_on_key(cls, value):
+        # YAML 1.1 (and so yaml.safe_load) reads a bare `on:` key as the boolean True.
+        if isinstance(value, dict) and True in value and "on" not in value:
+            value = {("on" if k is True else k): v for k, v in value.items()}
+        return value
+
     @model_validator(mode="after")
     def _severity_when_on(self):
         if self.on and self.severity <= 0.0:
