@@ -83,3 +83,7 @@ def main() -> None:
         sys.exit(2)
     except __import__("click").exceptions.Abort:
         sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
