@@ -171,15 +171,19 @@ def _read_labelled(path: Path) -> tuple[list[str], list[str], np.ndarray]:
     if len(rows) < 2:
         raise EconomyError(f"{path}: expected a header row and at least one data row")
     header, body = rows[0], rows[1:]
+    for r in body:
+        if len(r) != len(header):
+            raise EconomyError(
+                f"{path}: row {r[0]} has {len(r) - 1} values after its label, the header "
+                f"{len(header) - 1}; give every row one value per column"
+            )
     try:
         values = np.array([[float(v) for v in r[1:]] for r in body], dtype=np.float64)
     except ValueError as exc:
         raise EconomyError(
             f"{path}: every value after the first column must be a number ({exc})"
         ) from None
-    if values.ndim != 2 or values.shape[1] != len(header) - 1:
-        raise EconomyError(f"{path}: every row needs {len(header) - 1} values after its label")
-    return [r[0] for r in body], header[1:], values
+    return [r[0] for r in body], header[1:], values.reshape(len(body), len(header) - 1)
 
 
 def _split_nodes(labels: list[str], path: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
