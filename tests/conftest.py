@@ -94,9 +94,7 @@ def tiny_scenario_dict() -> dict:
 
 
 @pytest.fixture
-def scenario_writer(
-    tmp_path: Path, tiny_economy: rk.Economy
-) -> Callable[[dict], Path]:
+def scenario_writer(tmp_path: Path, tiny_economy: rk.Economy) -> Callable[[dict], Path]:
     """Writes a scenario dict as ``tmp_path/scenario.yaml`` next to the tiny economy's folder."""
     write_economy_folder(tiny_economy, tmp_path / "eco")
 

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy import stats
-
 from riskengine.kernels import rng
+from scipy import stats
 
 # Random123 kat_vectors, philox4x32 with 10 rounds: (counter c0..c3, key k0 k1) -> 4 words.
 KAT = [
@@ -34,7 +33,8 @@ def test_philox_kat_scalar(counter, key, expected):
 
 def test_philox_kat_arrays():
     # All three vectors in one vectorized call, as normals() makes it.
-    columns = [np.array(col, dtype=np.uint64) for col in zip(*(c + k for c, k, _ in KAT))]
+    inputs = np.array([c + k for c, k, _ in KAT], dtype=np.uint64)
+    columns = list(inputs.T)
     words = rng.philox4x32(*columns)
     assert np.stack(words, axis=1).tolist() == [list(e) for _, _, e in KAT]
 
