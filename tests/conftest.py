@@ -63,8 +63,10 @@ def economy_writer() -> Callable[[rk.Economy, Path], Path]:
     return write_economy_folder
 
 
-def tiny_scenario_dict() -> dict:
-    """A small valid scenario on the tiny economy (folder ``eco`` next to the YAML file).
+@pytest.fixture
+def tiny_scenario() -> dict:
+    """A small valid scenario on the tiny economy (folder ``eco`` next to the YAML file, see
+    ``scenario_writer``), as a fresh dict that a test may break.
 
     Three channels, so that a non-positive-definite correlation matrix can be written.
     """
