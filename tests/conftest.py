@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
 import riskengine as rk
 
@@ -57,52 +56,7 @@ def write_economy_folder(eco: rk.Economy, folder: Path) -> Path:
     return folder
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def economy_writer() -> Callable[[rk.Economy, Path], Path]:
     """The CSV writer, for tests that build economy folders of their own."""
     return write_economy_folder
-
-
-@pytest.fixture
-def tiny_scenario() -> dict:
-    """A small valid scenario on the tiny economy (folder ``eco`` next to the YAML file, see
-    ``scenario_writer``), as a fresh dict that a test may break.
-
-    Three channels, so that a non-positive-definite correlation matrix can be written.
-    """
-    channel = {
-        "p_on": 0.1,
-        "p_off": 0.2,
-        "loading": 0.5,
-        "severity": {"median": 0.5, "dispersion": 0.5},
-        "buffer_months": 2,
-        "exposure": {"default": 0.0, "sectors": {"MFG": 0.3}, "regions": {"CHN": 0.5}},
-    }
-    return {
-        "name": "tiny",
-        "start": "2027-01",
-        "horizon_months": 12,
-        "economy": "eco",
-        "tension": {"start": "stationary", "phi": 0.8},
-        "channels": {
-            "chips": channel,
-            "rare_earths": {**channel, "exposure": {"nodes": {"USA": {"FIN": 0.1}}}},
-            "tariffs": channel,
-        },
-        "correlation": {"chips": {"rare_earths": 0.3}},
-        "retaliation": {"chips": {"rare_earths": 0.2}},
-        "propagation": {"downstream_weight": 0.8, "upstream_weight": 0.2},
-    }
-
-
-@pytest.fixture
-def scenario_writer(tmp_path: Path, tiny_economy: rk.Economy) -> Callable[[dict], Path]:
-    """Writes a scenario dict as ``tmp_path/scenario.yaml`` next to the tiny economy's folder."""
-    write_economy_folder(tiny_economy, tmp_path / "eco")
-
-    def write(data: dict, name: str = "scenario.yaml") -> Path:
-        path = tmp_path / name
-        path.write_text(yaml.safe_dump(data, sort_keys=False))
-        return path
-
-    return write
