@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import yaml
 from scipy import stats
 from scipy.special import ndtr, ndtri
 
-from riskengine import Scenario, compile_model
+from riskengine import Scenario, builtin_scenarios, compile_model, load_scenario
 from riskengine.reference import simulate, simulate_block, simulate_monthly
 
 Z_TOL = 5.0  # standard errors
@@ -255,10 +256,6 @@ def test_check5_exposure_multipliers(tiny_economy):
 
 def test_check6_no_shock_no_loss(tmp_path):
     """The default scenario with every onset probability 0: every loss is exactly 0."""
-    import yaml
-
-    from riskengine import builtin_scenarios, load_scenario
-
     data = yaml.safe_load(builtin_scenarios()["truce_collapse"].read_text())
     for ch in data["channels"].values():
         ch["p_on"] = 0.0
