@@ -20,7 +20,7 @@ def truce_collapse():
 
 @pytest.fixture(scope="session")
 def tiny_economy() -> rk.Economy:
-    """2 regions x 2 sectors, balanced (Z 1 + Y 1 = x exactly), spectral radius of A about 0.3.
+    """2 regions x 2 sectors, balanced (Z 1 + Y 1 = x exactly), spectral radius of A 0.234.
 
     Nodes in order: USA.MFG, USA.FIN, CHN.MFG, CHN.FIN.
     """
