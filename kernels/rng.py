@@ -46,6 +46,7 @@ This module imports numpy only.
 from __future__ import annotations
 
 import math
+import operator
 
 import numpy as np
 
@@ -126,9 +127,14 @@ def box_muller(w_a, w_b):
 
 def split_seed(seed: int) -> tuple[np.uint64, np.uint64]:
     """The Philox key (k0, k1) of a seed in [0, 2**64)."""
-    if not 0 <= int(seed) < 2**64:
-        raise ValueError(f"seed must be an integer in [0, 2**64), got {seed}")
-    return np.uint64(int(seed) & 0xFFFFFFFF), np.uint64(int(seed) >> 32)
+    # operator.index, not int(): a float or string seed must fail, not be silently truncated.
+    try:
+        value = operator.index(seed)
+    except TypeError:
+        value = -1
+    if not 0 <= value < 2**64:
+        raise ValueError(f"seed must be an integer in [0, 2**64), got {seed!r}")
+    return np.uint64(value & 0xFFFFFFFF), np.uint64(value >> 32)
 
 
 def normal(k0, k1, path, month, slot):

@@ -82,9 +82,9 @@ class CompiledModel:
         return len(self.regions) * len(self.sectors)
 
 
-def _ead_table(path: Path, eco: Economy) -> np.ndarray:
+def _ead_table(path: Path, eco: Economy, src: str) -> np.ndarray:
     """Read a user's exposure table: rows are banking regions, columns REGION.SECTOR nodes."""
-    where = f"credit.ead_table ({path})"
+    where = f"{src}: credit.ead_table ({path})"
     if not path.is_file():
         raise ScenarioError(f"{where}: file not found; give a CSV path relative to the scenario")
     with path.open(newline="") as fh:
@@ -139,8 +139,9 @@ def compile_model(scenario: Scenario, economy: Economy | None = None) -> Compile
     labels = eco.node_labels
 
     def node_values(block, where: str, lo: float, hi: float) -> np.ndarray:
-        values = block.to_array(eco.regions, eco.sectors, where)
-        _check_range(values, lo, hi, where, labels)
+        # Prefixed with the file like every other message, so the CLI's line names both.
+        values = block.to_array(eco.regions, eco.sectors, f"{src}: {where}")
+        _check_range(values, lo, hi, f"{src}: {where}", labels)
         return values
 
     ch = [scenario.channels[c] for c in names]
@@ -185,7 +186,7 @@ def compile_model(scenario: Scenario, economy: Economy | None = None) -> Compile
     if np.any((pd0 <= 0.0) | (pd0 >= 1.0)):
         raise ScenarioError(f"{src}: credit.pd0: every baseline PD must lie strictly in (0, 1)")
     if credit.ead_table is not None:
-        ead = _ead_table(scenario.base_dir / credit.ead_table, eco)
+        ead = _ead_table(scenario.base_dir / credit.ead_table, eco, src)
     else:
         ead = credit.ead_multiple * np.stack(
             [eco.Z[eco.node(credit.bank_sector, r)] for r in eco.regions]

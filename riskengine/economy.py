@@ -172,15 +172,19 @@ def _read_labelled(path: Path) -> tuple[list[str], list[str], np.ndarray]:
     if len(rows) < 2:
         raise EconomyError(f"{path}: expected a header row and at least one data row")
     header, body = rows[0], rows[1:]
+    for r in body:
+        if len(r) != len(header):
+            raise EconomyError(
+                f"{path}: row {r[0]} has {len(r) - 1} values after its label, the header "
+                f"{len(header) - 1}; give every row one value per column"
+            )
     try:
         values = np.array([[float(v) for v in r[1:]] for r in body], dtype=np.float64)
     except ValueError as exc:
         raise EconomyError(
             f"{path}: every value after the first column must be a number ({exc})"
         ) from None
-    if values.ndim != 2 or values.shape[1] != len(header) - 1:
-        raise EconomyError(f"{path}: every row needs {len(header) - 1} values after its label")
-    return [r[0] for r in body], header[1:], values
+    return [r[0] for r in body], header[1:], values.reshape(len(body), len(header) - 1)
 
 
 def _split_nodes(labels: list[str], path: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -234,16 +238,25 @@ def from_pymrio(io, name: str = "pymrio") -> Economy:
         raise EconomyError(f"{name}: call IOSystem.calc_all() first, Z and x are missing")
     regions = tuple(dict.fromkeys(io.Z.index.get_level_values(0)))
     sectors = tuple(dict.fromkeys(io.Z.index.get_level_values(1)))
+    if list(io.Z.index) != [(r, s) for r in regions for s in sectors]:
+        raise EconomyError(f"{name}: Z must list every sector of each region, region by region")
     Y = None
     if getattr(io, "Y", None) is not None:
-        Y = io.Y.T.groupby(level=0, sort=False).sum().T.to_numpy(dtype=np.float64)
+        by_region = io.Y.T.groupby(level=0, sort=False).sum().T
+        Y = by_region.reindex(columns=list(regions)).to_numpy(dtype=np.float64)
+    # pymrio keeps one unit per node in a DataFrame (or None); flows in several units cannot
+    # be summed into one table.
+    unit = getattr(io, "unit", None)
+    units = {"M.EUR"} if unit is None else set(unit.to_numpy().ravel())
+    if len(units) != 1:
+        raise EconomyError(f"{name}: flows in several units {sorted(units)}; convert to one")
     return Economy(
         regions,
         sectors,
         io.Z.to_numpy(dtype=np.float64),
         io.x.to_numpy(dtype=np.float64).ravel(),
         Y,
-        str(getattr(io, "unit", "") or "M.EUR"),
+        str(units.pop()),
         name,
     )
 

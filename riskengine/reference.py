@@ -61,6 +61,9 @@ def simulate_monthly(model: CompiledModel, seed: int, p0: int, p1: int) -> dict[
     k = np.broadcast_to(a.initial_months_on, (P, C)).copy()
     q = np.zeros((P, N))
     idio = np.sqrt(1.0 - a.loading**2)
+    # The baseline PD through the same Phi as the stressed one, so that q = 0 gives a credit
+    # loss of exactly 0 (Phi(Phi^-1(pd0)) differs from pd0 in the last bits).
+    pd_base = ndtr(a.pd0_probit)
     off_diag = a.retaliation * (1.0 - np.eye(C))
 
     out = {
@@ -96,7 +99,7 @@ def simulate_monthly(model: CompiledModel, seed: int, p0: int, p1: int) -> dict[
         # 7. losses
         pd = ndtr(a.pd0_probit + a.credit_gamma * q)
         out["loss"][:, t] = (q * a.loss_scale).reshape(P, R, S).transpose(0, 2, 1)
-        out["credit_loss"][:, t] = (pd - a.pd0) @ a.credit_scale.T
+        out["credit_loss"][:, t] = (pd - pd_base) @ a.credit_scale.T
         out["severity"][:, t] = e
         out["tension"][:, t] = g
     return out

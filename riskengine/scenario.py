@@ -274,14 +274,16 @@ class Scenario(_Strict):
         """Channel correlation R (symmetric, unit diagonal), checked positive definite."""
         names = self.channel_names
         R = np.eye(len(names))
+        given: dict[frozenset[str], float] = {}
         for a, row in self.correlation.items():
             for b, v in row.items():
-                i, j = names.index(a), names.index(b)
-                if R[i, j] != 0.0 and R[i, j] != v:
+                pair = frozenset((a, b))
+                if given.setdefault(pair, v) != v:
                     raise _FieldError(
                         ("correlation", a, b),
-                        f"given twice ({R[i, j]} and {v}); give each pair once",
+                        f"given twice ({given[pair]} and {v}); give each pair once",
                     )
+                i, j = names.index(a), names.index(b)
                 R[i, j] = R[j, i] = v
         if np.linalg.eigvalsh(R).min() <= 1e-10:
             raise _FieldError(

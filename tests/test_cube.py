@@ -1,0 +1,160 @@
+"""The reference cube against the contract of DESIGN.md (riskengine.store): names, dims, dtypes,
+coordinates, attributes, and the coarser resolutions (sums over periods from the start month)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+
+import numpy as np
+import pytest
+
+import riskengine as rk
+from riskengine.reference import simulate, simulate_monthly
+from riskengine.store import CUBE, periods
+
+DIMS = {
+    "loss": ("path", "time", "sector", "region"),
+    "credit_loss": ("path", "time", "region"),
+    "severity": ("path", "time", "channel"),
+    "tension": ("path", "time"),
+    "weight": ("path",),
+}
+DTYPES = {"loss": "float32", "credit_loss": "float32", "severity": "float32"}
+DTYPES |= {"tension": "float32", "weight": "float64"}
+UNITS = {"loss": "USD million", "credit_loss": "USD million"}
+UNITS |= {"severity": "1", "tension": "1", "weight": "1"}
+ATTRS = {
+    "riskengine_version",
+    "scenario",
+    "scenario_sha256",
+    "seed",
+    "paths",
+    "backend",
+    "resolution",
+    "created",
+}
+
+
+@pytest.fixture(scope="module")
+def cube(truce_collapse):
+    return simulate(truce_collapse, paths=5, seed=3)
+
+
+def test_variables_dims_dtypes(cube):
+    assert set(cube.data_vars) == set(DIMS)
+    assert set(CUBE) == set(DIMS)
+    for name, dims in DIMS.items():
+        assert cube[name].dims == dims, name
+        assert cube[name].dtype == np.dtype(DTYPES[name]), name
+    assert dict(cube.sizes) == {"path": 5, "time": 60, "sector": 12, "region": 7, "channel": 4}
+
+
+def test_variable_attrs(cube):
+    for name in DIMS:
+        assert cube[name].attrs["units"] == UNITS[name], name
+        assert cube[name].attrs["long_name"] == CUBE[name].long_name, name
+        assert cube[name].attrs["long_name"]
+
+
+def test_coordinates(cube, truce_collapse):
+    assert set(cube.coords) == {"path", "time", "sector", "region", "channel"}
+    assert cube.path.dtype == np.int64
+    np.testing.assert_array_equal(cube.path.values, np.arange(5))
+    assert cube.time.dtype == np.dtype("datetime64[ns]")
+    assert cube.time.values[0] == np.datetime64("2026-12-01")  # the scenario's start month
+    months = cube.time.values.astype("datetime64[M]")
+    np.testing.assert_array_equal(np.diff(months).astype(int), 1)
+    assert months[-1] == np.datetime64("2031-11")
+    for name, labels in (
+        ("sector", truce_collapse.sectors),
+        ("region", truce_collapse.regions),
+        ("channel", truce_collapse.channels),
+    ):
+        assert cube[name].values.tolist() == list(labels)
+        assert all(isinstance(v, str) for v in cube[name].values)
+
+
+def test_dataset_attrs(cube):
+    assert ATTRS <= set(cube.attrs)
+    file = rk.builtin_scenarios()["truce_collapse"]
+    assert cube.attrs["scenario"] == file.read_text()
+    assert cube.attrs["scenario_sha256"] == hashlib.sha256(file.read_bytes()).hexdigest()
+    assert cube.attrs["riskengine_version"] == rk.__version__
+    assert (cube.attrs["seed"], cube.attrs["paths"]) == (3, 5)
+    assert (cube.attrs["backend"], cube.attrs["resolution"]) == ("reference", "month")
+    created = dt.datetime.fromisoformat(cube.attrs["created"])
+    assert created.tzinfo is not None
+    assert abs(dt.datetime.now(dt.UTC) - created) < dt.timedelta(hours=1)
+
+
+def test_values_are_the_monthly_model_in_float32(cube, truce_collapse):
+    monthly = simulate_monthly(truce_collapse, 3, 0, 5)
+    for name in DIMS:
+        np.testing.assert_array_equal(cube[name].values, monthly[name].astype(DTYPES[name]))
+
+
+@pytest.mark.parametrize(("resolution", "length"), [("quarter", 3), ("year", 12), ("horizon", 60)])
+def test_coarser_resolutions_sum_the_months(truce_collapse, resolution, length):
+    coarse = simulate(truce_collapse, paths=3, seed=4, resolution=resolution)
+    monthly = simulate_monthly(truce_collapse, 4, 0, 3)
+    n = 60 // length
+    assert coarse.sizes["time"] == n
+    assert coarse.attrs["resolution"] == resolution
+    starts = np.datetime64("2026-12", "M") + np.arange(0, 60, length)
+    np.testing.assert_array_equal(coarse.time.values, starts.astype("datetime64[ns]"))
+    for name in ("loss", "credit_loss", "severity", "tension"):
+        values = monthly[name]
+        summed = values.reshape(3, n, length, *values.shape[2:]).sum(axis=2)
+        assert coarse[name].dtype == np.float32
+        np.testing.assert_allclose(coarse[name].values, summed, rtol=1e-6, atol=1e-6, err_msg=name)
+    np.testing.assert_array_equal(coarse.weight.values, 1.0)
+
+
+def test_periods_when_the_horizon_is_not_a_multiple():
+    start = dt.date(2027, 11, 1)
+    of_month, starts = periods(start, 7, "quarter")
+    np.testing.assert_array_equal(of_month, [0, 0, 0, 1, 1, 1, 2])
+    np.testing.assert_array_equal(
+        starts, np.array(["2027-11-01", "2028-02-01", "2028-05-01"], dtype="datetime64[ns]")
+    )
+    of_month, starts = periods(start, 13, "year")
+    np.testing.assert_array_equal(of_month, [0] * 12 + [1])
+    np.testing.assert_array_equal(starts, np.array(["2027-11-01", "2028-11-01"], "datetime64[ns]"))
+    of_month, starts = periods(start, 7, "horizon")
+    np.testing.assert_array_equal(of_month, [0] * 7)
+    np.testing.assert_array_equal(starts, np.array(["2027-11-01"], "datetime64[ns]"))
+    of_month, starts = periods(start, 3, "month")
+    np.testing.assert_array_equal(of_month, [0, 1, 2])
+    assert starts.dtype == np.dtype("datetime64[ns]")
+
+
+def test_short_last_period_in_the_cube(tiny_economy):
+    """Horizon 7 by quarters: periods of 3, 3 and 1 months, each the sum of its months."""
+    scenario = rk.Scenario(
+        name="seven",
+        start="2027-11",
+        horizon_months=7,
+        channels={
+            "only": {
+                "p_on": 0.3,
+                "p_off": 0.2,
+                "severity": {"median": 0.5, "dispersion": 0.5},
+                "exposure": {"default": 0.2},
+            }
+        },
+    )
+    model = rk.compile_model(scenario, tiny_economy)
+    coarse = simulate(model, paths=50, seed=6, resolution="quarter")
+    monthly = simulate_monthly(model, 6, 0, 50)
+    assert coarse.sizes["time"] == 3
+    for name in ("loss", "severity", "tension"):
+        v = monthly[name]
+        summed = np.stack([v[:, 0:3].sum(1), v[:, 3:6].sum(1), v[:, 6]], axis=1)
+        np.testing.assert_allclose(coarse[name].values, summed, rtol=1e-6, atol=1e-6, err_msg=name)
+    assert coarse.loss.values.any()  # some path had an episode: the sums are not vacuous
+
+
+def test_unknown_resolution():
+    with pytest.raises(ValueError, match="resolution 'week' is not one of"):
+        periods(dt.date(2027, 1, 1), 12, "week")
