@@ -20,14 +20,16 @@ import numpy as np
 import xarray as xr
 from rich.table import Table
 
-from riskengine.weighted import mean_se, tail_stats, tail_weights
+from riskengine.weighted import exceedance, mean_se, tail_stats, tail_weights, weighted_quantile
 
 __all__ = [
     "CubeError",
     "attribution",
     "check_cube",
     "check_levels",
+    "cumulative_loss_quantiles",
     "display_unit",
+    "exceedance_curves",
     "path_totals",
     "risk_summary",
     "risk_table",
@@ -112,15 +114,19 @@ def _year_index(ds: xr.Dataset) -> np.ndarray | None:
     return (months - months[0]) // 12
 
 
-def path_totals(ds: xr.Dataset) -> xr.Dataset:
+def path_totals(ds: xr.Dataset, timeline: bool = False) -> xr.Dataset:
     """Per-path totals over time of a cube, lazy if the cube is dask-backed.
 
     Variables (float64 sums of the float32 cube): ``loss`` (path, sector, region) over the
     horizon, ``credit_loss`` (path, region), and where the resolution has years (not
     ``horizon``) ``loss_region_year``, ``loss_sector_year``, ``credit_loss_year`` with a ``year``
     dim (year 1 = the first 12 months from the scenario's start); ``active`` (path, channel): the
-    channel was on at some time of the path; ``weight``. Nothing is computed here: call
-    ``.compute()`` (one pass over the cube) or pass the result to the functions of this module.
+    channel was on at some time of the path; ``p_active_time`` (time, channel): weighted
+    probability that the channel is on (at resolutions coarser than a month: on at some month of
+    the period); ``weight``. With ``timeline``, also ``cumulative_loss_region`` (path, time,
+    region, float32: 4 bytes x paths x periods x regions), for fan charts. Nothing is computed
+    here: call ``.compute()`` (one pass over the cube) or pass the result to the functions of
+    this module.
 
     Examples
     --------
@@ -129,17 +135,23 @@ def path_totals(ds: xr.Dataset) -> xr.Dataset:
     >>> ds = simulate(load_scenario("truce_collapse"), paths=3, seed=1)
     >>> sorted(path_totals(ds).data_vars)  # doctest: +NORMALIZE_WHITESPACE
     ['active', 'credit_loss', 'credit_loss_year', 'loss', 'loss_region_year', 'loss_sector_year',
-     'weight']
+     'p_active_time', 'weight']
     """
     check_cube(ds)
     loss = ds["loss"].astype(np.float64)
     credit = ds["credit_loss"].astype(np.float64)
+    weight = ds["weight"].astype(np.float64)
+    on = ds["severity"] > 0
     out = {
         "loss": loss.sum("time"),
         "credit_loss": credit.sum("time"),
-        "active": (ds["severity"] > 0).any("time"),
-        "weight": ds["weight"].astype(np.float64),
+        "active": on.any("time"),
+        "p_active_time": weight.dot(on, dim="path") / weight.sum(),
+        "weight": weight,
     }
+    if timeline:
+        cumulative = loss.sum("sector").cumsum("time").astype(np.float32)
+        out["cumulative_loss_region"] = cumulative.transpose("path", "time", "region")
     year = _year_index(ds)
     if year is not None:
         by_year = {"year": ("time", year + 1)}
@@ -331,6 +343,87 @@ def attribution(ds: xr.Dataset, levels: Sequence[float] = (0.99,)) -> xr.Dataset
             "channel": t["channel"].values,
         },
         attrs={"units": t.attrs["units"]},
+    )
+
+
+def exceedance_curves(ds: xr.Dataset, n_points: int = 100) -> xr.Dataset:
+    """Exceedance curves ``P(L > x)`` of the loss over the horizon, with 95 % bands.
+
+    Parameters
+    ----------
+    ds
+        A cube or its :func:`path_totals`.
+    n_points
+        Thresholds per curve, spread evenly in log-probability from the body to the ``1/n_eff``
+        tail (see :func:`riskengine.weighted.exceedance`).
+
+    Returns
+    -------
+    xarray.Dataset
+        For ``total``, ``region`` and ``sector`` (dims ``point`` and the group's dim):
+        ``{group}_threshold`` (loss, the cube's unit), ``_probability`` (weighted share of paths
+        with a loss above it), ``_se`` and the 95 % Wilson band ``_lower``, ``_upper``.
+
+    Examples
+    --------
+    >>> from riskengine import load_scenario
+    >>> from riskengine.reference import simulate
+    >>> ds = simulate(load_scenario("truce_collapse"), paths=200, seed=1)
+    >>> e = exceedance_curves(ds, n_points=20)
+    >>> e.region_probability.dims, bool((e.total_lower <= e.total_probability).all())
+    (('region', 'point'), True)
+    """
+    t = _loaded_totals(ds)
+    w = t["weight"].values
+    node = t["loss"]
+    groups = {
+        "total": node.sum(("sector", "region")),
+        "region": node.sum("sector"),
+        "sector": node.sum("region"),
+    }
+    out = {}
+    for group, values in groups.items():
+        cols = [d for d in values.dims if d != "path"]
+        x = values.transpose(*cols, "path").values.reshape(-1, values.sizes["path"])
+        curves = [exceedance(col, w, n_points) for col in x]
+        for field in ("threshold", "probability", "se", "lower", "upper"):
+            arr = np.stack([getattr(c, field) for c in curves]).reshape(
+                *(values.sizes[d] for d in cols), n_points
+            )
+            out[f"{group}_{field}"] = ([*cols, "point"], arr)
+    coords = {"region": node["region"].values, "sector": node["sector"].values}
+    return xr.Dataset(out, coords=coords, attrs={"units": t.attrs["units"]})
+
+
+def cumulative_loss_quantiles(
+    ds: xr.Dataset, quantiles: Sequence[float] = (0.05, 0.5, 0.95)
+) -> xr.DataArray:
+    """Weighted quantiles over paths of each region's cumulative loss up to each period.
+
+    Needs ``cumulative_loss_region``: give a cube, or :func:`path_totals` with ``timeline``.
+
+    Examples
+    --------
+    >>> from riskengine import load_scenario
+    >>> from riskengine.reference import simulate
+    >>> ds = simulate(load_scenario("truce_collapse"), paths=200, seed=1, resolution="year")
+    >>> cumulative_loss_quantiles(ds).dims
+    ('quantile', 'time', 'region')
+    """
+    q = check_levels(quantiles)
+    t = ds if ds.attrs.get("kind") == _TOTALS_KIND else path_totals(ds, timeline=True)
+    cumulative = t["cumulative_loss_region"].compute()
+    w = t["weight"].values
+    x = cumulative.values
+    out = np.empty((q.size, x.shape[1], x.shape[2]))
+    for i in range(x.shape[1]):
+        for j in range(x.shape[2]):
+            out[:, i, j] = weighted_quantile(x[:, i, j], w, q)
+    return xr.DataArray(
+        out,
+        dims=("quantile", "time", "region"),
+        coords={"quantile": q, "time": cumulative["time"], "region": cumulative["region"]},
+        attrs={"units": t.attrs["units"], "long_name": "cumulative output loss"},
     )
 
 

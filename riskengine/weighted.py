@@ -234,4 +234,5 @@ def _wilson(p: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     z2 = Z95**2
     centre = (p + z2 / (2 * n)) / (1 + z2 / n)
     half = Z95 * np.sqrt(p * (1 - p) / n + z2 / (4 * n**2)) / (1 + z2 / n)
-    return np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0)
+    # the interval holds p in exact arithmetic; min/max keep rounding (p = 0 or 1) from breaking it
+    return np.minimum(np.clip(centre - half, 0.0, 1.0), p), np.maximum(centre + half, p).clip(0, 1)
