@@ -30,6 +30,7 @@ __all__ = [
     "cumulative_loss_quantiles",
     "display_unit",
     "exceedance_curves",
+    "format_amount",
     "path_totals",
     "risk_summary",
     "risk_table",
@@ -427,6 +428,20 @@ def cumulative_loss_quantiles(
     )
 
 
+def format_amount(value: float) -> str:
+    """An amount with thousands separators and at least three significant digits.
+
+    Examples
+    --------
+    >>> [format_amount(v) for v in (12345.6, 42.34, 0.5, 0.0)]
+    ['12,346', '42.3', '0.500', '0']
+    """
+    if value == 0 or not np.isfinite(value):
+        return f"{value:g}"
+    decimals = max(0, 2 - int(np.floor(np.log10(abs(value)))))
+    return f"{value:,.{decimals}f}"
+
+
 def _level_label(level: float) -> str:
     return f"{100 * level:g} %"
 
@@ -463,11 +478,11 @@ def risk_table(
             table.add_column(f"{what} VaR {_level_label(a)}", justify="right")
 
     def cells(prefix: str, **where) -> list[str]:
-        row = [f"{scale * float(s[f'{prefix}_EL'].sel(where)):,.1f}"]
+        row = [format_amount(scale * float(s[f"{prefix}_EL"].sel(where)))]
         for a in lv:
             var = scale * float(s[f"{prefix}_VaR"].sel({**where, "level": a}))
             se = scale * float(s[f"{prefix}_VaR_se"].sel({**where, "level": a}))
-            row.append(f"{var:,.1f} ± {se:,.1f}")
+            row.append(f"{format_amount(var)} ± {format_amount(se)}")
         return row
 
     for r in s["region"].values:

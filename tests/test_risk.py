@@ -23,6 +23,7 @@ from riskengine.risk import (
     check_levels,
     cumulative_loss_quantiles,
     display_unit,
+    format_amount,
 )
 from riskengine.store import CUBE, build_dataset, periods
 from riskengine.testing import raise_if_dask_computes
@@ -246,15 +247,15 @@ def test_exceedance_is_one_minus_the_weighted_cdf(sample):
 
 @pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "importance-sampled"])
 def test_standard_errors_match_the_spread_over_replications(weighted):
-    """Over 400 independent samples, the mean reported se equals the estimates' std.
+    """Over 800 independent samples, the mean reported se equals the estimates' std.
 
     Target: standard lognormal losses. Weighted: draws from a lognormal with a heavier scale
     (1.3), weighted by the likelihood ratio, as importance sampling will. The std of a std from
-    400 replications has relative error about 1/sqrt(800) = 3.5 %; se's own noise and the
-    asymptotics add a few %: 15 % is about 4 such errors.
+    800 replications has relative error about 1/sqrt(1600) = 2.5 %; Woodruff's se runs 5-8 %
+    high at these sizes (measured over 1500 replications): 20 % leaves 4-5 noise errors.
     """
     rng = np.random.default_rng(42)
-    n, reps, lv = 4000, 400, np.array([0.95, 0.99])
+    n, reps, lv = 4000, 800, np.array([0.95, 0.99])
     est = {k: np.empty((reps, 2)) for k in ("var", "es", "var_se", "es_se")}
     el, el_se = np.empty(reps), np.empty(reps)
     for r in range(reps):
@@ -269,8 +270,8 @@ def test_standard_errors_match_the_spread_over_replications(weighted):
             est[k][r] = getattr(t, k)
         el[r], el_se[r] = mean_se(x, w)
     for k in ("var", "es"):
-        np.testing.assert_allclose(est[f"{k}_se"].mean(axis=0), est[k].std(axis=0), rtol=0.15)
-    assert el_se.mean() == pytest.approx(el.std(), rel=0.15)
+        np.testing.assert_allclose(est[f"{k}_se"].mean(axis=0), est[k].std(axis=0), rtol=0.2)
+    assert el_se.mean() == pytest.approx(el.std(), rel=0.1)
     # and the estimates are unbiased to within their standard error
     exact_var = np.exp([1.6448536269514722, 2.3263478740408408])
     np.testing.assert_allclose(est["var"].mean(axis=0), exact_var, rtol=0.02)
@@ -324,8 +325,8 @@ def test_risk_table_shows_the_summary(cube, summary):
     s = summary.sel(period="horizon", level=0.99)
     scale, unit = display_unit(summary.attrs["units"])
     assert unit == "USD bn" and scale == 1e-3  # the cube is in USD million
-    assert cells["Loss EL"][-1] == f"{scale * float(s.total_EL):,.1f}"
+    assert cells["Loss EL"][-1] == format_amount(scale * float(s.total_EL))
     assert cells["Credit VaR 99 %"][0] == (
-        f"{scale * float(s.credit_VaR.sel(region='USA')):,.1f} ± "
-        f"{scale * float(s.credit_VaR_se.sel(region='USA')):,.1f}"
+        f"{format_amount(scale * float(s.credit_VaR.sel(region='USA')))} ± "
+        f"{format_amount(scale * float(s.credit_VaR_se.sel(region='USA')))}"
     )
