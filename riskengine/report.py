@@ -187,7 +187,10 @@ def fig_euler(attrib: xr.Dataset, level: float) -> Figure:
         ax.tick_params(axis="x", labelrotation=45, labelsize=8)
         ax.grid(True, axis="y", alpha=0.3)
     total = scale * float(a.ES)
-    fig.suptitle(f"{FIGURES['euler']}: ES {_pct(level)} = {total:,.0f} {unit}")
+    fig.suptitle(
+        f"{FIGURES['euler']}: ES {_pct(level)} = {total:,.0f} {unit} "
+        "(the bars of each panel add up to it)"
+    )
     return fig
 
 
@@ -239,7 +242,7 @@ def _channel_html(attrib: xr.Dataset, level: float) -> str:
     a = attrib.sel(level=level)
     header = [
         "channel", "P(active)", "P(active | tail)", f"EL if active ({unit})",
-        f"EL if never active ({unit})", "share of ES from paths where active",
+        f"EL if never active ({unit})", "full-severity months", "full-severity months | tail",
     ]  # fmt: skip
     rows = [
         [
@@ -248,7 +251,8 @@ def _channel_html(attrib: xr.Dataset, level: float) -> str:
             f"{float(a.p_active_tail.sel(channel=c)):.3f}",
             format_amount(scale * float(a.EL_active.sel(channel=c))),
             format_amount(scale * float(a.EL_inactive.sel(channel=c))),
-            f"{float(a.ES_share_active.sel(channel=c)):.3f}",
+            f"{float(a.severity_months.sel(channel=c)):.1f}",
+            f"{float(a.severity_months_tail.sel(channel=c)):.1f}",
         ]
         for c in a.channel.values
     ]

@@ -118,16 +118,22 @@ def _year_index(ds: xr.Dataset) -> np.ndarray | None:
 def path_totals(ds: xr.Dataset, timeline: bool = False) -> xr.Dataset:
     """Per-path totals over time of a cube, lazy if the cube is dask-backed.
 
-    Variables (float64 sums of the float32 cube): ``loss`` (path, sector, region) over the
-    horizon, ``credit_loss`` (path, region), and where the resolution has years (not
-    ``horizon``) ``loss_region_year``, ``loss_sector_year``, ``credit_loss_year`` with a ``year``
-    dim (year 1 = the first 12 months from the scenario's start); ``active`` (path, channel): the
-    channel was on at some time of the path; ``p_active_time`` (time, channel): weighted
-    probability that the channel is on (at resolutions coarser than a month: on at some month of
-    the period); ``weight``. With ``timeline``, also ``cumulative_loss_region`` (path, time,
-    region, float32: 4 bytes x paths x periods x regions), for fan charts. Nothing is computed
-    here: call ``.compute()`` (one pass over the cube) or pass the result to the functions of
-    this module.
+    Variables (float64 sums of the float32 cube):
+
+    - ``loss`` (path, sector, region) and ``credit_loss`` (path, region): over the horizon;
+    - ``loss_region_year``, ``loss_sector_year``, ``credit_loss_year`` with a ``year`` dim
+      (year 1 = the first 12 months from the scenario's start), where the resolution has years
+      (not ``horizon``);
+    - ``severity_months`` (path, channel): the sum over months of the channel's effective
+      severity e (months at full severity; > 0 exactly when the channel bit at some time);
+    - ``p_active_time`` (time, channel): weighted probability that the channel is on (at
+      resolutions coarser than a month: on at some month of the period);
+    - ``weight``;
+    - with ``timeline``, ``cumulative_loss_region`` (path, time, region; float32, 4 bytes x
+      paths x periods x regions), for fan charts.
+
+    Nothing is computed here: call ``.compute()`` (one pass over the cube) or pass the result to
+    the functions of this module.
 
     Examples
     --------
@@ -135,8 +141,8 @@ def path_totals(ds: xr.Dataset, timeline: bool = False) -> xr.Dataset:
     >>> from riskengine.reference import simulate
     >>> ds = simulate(load_scenario("truce_collapse"), paths=3, seed=1)
     >>> sorted(path_totals(ds).data_vars)  # doctest: +NORMALIZE_WHITESPACE
-    ['active', 'credit_loss', 'credit_loss_year', 'loss', 'loss_region_year', 'loss_sector_year',
-     'p_active_time', 'weight']
+    ['credit_loss', 'credit_loss_year', 'loss', 'loss_region_year', 'loss_sector_year',
+     'p_active_time', 'severity_months', 'weight']
     """
     check_cube(ds)
     loss = ds["loss"].astype(np.float64)
@@ -146,7 +152,7 @@ def path_totals(ds: xr.Dataset, timeline: bool = False) -> xr.Dataset:
     out = {
         "loss": loss.sum("time"),
         "credit_loss": credit.sum("time"),
-        "active": on.any("time"),
+        "severity_months": ds["severity"].astype(np.float64).sum("time"),
         "p_active_time": weight.dot(on, dim="path") / weight.sum(),
         "weight": weight,
     }
@@ -299,8 +305,9 @@ def attribution(ds: xr.Dataset, levels: Sequence[float] = (0.99,)) -> xr.Dataset
         ``p_active`` (channel): probability the channel is on at some time of a path;
         ``p_active_tail`` (channel, level): the same probability in the ES tail;
         ``EL_active``, ``EL_inactive`` (channel): expected total loss given the channel was
-        (was never) active; ``ES_share_active`` (channel, level): share of ES from tail paths in
-        which the channel was active (channels overlap, so shares need not sum to 1).
+        (was never) active; ``severity_months`` (channel) and ``severity_months_tail`` (channel,
+        level): expected months at full severity (sum over months of e) over all paths and in
+        the ES tail: their ratio says how much more of the channel the tail holds.
 
     Examples
     --------
@@ -318,7 +325,8 @@ def attribution(ds: xr.Dataset, levels: Sequence[float] = (0.99,)) -> xr.Dataset
     total = node.sum(("sector", "region")).values
     region = node.sum("sector").transpose("path", "region").values
     sector = node.sum("region").transpose("path", "sector").values
-    active = t["active"].transpose("path", "channel").values.astype(np.float64)
+    severity = t["severity_months"].transpose("path", "channel").values
+    active = (severity > 0).astype(np.float64)
     tau = np.stack([tail_weights(total, w, a)[1] for a in lv])  # (level, path)
     es = tau @ total
     w_active = w @ active
@@ -335,7 +343,8 @@ def attribution(ds: xr.Dataset, levels: Sequence[float] = (0.99,)) -> xr.Dataset
             "p_active_tail": (("channel", "level"), (tau @ active).T),
             "EL_active": ("channel", el_active),
             "EL_inactive": ("channel", el_inactive),
-            "ES_share_active": (("channel", "level"), ((tau * total) @ active).T / es),
+            "severity_months": ("channel", w @ severity / w.sum()),
+            "severity_months_tail": (("channel", "level"), (tau @ severity).T),
         },
         coords={
             "level": lv,

@@ -18,6 +18,7 @@ import riskengine as rk
 from riskengine.reference import simulate
 from riskengine.report import FIGURES, write_report
 from riskengine.risk import display_unit, format_amount
+from riskengine.testing import raise_if_dask_computes
 
 RISKENGINE = str(Path(sys.executable).with_name("riskengine"))
 
@@ -83,6 +84,12 @@ def test_table_printed_and_in_the_page_shows_the_run_figures(run_store, report_r
         assert unit in text and "Loss VaR 99 %" in text
         assert total_el in text and total_var in text
     assert result.stderr == ""
+
+
+def test_report_reads_a_lazy_cube_once(run_store, tmp_path):
+    with raise_if_dask_computes(max_computes=1):
+        report = write_report(xr.open_zarr(run_store), tmp_path, levels=[0.99])
+    assert report.html.stat().st_size > 0
 
 
 def test_report_at_horizon_resolution(truce_collapse, tmp_path):

@@ -164,17 +164,25 @@ def test_channel_attribution_equals_direct_computation(cube):
     a = rk.attribution(cube, levels=[0.95])
     w = cube.weight.values
     total = cube.loss.values.astype(np.float64).sum(axis=(1, 2, 3))
-    tail = total > np_var(total, w, 0.95)  # continuous losses: no atom at VaR
+    var = np_var(total, w, 0.95)
+    beyond, at = total > var, total == var  # continuous losses: one path at VaR
+
+    def tail_mean(f: np.ndarray) -> float:
+        """Acerbi-Tasche tail mean: paths beyond VaR, plus the VaR path's share beyond 95 %."""
+        at_share = (w[~beyond].sum() / w.sum() - 0.95) / 0.05
+        return w[beyond] @ f[beyond] / (0.05 * w.sum()) + at_share * f[at].mean()
+
+    assert float(a.ES.sel(level=0.95)) == pytest.approx(tail_mean(total), rel=1e-12)
     for c in cube.channel.values:
-        on = (cube.severity.sel(channel=c).values > 0).any(axis=1)
+        months = cube.severity.sel(channel=c).values.astype(np.float64).sum(axis=1)
+        on = months > 0
         ch = a.sel(channel=c, level=0.95)
-        assert float(ch.p_active) == pytest.approx(np.average(on, weights=w))
+        assert float(ch.p_active) == pytest.approx(np.average(on, weights=w), rel=1e-12)
         assert float(ch.EL_active) == pytest.approx(np.average(total[on], weights=w[on]))
         assert float(ch.EL_inactive) == pytest.approx(np.average(total[~on], weights=w[~on]))
-        assert float(ch.p_active_tail) == pytest.approx(
-            np.average(on[tail], weights=w[tail]),
-            abs=0.02,  # atom share of one path at most
-        )
+        assert float(ch.p_active_tail) == pytest.approx(tail_mean(on), rel=1e-12)
+        assert float(ch.severity_months) == pytest.approx(np.average(months, weights=w))
+        assert float(ch.severity_months_tail) == pytest.approx(tail_mean(months), rel=1e-12)
 
 
 def test_exceedance_curve_matches_empirical(cube):
