@@ -115,6 +115,11 @@ def _year_index(ds: xr.Dataset) -> np.ndarray | None:
     return (months - months[0]) // 12
 
 
+def _sum64(da: xr.DataArray, dim: str) -> xr.DataArray:
+    """Sum in float64 without a float64 copy of the cube; a NaN (a corrupt cube) stays NaN."""
+    return da.sum(dim, dtype=np.float64, skipna=False)
+
+
 def path_totals(ds: xr.Dataset, timeline: bool = False) -> xr.Dataset:
     """Per-path totals over time of a cube, lazy if the cube is dask-backed.
 
@@ -145,26 +150,28 @@ def path_totals(ds: xr.Dataset, timeline: bool = False) -> xr.Dataset:
      'p_active_time', 'severity_months', 'weight']
     """
     check_cube(ds)
-    loss = ds["loss"].astype(np.float64)
-    credit = ds["credit_loss"].astype(np.float64)
+    loss, credit = ds["loss"], ds["credit_loss"]
     weight = ds["weight"].astype(np.float64)
     on = ds["severity"] > 0
     out = {
-        "loss": loss.sum("time"),
-        "credit_loss": credit.sum("time"),
-        "severity_months": ds["severity"].astype(np.float64).sum("time"),
+        "loss": _sum64(loss, "time"),
+        "credit_loss": _sum64(credit, "time"),
+        "severity_months": _sum64(ds["severity"], "time"),
         "p_active_time": weight.dot(on, dim="path") / weight.sum(),
         "weight": weight,
     }
     if timeline:
-        cumulative = loss.sum("sector").cumsum("time").astype(np.float32)
+        cumulative = _sum64(loss, "sector").cumsum("time").astype(np.float32)
         out["cumulative_loss_region"] = cumulative.transpose("path", "time", "region")
     year = _year_index(ds)
     if year is not None:
         by_year = {"year": ("time", year + 1)}
-        out["loss_region_year"] = loss.sum("sector").assign_coords(by_year).groupby("year").sum()
-        out["loss_sector_year"] = loss.sum("region").assign_coords(by_year).groupby("year").sum()
-        out["credit_loss_year"] = credit.assign_coords(by_year).groupby("year").sum()
+        for name, values in (
+            ("loss_region_year", _sum64(loss, "sector")),
+            ("loss_sector_year", _sum64(loss, "region")),
+            ("credit_loss_year", credit.astype(np.float64)),
+        ):
+            out[name] = values.assign_coords(by_year).groupby("year").sum(skipna=False)
     attrs = {
         "kind": _TOTALS_KIND,
         "units": ds["loss"].attrs.get("units", ""),
@@ -175,9 +182,11 @@ def path_totals(ds: xr.Dataset, timeline: bool = False) -> xr.Dataset:
 
 def _loaded_totals(ds: xr.Dataset) -> xr.Dataset:
     """Computed path totals of a cube, or the totals themselves if already given."""
-    if ds.attrs.get("kind") == _TOTALS_KIND:
-        return ds.compute()
-    return path_totals(ds).compute()
+    t = ds.compute() if ds.attrs.get("kind") == _TOTALS_KIND else path_totals(ds).compute()
+    for name in ("loss", "credit_loss", "weight"):
+        if not np.isfinite(t[name].values).all():
+            raise CubeError(f"{name!r} holds NaN or infinite values: the run's store is corrupt")
+    return t
 
 
 def _measures(values: xr.DataArray, weight: np.ndarray, levels: np.ndarray) -> xr.Dataset:
@@ -219,7 +228,7 @@ def _with_prefix(ds: xr.Dataset, prefix: str, what: str, units: str) -> dict[str
     return out
 
 
-def _sum(da: xr.DataArray | None, dim: str) -> xr.DataArray | None:
+def _sum_or_none(da: xr.DataArray | None, dim: str) -> xr.DataArray | None:
     return None if da is None else da.sum(dim)
 
 
@@ -263,11 +272,11 @@ def risk_summary(ds: xr.Dataset, levels: Sequence[float] = (0.95, 0.99, 0.995)) 
         t.get(k) for k in ("loss_region_year", "loss_sector_year", "credit_loss_year")
     )
     groups = {
-        "total": (node.sum(("sector", "region")), _sum(y_region, "region")),
+        "total": (node.sum(("sector", "region")), _sum_or_none(y_region, "region")),
         "region": (node.sum("sector"), y_region),
         "sector": (node.sum("region"), y_sector),
         "credit": (t["credit_loss"], y_credit),
-        "credit_total": (t["credit_loss"].sum("region"), _sum(y_credit, "region")),
+        "credit_total": (t["credit_loss"].sum("region"), _sum_or_none(y_credit, "region")),
     }
     what = {
         "total": "total output loss",

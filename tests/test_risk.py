@@ -317,6 +317,10 @@ def test_bad_levels_and_non_cubes_are_refused(cube):
         check_cube(cube.drop_vars("weight"))
     with pytest.raises(CubeError, match="'loss' has dims"):
         check_cube(cube.assign(loss=cube.loss.transpose("time", ...)))
+    corrupt = cube.copy(deep=True)
+    corrupt.loss[3, 1, 2, 0] = np.nan
+    with pytest.raises(CubeError, match="'loss' holds NaN"):
+        rk.risk_summary(corrupt)
 
 
 def test_risk_table_shows_the_summary(cube, summary):
