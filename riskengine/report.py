@@ -237,6 +237,22 @@ def _tail_html(summary: xr.Dataset) -> str:
     return _html_table(header, rows)
 
 
+def _yearly_html(summary: xr.Dataset, level: float) -> str:
+    """EL, VaR and ES of the total loss in each period (the horizon, then each year)."""
+    scale, unit = display_unit(summary.attrs["units"])
+    s = summary.sel(level=level)
+    header = ["period", f"EL ({unit})", f"VaR {_pct(level)} ({unit})", f"ES {_pct(level)} ({unit})"]
+    rows = []
+    for period in s.period.values:
+        p = s.sel(period=period)
+        cells = [str(period)]
+        for m in ("EL", "VaR", "ES"):
+            value, se = scale * float(p[f"total_{m}"]), scale * float(p[f"total_{m}_se"])
+            cells.append(f"{format_amount(value)} ± {format_amount(se)}")
+        rows.append(cells)
+    return _html_table(header, rows)
+
+
 def _channel_html(attrib: xr.Dataset, level: float) -> str:
     scale, unit = display_unit(attrib.attrs["units"])
     a = attrib.sel(level=level)
@@ -282,6 +298,9 @@ def _page(ds: xr.Dataset, table: Table, summary: xr.Dataset, attrib: xr.Dataset,
         "<h2>VaR and ES at every level (± standard error)</h2>",
         _tail_html(summary),
         f"<p>{html.escape(summary.attrs['standard_errors'])}</p>",
+        "<h2>Total loss over the horizon and in each year</h2>",
+        _yearly_html(summary, level),
+        f"<p>Per-year figures: {html.escape(summary.attrs['per_year'])}.</p>",
     ]
     for name, png in pngs.items():
         data = base64.b64encode(png).decode("ascii")
