@@ -3,11 +3,11 @@
 Every measure is weighted by the cube's ``weight`` (importance sampling); the statistics and
 their standard errors are defined in :mod:`riskengine.weighted`.
 
-Lazy cubes (dask-backed, e.g. from ``xarray.open_zarr``) are reduced in one pass: the big
-dimensions (time, and for the tables nothing else) are summed chunk by chunk into per-path totals
-by :func:`path_totals`, which stays lazy; only those totals are loaded (about 8 bytes x paths x
-(84 nodes + 5 years x 26 regions and sectors + channels): 1.5 GB for a million paths). Quantiles
-then need every path of a column at once and are computed in memory from the totals.
+Lazy cubes (dask-backed, e.g. from ``xarray.open_zarr``) are reduced in one pass: the time
+dimension is summed chunk by chunk into per-path totals by :func:`path_totals`, which stays lazy;
+only those totals are loaded (8 bytes x paths x (84 nodes + 5 years x (7 + 12 + 7) regions,
+sectors and credit + channels), about 1.8 GB for a million paths). Quantiles need every path of a
+column at once, so they are computed in memory from the totals.
 
 This module imports numpy, xarray, rich and riskengine.weighted.
 """
@@ -31,6 +31,8 @@ __all__ = [
     "display_unit",
     "exceedance_curves",
     "format_amount",
+    "format_estimate",
+    "format_level",
     "path_totals",
     "risk_summary",
     "risk_table",
@@ -43,7 +45,7 @@ _REQUIRED = {
     "weight": ("path",),
 }
 _TOTALS_KIND = "riskengine path totals"
-_PER_YEAR_RESOLUTIONS = {"month": 12, "quarter": 4, "year": 1}
+_PER_YEAR_RESOLUTIONS = frozenset({"month", "quarter", "year"})
 
 SE_METHOD = (
     "EL and ES: delta-method standard error of a self-normalised weighted mean (ES through its "
@@ -431,6 +433,8 @@ def cumulative_loss_quantiles(
     """
     q = check_levels(quantiles)
     t = ds if ds.attrs.get("kind") == _TOTALS_KIND else path_totals(ds, timeline=True)
+    if "cumulative_loss_region" not in t:
+        raise ValueError("cumulative_loss_quantiles needs path_totals(ds, timeline=True)")
     cumulative = t["cumulative_loss_region"].compute()
     w = t["weight"].values
     x = cumulative.values
@@ -460,7 +464,25 @@ def format_amount(value: float) -> str:
     return f"{value:,.{decimals}f}"
 
 
-def _level_label(level: float) -> str:
+def format_estimate(value: float, se: float) -> str:
+    """An estimate and its standard error.
+
+    Examples
+    --------
+    >>> format_estimate(45576.2, 404.9)
+    '45,576 ± 405'
+    """
+    return f"{format_amount(value)} ± {format_amount(se)}"
+
+
+def format_level(level: float) -> str:
+    """A level as a percentage.
+
+    Examples
+    --------
+    >>> format_level(0.995)
+    '99.5 %'
+    """
     return f"{100 * level:g} %"
 
 
@@ -493,14 +515,14 @@ def risk_table(
     for what in ("Loss", "Credit"):
         table.add_column(f"{what} EL", justify="right")
         for a in lv:
-            table.add_column(f"{what} VaR {_level_label(a)}", justify="right")
+            table.add_column(f"{what} VaR {format_level(a)}", justify="right")
 
     def cells(prefix: str, **where) -> list[str]:
         row = [format_amount(scale * float(s[f"{prefix}_EL"].sel(where)))]
         for a in lv:
             var = scale * float(s[f"{prefix}_VaR"].sel({**where, "level": a}))
             se = scale * float(s[f"{prefix}_VaR_se"].sel({**where, "level": a}))
-            row.append(f"{format_amount(var)} ± {format_amount(se)}")
+            row.append(format_estimate(var, se))
         return row
 
     for r in s["region"].values:
