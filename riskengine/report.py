@@ -66,10 +66,6 @@ def _main_level(levels: np.ndarray) -> float:
 _THOUSANDS = StrMethodFormatter("{x:,.0f}")
 
 
-def _has_few_points(time: xr.DataArray) -> bool:
-    return time.size <= 12  # show markers where lines would hide the periods
-
-
 def fig_exceedance(curves: xr.Dataset, summary: xr.Dataset) -> Figure:
     """Total loss exceedance curve with its 95 % band and VaR marks; regions beside it."""
     scale, unit = display_unit(curves.attrs["units"])
@@ -121,14 +117,16 @@ def fig_fan(quantiles: xr.DataArray) -> Figure:
     fig = Figure(figsize=(3.2 * ncols, 2.8 * nrows), layout="constrained")
     axes = np.atleast_1d(fig.subplots(nrows, ncols, sharex=True, squeeze=False)).ravel()
     lo, mid, hi = (quantiles.isel(quantile=k) for k in (0, quantiles.sizes["quantile"] // 2, -1))
-    marker = "o" if _has_few_points(quantiles.time) else None
+    # a cumulative loss belongs to its period's end; it is 0 at the start of the horizon
+    t = np.append(quantiles.time.values[:1], quantiles.period_end.values)
+
+    def from_zero(q: xr.DataArray, region: str) -> np.ndarray:
+        return scale * np.append(0.0, q.sel(region=region).values)
+
+    band = f"{format_level(float(lo['quantile']))}-{format_level(float(hi['quantile']))}"
     for ax, region in zip(axes, regions, strict=False):
-        t = quantiles.time.values
-        band = f"{format_level(float(lo['quantile']))}-{format_level(float(hi['quantile']))}"
-        ax.fill_between(
-            t, scale * lo.sel(region=region), scale * hi.sel(region=region), alpha=0.3, label=band
-        )
-        ax.plot(t, scale * mid.sel(region=region), marker=marker, label="median")
+        ax.fill_between(t, from_zero(lo, region), from_zero(hi, region), alpha=0.3, label=band)
+        ax.plot(t, from_zero(mid, region), label="median")
         ax.set_title(str(region))
         ax.yaxis.set_major_formatter(_THOUSANDS)
         ax.grid(True, alpha=0.3)
@@ -173,23 +171,19 @@ def fig_heatmap(summary: xr.Dataset, level: float) -> Figure:
 
 
 def fig_activity(p_active_time: xr.DataArray, resolution: str) -> Figure:
-    """Weighted probability that each channel is on, period by period."""
+    """Weighted probability that each channel is on, period by period (a step per period)."""
     fig = Figure(figsize=(9, 4), layout="constrained")
     ax = fig.subplots()
-    marker = "o" if _has_few_points(p_active_time.time) else None
+    t = np.append(p_active_time.time.values, p_active_time.period_end.values[-1:])
     for channel in p_active_time.channel.values:
-        ax.plot(
-            p_active_time.time.values,
-            p_active_time.sel(channel=channel),
-            marker=marker,
-            label=str(channel),
-        )
+        p = p_active_time.sel(channel=channel).values
+        ax.step(t, np.append(p, p[-1:]), where="post", label=str(channel))
     ax.set_ylim(0, 1)
-    what = "in the month" if resolution == "month" else f"at some month of the {resolution}"
-    ax.set_ylabel(f"probability the channel is on {what}")
+    ax.set_ylabel("probability the channel is on")
     ax.grid(True, alpha=0.3)
     ax.legend()
-    ax.set_title(FIGURES["activity"])
+    what = "month by month" if resolution == "month" else f"on at some month of each {resolution}"
+    ax.set_title(f"{FIGURES['activity']} ({what})")
     return fig
 
 

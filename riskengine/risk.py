@@ -75,8 +75,9 @@ def check_cube(ds: xr.Dataset) -> None:
             raise CubeError(
                 f"not a riskengine cube: {name!r} has dims {tuple(ds[name].dims)}, expected {dims}"
             )
-    if "resolution" not in ds.attrs:
-        raise CubeError("not a riskengine cube: dataset attr 'resolution' is missing")
+    for attr in ("resolution", "horizon_months"):
+        if attr not in ds.attrs:
+            raise CubeError(f"not a riskengine cube: dataset attr {attr!r} is missing")
 
 
 def check_levels(levels: Sequence[float]) -> np.ndarray:
@@ -117,6 +118,13 @@ def _year_index(ds: xr.Dataset) -> np.ndarray | None:
     return (months - months[0]) // 12
 
 
+def _period_ends(ds: xr.Dataset) -> np.ndarray:
+    """The first day after each period: the next period's start, or the horizon's end."""
+    starts = ds["time"].values.astype("datetime64[M]")
+    end = starts[0] + np.timedelta64(int(ds.attrs["horizon_months"]), "M")
+    return np.append(starts[1:], end).astype("datetime64[ns]")
+
+
 def _sum64(da: xr.DataArray, dim: str) -> xr.DataArray:
     """Sum in float64 without a float64 copy of the cube; a NaN (a corrupt cube) stays NaN."""
     return da.sum(dim, dtype=np.float64, skipna=False)
@@ -136,6 +144,7 @@ def path_totals(ds: xr.Dataset, timeline: bool = False) -> xr.Dataset:
     - ``p_active_time`` (time, channel): weighted probability that the channel is on (at
       resolutions coarser than a month: on at some month of the period);
     - ``weight``;
+    - a coordinate ``period_end`` (time): the first day after each period;
     - with ``timeline``, ``cumulative_loss_region`` (path, time, region; float32, 4 bytes x
       paths x periods x regions), for fan charts.
 
@@ -179,7 +188,7 @@ def path_totals(ds: xr.Dataset, timeline: bool = False) -> xr.Dataset:
         "units": ds["loss"].attrs.get("units", ""),
         **{k: ds.attrs[k] for k in ("resolution", "scenario_name", "paths") if k in ds.attrs},
     }
-    return xr.Dataset(out, attrs=attrs)
+    return xr.Dataset(out, attrs=attrs).assign_coords(period_end=("time", _period_ends(ds)))
 
 
 def _loaded_totals(ds: xr.Dataset) -> xr.Dataset:
@@ -419,7 +428,7 @@ def exceedance_curves(ds: xr.Dataset, n_points: int = 100) -> xr.Dataset:
 def cumulative_loss_quantiles(
     ds: xr.Dataset, quantiles: Sequence[float] = (0.05, 0.5, 0.95)
 ) -> xr.DataArray:
-    """Weighted quantiles over paths of each region's cumulative loss up to each period.
+    """Weighted quantiles over paths of each region's cumulative loss up to each period's end.
 
     Needs ``cumulative_loss_region``: give a cube, or :func:`path_totals` with ``timeline``.
 
@@ -445,7 +454,12 @@ def cumulative_loss_quantiles(
     return xr.DataArray(
         out,
         dims=("quantile", "time", "region"),
-        coords={"quantile": q, "time": cumulative["time"], "region": cumulative["region"]},
+        coords={
+            "quantile": q,
+            "time": cumulative["time"],
+            "period_end": cumulative["period_end"],
+            "region": cumulative["region"],
+        },
         attrs={"units": t.attrs["units"], "long_name": "cumulative output loss"},
     )
 

@@ -209,6 +209,9 @@ def test_cumulative_quantiles_equal_numpy(truce_collapse):
     for k in range(5):
         expected = [np_var(cumulative[:, k].astype(np.float32), w, a) for a in (0.05, 0.5, 0.95)]
         np.testing.assert_allclose(q.sel(region="JPN").isel(time=k), expected, rtol=1e-6)
+    # each cumulative loss is at its period's end: 2027-12-01 ... 2031-12-01 for a 2026-12 start
+    ends = q.period_end.values.astype("datetime64[M]").astype(str).tolist()
+    assert ends == ["2027-12", "2028-12", "2029-12", "2030-12", "2031-12"]
 
 
 # --- properties of the weighted statistics --------------------------------------------------
