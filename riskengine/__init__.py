@@ -18,6 +18,14 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 
 from riskengine.compile import CompiledModel, ModelArrays, compile_model
 from riskengine.economy import Economy, EconomyError, load_economy
+from riskengine.risk import (
+    attribution,
+    cumulative_loss_quantiles,
+    exceedance_curves,
+    path_totals,
+    risk_summary,
+    risk_table,
+)
 from riskengine.scenario import Scenario, ScenarioError, builtin_scenarios, load_scenario
 
 __all__ = [
@@ -28,8 +36,14 @@ __all__ = [
     "Scenario",
     "ScenarioError",
     "__version__",
+    "attribution",
     "builtin_scenarios",
     "compile_model",
+    "cumulative_loss_quantiles",
+    "exceedance_curves",
     "load_economy",
     "load_scenario",
+    "path_totals",
+    "risk_summary",
+    "risk_table",
 ]

@@ -7,6 +7,8 @@ the field or file and the fix, never a traceback; 1 an unexpected failure.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -72,6 +74,66 @@ def scenarios():
         except ScenarioError as exc:  # a broken library file must not hide the others
             line = f"(invalid: {exc})"
         console.print(f"[bold]{name:<20}[/] {line}", highlight=False, soft_wrap=True)
+
+
+def _parse_levels(text: str) -> list[float]:
+    try:
+        levels = [float(part) for part in text.split(",")]
+    except ValueError:
+        fail(f"--levels {text!r}: give comma-separated numbers, e.g. 0.95,0.99,0.995")
+    if not all(0 < level < 1 for level in levels):
+        fail(f"--levels {text!r}: each level must lie strictly between 0 and 1")
+    return levels
+
+
+def _open_cube(run: Path):
+    """Open a run's store lazily, or fail with a one-line message naming it."""
+    import xarray as xr
+
+    from riskengine.risk import CubeError, check_cube
+
+    if not run.is_dir():
+        fail(f"{run}: no such run store; give the RUN.zarr folder that `riskengine run` wrote")
+    try:
+        ds = xr.open_zarr(run)
+        check_cube(ds)
+    except CubeError as exc:
+        fail(f"{run}: {exc}")
+    except (OSError, ValueError, KeyError) as exc:  # zarr's errors for a folder that is no store
+        fail(f"{run}: not a zarr store written by `riskengine run` ({type(exc).__name__})")
+    return ds
+
+
+@app.command()
+def report(
+    run: Annotated[Path, typer.Argument(help="The run's store (RUN.zarr).")],
+    out: Annotated[
+        Path | None, typer.Option(help="Folder for index.html and the PNGs [RUN-report].")
+    ] = None,
+    levels: Annotated[str, typer.Option(help="Levels of VaR and ES, comma-separated.")] = (
+        "0.95,0.99,0.995"
+    ),
+    overwrite: Annotated[bool, typer.Option(help="Replace a report already in --out.")] = False,
+):
+    """Write a run's report (HTML page and PNG figures) and print its risk table."""
+    from riskengine.report import FIGURES, write_report
+
+    parsed = _parse_levels(levels)
+    ds = _open_cube(run)
+    out = out if out is not None else run.with_name(f"{run.stem}-report")
+    clashes = [
+        out / n for n in ["index.html", *(f"{f}.png" for f in FIGURES)] if (out / n).exists()
+    ]
+    if out.exists() and not out.is_dir():
+        fail(f"--out {out}: exists and is not a folder; choose another --out")
+    if clashes and not overwrite:
+        fail(
+            f"--out {out}: already holds a report ({clashes[0].name}); "
+            "add --overwrite or choose another --out"
+        )
+    result = write_report(ds, out, parsed)
+    console.print(result.table)
+    console.print(f"report: {result.html}", highlight=False)
 
 
 def main() -> None:
