@@ -5,6 +5,8 @@ The public API::
     import riskengine as rk
     sc = rk.load_scenario("truce_collapse")
     model = rk.compile_model(sc)
+    ds = rk.simulate(sc, paths=100_000, seed=1, store="run.zarr")   # blocks on dask -> zarr
+    ds = rk.open_run("run.zarr")                                    # lazy xarray.Dataset
 
 Importing riskengine compiles no kernel; kernels are built on first use.
 """
@@ -18,6 +20,7 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 
 from riskengine.compile import CompiledModel, ModelArrays, compile_model
 from riskengine.economy import Economy, EconomyError, load_economy
+from riskengine.engine import open_run, simulate
 from riskengine.scenario import Scenario, ScenarioError, builtin_scenarios, load_scenario
 
 __all__ = [
@@ -32,4 +35,6 @@ __all__ = [
     "compile_model",
     "load_economy",
     "load_scenario",
+    "open_run",
+    "simulate",
 ]

@@ -1,19 +1,42 @@
-"""The cube's schema: variable names, dims, dtypes and attrs, time periods, and the Dataset.
+"""The cube's schema (names, dims, dtypes, attrs, time periods) and its zarr v3 store.
 
-Declared once here (as sgkit's ``variables.py`` does) and used by the reference, the engine and
-the readers, so that every producer of a cube writes the same names, dims, coords and attrs.
+The schema is declared once here (as sgkit's ``variables.py`` does) and used by the reference,
+the engine and the readers, so that every producer of a cube writes the same names, dims, coords
+and attrs.
 
-This module imports numpy, xarray and riskengine.compile only.
+A run's store is a zarr v3 group that plain ``xarray.open_zarr(path)`` opens:
+
+- the cube's variables and coordinates at the root, chunked along ``path`` exactly as the run's
+  blocks (so that concurrent block writes never share a chunk), the dataset attrs of the contract,
+  and consolidated metadata (written once, at creation; block writes never change metadata);
+- a subgroup ``riskengine`` (ignored by ``open_zarr``) holding ``block_done``, one uint8 per
+  block, uncompressed, one chunk per block, set to 1 after the block's data is written. zarr
+  writes each chunk by rename, so a block killed at any instant is either recorded complete with
+  all its data or not recorded at all.
+
+A run holds an exclusive ``flock`` on the store's directory while it writes (released by the OS
+when the process dies, even by SIGKILL), so two runs cannot write one store at once. Stores are
+local (or POSIX network) file system directories.
+
+This module imports numpy, xarray, zarr, dask.array and riskengine.compile only.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
+import os
+import shutil
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import xarray as xr
+import zarr
 
 from riskengine.compile import CompiledModel
 
@@ -22,8 +45,19 @@ __all__ = [
     "RESOLUTIONS",
     "CubeVariable",
     "Resolution",
+    "RunInfo",
+    "StoreError",
     "build_dataset",
+    "clear",
+    "create_store",
+    "cube_shapes",
+    "estimated_bytes",
+    "is_store",
+    "locked",
+    "open_cube",
     "periods",
+    "read_run",
+    "write_block",
 ]
 
 Resolution = Literal["month", "quarter", "year", "horizon"]
@@ -114,6 +148,26 @@ def coords(model: CompiledModel, path: np.ndarray, resolution: str) -> dict[str,
     }
 
 
+def cube_shapes(model: CompiledModel, paths: int, resolution: str) -> dict[str, tuple[int, ...]]:
+    """Shape of every cube variable for ``paths`` paths at ``resolution``."""
+    _, starts = periods(model.start, model.horizon, resolution)
+    size = {
+        "path": paths,
+        "time": len(starts),
+        "sector": len(model.sectors),
+        "region": len(model.regions),
+        "channel": len(model.channels),
+    }
+    return {name: tuple(size[d] for d in var.dims) for name, var in CUBE.items()}
+
+
+def _check_dtype(name: str, values) -> None:
+    if values.dtype != CUBE[name].dtype:
+        raise TypeError(
+            f"{name}: dtype {values.dtype}, the cube needs {np.dtype(CUBE[name].dtype)}"
+        )
+
+
 def variable_attrs(name: str, unit: str) -> dict[str, str]:
     var = CUBE[name]
     return {"units": unit if var.units == "economy" else var.units, "long_name": var.long_name}
@@ -130,17 +184,163 @@ def build_dataset(
 ) -> xr.Dataset:
     """An in-memory cube from arrays already in the cube's layout and dtypes.
 
-    ``data`` maps every name of :data:`CUBE` to an array with that variable's dims.
+    ``data`` maps every name of :data:`CUBE` to an array with that variable's dims: numpy, or
+    dask (the engine's lazy template of a store).
     """
     c = coords(model, path, resolution)
     variables = {}
     for name, var in CUBE.items():
-        values = np.asarray(data[name])
-        if values.dtype != var.dtype:
-            raise TypeError(f"{name}: dtype {values.dtype}, the cube needs {np.dtype(var.dtype)}")
+        values = data[name] if hasattr(data[name], "dtype") else np.asarray(data[name])
+        _check_dtype(name, values)
         variables[name] = xr.Variable(var.dims, values, variable_attrs(name, model.unit))
     return xr.Dataset(
         variables,
         coords=c,
         attrs=dataset_attrs(model, seed, len(c["path"]), backend, resolution),
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# The zarr store of a run
+
+ENGINE_GROUP = "riskengine"
+BLOCK_DONE = f"{ENGINE_GROUP}/block_done"
+
+
+class StoreError(ValueError):
+    """A store that cannot be used as asked; ``str(err)`` is one line: the store and the fix."""
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What a store says about its run: the dataset attrs and the block layout."""
+
+    attrs: dict
+    block_paths: int
+    done: np.ndarray  # bool, one per block
+
+    @property
+    def n_blocks(self) -> int:
+        return len(self.done)
+
+
+def estimated_bytes(model: CompiledModel, paths: int, resolution: str) -> int:
+    """Uncompressed size of a cube's variables: an upper bound of its store's size on disk.
+
+    Examples
+    --------
+    >>> from riskengine import compile_model, load_scenario
+    >>> model = compile_model(load_scenario("truce_collapse"))
+    >>> estimated_bytes(model, 1, "month")  # (84 + 7 + 4 + 1) float32 x 60 months + the weight
+    23048
+    """
+    shapes = cube_shapes(model, paths, resolution)
+    return sum(int(np.prod(s)) * np.dtype(CUBE[n].dtype).itemsize for n, s in shapes.items())
+
+
+def is_store(path: Path) -> bool:
+    """Whether ``path`` holds a zarr group (a cube or the start of one)."""
+    return (path / "zarr.json").is_file()
+
+
+@contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold the exclusive write lock of the store directory ``path`` (which must exist)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StoreError(
+                f"{path}: another run is writing this store; wait for it to finish or choose "
+                "another --out"
+            ) from None
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+def clear(path: Path) -> None:
+    """Delete a store's contents, keeping the (locked) directory itself."""
+    for child in path.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+
+
+def create_store(
+    path: Path,
+    model: CompiledModel,
+    *,
+    seed: int,
+    paths: int,
+    backend: str,
+    resolution: str,
+    block_paths: int,
+) -> None:
+    """Write a store's full layout: coords, attrs, empty variables chunked by block, no block done.
+
+    ``path`` is an existing empty directory whose lock the caller holds.
+    """
+    import dask.array as da
+
+    n_blocks = -(-paths // block_paths)
+    root = zarr.open_group(path, mode="a", zarr_format=3)
+    root.create_group(ENGINE_GROUP).create_array(
+        "block_done",
+        shape=(n_blocks,),
+        chunks=(1,),
+        dtype="uint8",
+        fill_value=0,
+        compressors=None,
+        dimension_names=("block",),
+        attributes={"block_paths": block_paths},
+    )
+    template = {
+        name: da.zeros(shape, dtype=CUBE[name].dtype, chunks=(block_paths, *shape[1:]))
+        for name, shape in cube_shapes(model, paths, resolution).items()
+    }
+    ds = build_dataset(
+        model, template, np.arange(paths), seed=seed, backend=backend, resolution=resolution
+    )
+    with warnings.catch_warnings():
+        # Consolidated metadata is what lets plain `xr.open_zarr(path)` open the store without
+        # a warning; zarr warns once, at writing, that v3 has no spec for it yet.
+        warnings.filterwarnings(
+            "ignore", "Consolidated metadata", category=zarr.errors.ZarrUserWarning
+        )
+        ds.to_zarr(path, mode="a", zarr_format=3, compute=False, consolidated=True)
+
+
+def write_block(path: Path, index: int, p0: int, data: dict[str, np.ndarray]) -> None:
+    """Write one block's arrays into its region of the store, then record the block as done."""
+    root = zarr.open_group(path, mode="r+", zarr_format=3, use_consolidated=False)
+    for name in CUBE:
+        _check_dtype(name, data[name])
+        root[name][p0 : p0 + len(data[name])] = data[name]
+    root[BLOCK_DONE][index] = 1
+
+
+def read_run(path: Path) -> RunInfo:
+    """The run recorded in the store at ``path``; :class:`StoreError` if it holds none."""
+    try:
+        root = zarr.open_group(path, mode="r", zarr_format=3, use_consolidated=False)
+        attrs = dict(root.attrs)
+        flags = root[BLOCK_DONE]
+    except (FileNotFoundError, KeyError, ValueError, zarr.errors.BaseZarrError):
+        raise StoreError(
+            f"{path}: not a riskengine run store; give the path a run wrote with `riskengine run`"
+        ) from None
+    return RunInfo(attrs, int(flags.attrs["block_paths"]), flags[:] == 1)
+
+
+def open_cube(path: Path) -> xr.Dataset:
+    """Open a complete run's cube lazily; :class:`StoreError` if it is incomplete."""
+    info = read_run(path)
+    if not info.done.all():
+        raise StoreError(
+            f"{path}: the run is incomplete ({int(info.done.sum())} of {info.n_blocks} blocks "
+            "written); finish it with `riskengine run ... --resume`"
+        )
+    return xr.open_zarr(path)
