@@ -6,13 +6,32 @@ the field or file and the fix, never a traceback; 1 an unexpected failure.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import sys
+from collections.abc import Iterator
+from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
 
+from riskengine.backends import BackendError
 from riskengine.compile import compile_model
+from riskengine.engine import RunError, simulate
 from riskengine.scenario import ScenarioError, builtin_scenarios, load_scenario
+from riskengine.store import StoreError, estimated_bytes
 
 app = typer.Typer(
     add_completion=False,
@@ -69,10 +88,175 @@ def scenarios():
         console.print(f"[bold]{name:<20}[/] {line}", highlight=False, soft_wrap=True)
 
 
+class _PathsPerSecond(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        elapsed = task.elapsed or 0.0
+        rate = task.fields["paths"] / elapsed if elapsed > 0 else 0.0
+        return Text(f"{rate:,.0f} paths/s", style="progress.data.speed")
+
+
+class _RunProgress:
+    """The engine's :class:`riskengine.engine.Progress` drawn as a rich progress bar, shown from
+    the moment the blocks start (so that an error before then prints only its one line)."""
+
+    def __init__(self):
+        self.bar = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            _PathsPerSecond(),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=console,
+        )
+        self.task = None
+        self.blocks = self.blocks_total = 0
+
+    def start(self, blocks: int, paths: int, blocks_total: int) -> None:
+        self.blocks, self.blocks_total = blocks, blocks_total
+        if blocks < blocks_total:
+            done = blocks_total - blocks
+            console.print(f"resuming: {done} of {blocks_total} blocks already done")
+        self.task = self.bar.add_task("blocks", total=blocks, paths=0)
+        self.bar.start()
+
+    def advance(self, paths: int) -> None:
+        done = self.bar.tasks[self.task].fields["paths"] + paths
+        self.bar.update(self.task, advance=1, paths=done)
+
+    def stop(self) -> None:
+        self.bar.stop()
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.3g} {unit}"
+        n /= 1000
+    raise AssertionError("unreachable")
+
+
+@contextlib.contextmanager
+def _dask_client(workers: int | None, scheduler: str | None) -> Iterator[object]:
+    """None (the local threaded scheduler), a LocalCluster of processes, or an existing cluster."""
+    if workers is None and scheduler is None:
+        yield None
+        return
+    from distributed import Client, LocalCluster
+
+    if workers is not None:
+        with (
+            LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
+            ) as cluster,
+            Client(cluster) as client,
+        ):
+            yield client
+        return
+    where = {"scheduler_file": scheduler} if Path(scheduler).is_file() else {"address": scheduler}
+    try:
+        client = Client(timeout="10s", **where)
+    except (OSError, TimeoutError, ValueError) as exc:
+        fail(
+            f"--scheduler {scheduler}: cannot reach a dask scheduler there ({exc}); give its "
+            "address (tcp://host:port) or its scheduler file"
+        )
+    with client:
+        yield client
+
+
+def _loss_table(ds, level: float = 0.99) -> Table:
+    """Expected loss and VaR of the total output loss over the horizon, by region."""
+    import numpy as np
+
+    total = ds.loss.sum(("time", "sector")).compute()
+    weight = ds.weight.values
+    table = Table(title=f"total output loss over the horizon ({ds.loss.attrs['units']})")
+    table.add_column("region")
+    table.add_column("expected loss", justify="right")
+    table.add_column(f"VaR {level:.0%}", justify="right")
+    for region in total.region.values:
+        values = total.sel(region=region).values.astype(np.float64)
+        order = np.argsort(values)
+        cdf = np.cumsum(weight[order]) / weight.sum()
+        var = values[order][min(np.searchsorted(cdf, level), len(values) - 1)]
+        table.add_row(str(region), f"{np.average(values, weights=weight):,.4g}", f"{var:,.4g}")
+    return table
+
+
+@app.command()
+def run(
+    scenario: str = typer.Argument(..., help="Built-in name or path to a YAML file."),
+    paths: int = typer.Option(..., "--paths", help="Number of Monte Carlo paths."),
+    out: str = typer.Option(..., "--out", help="The zarr store to write (RUN.zarr)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed in [0, 2**64)."),
+    backend: str = typer.Option("cpu", "--backend", help="cpu, cuda or reference (numpy)."),
+    workers: int | None = typer.Option(
+        None, "--workers", help="Run on a local cluster of W worker processes."
+    ),
+    scheduler: str | None = typer.Option(
+        None, "--scheduler", help="Address or scheduler file of an existing dask cluster."
+    ),
+    block_paths: int | None = typer.Option(
+        None, "--block-paths", help="Paths per block (default: a few seconds of work)."
+    ),
+    resolution: str = typer.Option(
+        "month", "--resolution", help="month, quarter, year or horizon: sums per period."
+    ),
+    resume: bool = typer.Option(False, "--resume", help="Finish an interrupted run."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing store."),
+):
+    """Simulate a scenario into a zarr cube, block by block on dask."""
+    if workers is not None and scheduler is not None:
+        fail("--workers and --scheduler exclude each other; give one")
+    if workers is not None and workers <= 0:
+        fail(f"--workers must be a positive integer, got {workers}")
+    try:
+        model = compile_model(load_scenario(scenario))
+    except ScenarioError as exc:
+        fail(str(exc))
+    if paths > 0:
+        console.print(
+            f"[bold]{model.scenario.name}[/]: {paths:,} paths, seed {seed}, {resolution} "
+            f"resolution, backend {backend} -> {out} (about "
+            f"{_size(estimated_bytes(model, paths, resolution))} before compression)",
+            highlight=False,
+            soft_wrap=True,
+        )
+    progress = _RunProgress()
+    with _dask_client(workers, scheduler) as client:
+        try:
+            ds = simulate(
+                model,
+                paths,
+                seed,
+                store=out,
+                backend=backend,
+                client=client,
+                block_paths=block_paths,
+                resolution=resolution,
+                resume=resume,
+                overwrite=overwrite,
+                progress=progress,
+            )
+        except (RunError, StoreError, BackendError) as exc:
+            fail(str(exc))
+        finally:
+            progress.stop()
+    console.print(f"wrote {progress.blocks} of {progress.blocks_total} blocks to {out}")
+    console.print(_loss_table(ds))
+
+
 def main() -> None:
     """Entry point of the console script."""
     try:
-        app(standalone_mode=False)
+        # Without standalone mode, click returns a typer.Exit's code instead of raising it.
+        code = app(standalone_mode=False)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except UsageError as exc:
@@ -83,3 +267,4 @@ def main() -> None:
         sys.exit(2)
     except __import__("click").exceptions.Abort:
         sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -207,7 +207,7 @@ def _check_resumable(path: Path, asked: dict, block_paths: int | None):
 
 
 def _check_disk(path: Path, needed: int) -> None:
-    where = next(p for p in (path, *path.parents) if p.exists())
+    where = next(p for p in path.parents if p.exists())
     free = shutil.disk_usage(where).free
     if needed > free:
         raise StoreError(
