@@ -216,6 +216,12 @@ def _check_disk(path: Path, needed: int) -> None:
         )
 
 
+def _check_backend(model: CompiledModel, seed: int, resolution: str, backend: str, client):
+    """Run one path where the blocks will run, before a store is written: a backend that cannot
+    run there (no GPU) fails here, and the kernel is compiled before the progress clock starts."""
+    _run_tasks(_compute, model, [(seed, 0, 1, resolution, backend)], client, lambda _: None)
+
+
 @contextlib.contextmanager
 def _claimed(path: Path, resume: bool) -> Iterator[bool]:
     """Hold the store directory's lock (creating the directory if needed); yields whether this
@@ -316,9 +322,6 @@ def simulate(
         raise RunError("resume and overwrite apply to a store; give store (--out) as well")
     if resume and overwrite:
         raise RunError("resume and overwrite exclude each other; choose one")
-    # Run one path first, where the blocks will run: a backend that cannot run there fails
-    # here, before any store is touched, and the kernel is compiled before the clock starts.
-    _run_tasks(_compute, model, [(seed, 0, 1, resolution, backend)], client, lambda _: None)
     bp = block_paths or default_block_paths(model, paths, resolution, backend, _slots(client))
     note = progress.advance if progress is not None else lambda _: None
 
@@ -347,6 +350,7 @@ def simulate(
             bp, done = info.block_paths, info.done
             todo_bytes = estimated_bytes(model, paths, resolution) * int((~done).sum())
             _check_disk(path, todo_bytes // len(done))
+            _check_backend(model, seed, resolution, backend, client)
         elif is_store(path) and not overwrite:
             raise StoreError(
                 f"{path}: a run store exists there; use --resume to finish it, --overwrite to "
@@ -358,6 +362,7 @@ def simulate(
             raise StoreError(f"{path}: there is no run to resume; drop --resume to start one")
         else:
             _check_disk(path, estimated_bytes(model, paths, resolution))
+            _check_backend(model, seed, resolution, backend, client)
             clear(path)
             create_store(
                 path,
