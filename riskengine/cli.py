@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import typer
@@ -97,9 +97,11 @@ class _PathsPerSecond(ProgressColumn):
 
 class _RunProgress:
     """The engine's :class:`riskengine.engine.Progress` drawn as a rich progress bar, shown from
-    the moment the blocks start (so that an error before then prints only its one line)."""
+    the moment the blocks start, after every check (an error before prints only its one line).
+    ``header()`` is printed first."""
 
-    def __init__(self):
+    def __init__(self, header: Callable[[], str]):
+        self.header = header
         self.bar = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -115,6 +117,7 @@ class _RunProgress:
 
     def start(self, blocks: int, paths: int, blocks_total: int) -> None:
         self.blocks, self.blocks_total = blocks, blocks_total
+        console.print(self.header(), highlight=False, soft_wrap=True)
         if blocks < blocks_total:
             done = blocks_total - blocks
             console.print(f"resuming: {done} of {blocks_total} blocks already done")
@@ -220,15 +223,13 @@ def run(
         model = compile_model(load_scenario(scenario))
     except ScenarioError as exc:
         fail(str(exc))
-    if paths > 0:
-        console.print(
+    progress = _RunProgress(
+        lambda: (
             f"[bold]{model.scenario.name}[/]: {paths:,} paths, seed {seed}, {resolution} "
             f"resolution, backend {backend} -> {out} (about "
-            f"{_size(estimated_bytes(model, paths, resolution))} before compression)",
-            highlight=False,
-            soft_wrap=True,
+            f"{_size(estimated_bytes(model, paths, resolution))} before compression)"
         )
-    progress = _RunProgress()
+    )
     with _dask_client(workers, scheduler) as client:
         try:
             ds = simulate(
