@@ -31,8 +31,6 @@ from pathlib import Path
 
 import numba
 import numpy as np
-from threadpoolctl import threadpool_limits
-
 from riskengine.kernels import rng, step
 from riskengine.kernels.layout import KernelModel
 from riskengine.kernels.step import (
@@ -43,6 +41,7 @@ from riskengine.kernels.step import (
     write_period,
 )
 from riskengine.kernels.targets import CPU_OPTIONS, compile_functions, rebind
+from threadpoolctl import threadpool_limits
 
 __all__ = ["CHUNK", "run_block_into"]
 
@@ -106,7 +105,9 @@ def _make_block(digest: str):
                     dpd_sum[:] = 0.0
                     for i in range(rows):
                         row = first + i
-                        write_period(km, q_sum[i], sev_sum[i], loss[row, period], severity[row, period])
+                        write_period(
+                            km, q_sum[i], sev_sum[i], loss[row, period], severity[row, period]
+                        )
                         credit[row, period] = credit_period[i]
                         tension[row, period] = g_sum[i]
                         g_sum[i] = 0.0

@@ -95,7 +95,7 @@ def credit_polynomials(pd0_probit: np.ndarray, gamma: float) -> np.ndarray:
         for i, x0 in enumerate(x0s):
             for j in range(pieces):
                 cheb = chebyshev.chebinterpolate(
-                    lambda t, j=j, x0=x0: _credit_g((j + (t + 1.0) / 2.0) / pieces, x0, gamma),
+                    lambda t, j=j, x0=x0, J=pieces: _credit_g((j + (t + 1.0) / 2.0) / J, x0, gamma),
                     CREDIT_DEGREE,
                 )
                 poly[i, j] = chebyshev.cheb2poly(cheb)[::-1]

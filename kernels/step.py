@@ -29,7 +29,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-
 from riskengine.kernels.rng import (
     MASK32,
     SHIFT32,
@@ -57,24 +56,24 @@ def _words(k0, k1, path, month, call):
     return philox4x32(p & MASK32, p >> SHIFT32, np.uint64(month), np.uint64(call), k0, k1)
 
 
-def _month0_needed(km, slot):
+def _month0_needed(exposure, stationary, n_factor_slots, slot):
     """Whether the model uses the month-0 draw in ``slot`` (see rng's slot layout)."""
-    C, N = km.exposure.shape
-    CF = C * km.factor_loadings.shape[1]
+    C, N = exposure.shape
     if slot == 0:
-        return km.tension_stationary
-    if slot <= CF:
+        return stationary
+    if slot <= n_factor_slots:
         return True
-    if slot <= CF + C * N:
-        e = slot - 1 - CF
-        return km.exposure[e // N, e % N] != 0.0
+    if slot <= n_factor_slots + C * N:
+        e = slot - 1 - n_factor_slots
+        return exposure[e // N, e % N] != 0.0
     return False
 
 
-def _month0_use(km, slot, z, g0, weights, zf):
+def _month0_store(km, slot, z, g0, weights, zf):
     """Put the month-0 normal ``z`` of ``slot`` where it belongs; returns ``g_0``."""
     C, N = km.exposure.shape
-    F = km.factor_loadings.shape[1]
+    loadings = km.factor_loadings
+    F = loadings.shape[1]
     if slot == 0:
         return z
     if slot <= C * F:
@@ -84,7 +83,7 @@ def _month0_use(km, slot, z, g0, weights, zf):
     n = (slot - 1 - C * F) % N
     xi = km.idiosyncratic_sd[n] * z
     for f in range(F):
-        xi += km.factor_loadings[n, f] * zf[c, f]
+        xi += loadings[n, f] * zf[c, f]
     sigma = km.exposure_sigma[n]
     weights[c, n] = km.exposure[c, n] * math.exp(sigma * xi - 0.5 * sigma**2)
     return g0
@@ -95,7 +94,10 @@ def init_path(km, k0, k1, path, on, severity, months_on, weights, zf):
 
     ``weights`` (C, N) and ``zf`` (C, F) are written; returns ``g_0``.
     """
-    C, N = km.exposure.shape
+    # Arrays are read into locals once: each read of a tuple field costs numba a reference count.
+    exposure = km.exposure
+    stationary = km.tension_stationary
+    C, N = exposure.shape
     F = km.factor_loadings.shape[1]
     for c in range(C):
         on[c] = km.initial_on[c]
@@ -104,20 +106,24 @@ def init_path(km, k0, k1, path, on, severity, months_on, weights, zf):
         for n in range(N):
             weights[c, n] = 0.0
     g0 = km.tension_start
-    n_slots = 1 + C * F + C * N
+    CF = C * F
+    n_slots = 1 + CF + C * N
     for call in range((n_slots + 3) // 4):
         w0, w1, w2, w3 = _words(k0, k1, path, 0, call)
         for half in range(2):
             slot = 4 * call + 2 * half
-            if _month0_needed(km, slot) or _month0_needed(km, slot + 1):
-                if half == 0:
-                    z_cos, z_sin = box_muller(w0, w1)
-                else:
-                    z_cos, z_sin = box_muller(w2, w3)
-                if _month0_needed(km, slot):
-                    g0 = _month0_use(km, slot, z_cos, g0, weights, zf)
-                if _month0_needed(km, slot + 1):
-                    g0 = _month0_use(km, slot + 1, z_sin, g0, weights, zf)
+            use_cos = _month0_needed(exposure, stationary, CF, slot)
+            use_sin = _month0_needed(exposure, stationary, CF, slot + 1)
+            if not (use_cos or use_sin):
+                continue
+            if half == 0:
+                z_cos, z_sin = box_muller(w0, w1)
+            else:
+                z_cos, z_sin = box_muller(w2, w3)
+            if use_cos:
+                g0 = _month0_store(km, slot, z_cos, g0, weights, zf)
+            if use_sin:
+                g0 = _month0_store(km, slot + 1, z_sin, g0, weights, zf)
     return g0
 
 
@@ -127,7 +133,15 @@ def month_step(km, k0, k1, path, t, g, on, severity, months_on, zc, e):
     Updates the regimes in place and writes the effective severities into ``e`` (C,);
     ``zc`` (C,) is scratch for the channel innovations.
     """
-    C = km.loading.shape[0]
+    loading = km.loading
+    idiosyncratic = km.idiosyncratic_loading
+    chol = km.chol
+    retaliation = km.retaliation
+    threshold_on = km.threshold_on
+    threshold_off = km.threshold_off
+    buffer_months = km.buffer_months
+    supply_left = km.supply_left
+    C = loading.shape[0]
     month = t + 1
     zg = 0.0
     for call in range((C + 4) // 4):  # slots 0..C: tension and channel innovations
@@ -152,20 +166,20 @@ def month_step(km, k0, k1, path, t, g, on, severity, months_on, zc, e):
         lower = 0.0
         for c2 in range(C):
             if on[c2]:
-                lower += km.retaliation[c, c2]
+                lower += retaliation[c, c2]
         e[c] = lower
     for c in range(C):
         latent = 0.0
         for c2 in range(c + 1):
-            latent += km.chol[c, c2] * zc[c2]
-        u = km.loading[c] * g + km.idiosyncratic_loading[c] * latent
+            latent += chol[c, c2] * zc[c2]
+        u = loading[c] * g + idiosyncratic[c] * latent
         if on[c]:
-            if u < km.threshold_off[c]:
+            if u < threshold_off[c]:
                 on[c] = False
                 months_on[c] = 0
             else:
                 months_on[c] += 1
-        elif u > km.threshold_on[c] - e[c]:
+        elif u > threshold_on[c] - e[c]:
             on[c] = True
             months_on[c] = 1
             zs = normal(k0, k1, path, month, 1 + C + c)
@@ -174,9 +188,9 @@ def month_step(km, k0, k1, path, t, g, on, severity, months_on, zc, e):
         else:
             months_on[c] = 0
         if on[c]:
-            b = km.buffer_months[c]
+            b = buffer_months[c]
             ramp = min(1.0, months_on[c] / b) if b > 0.0 else 1.0
-            e[c] = severity[c] * ramp * km.supply_left[c, t]
+            e[c] = severity[c] * ramp * supply_left[c, t]
         else:
             e[c] = 0.0
     return g
@@ -211,11 +225,13 @@ def update_path(km, q, mq, d, q_sum, dpd_sum):
     ``pd - pd0 = q * G(q)`` with ``G`` the node's piecewise polynomial (see ``layout``).
     """
     N = q.shape[0]
-    pieces = km.credit_poly.shape[1]
-    terms = km.credit_poly.shape[2]
+    poly = km.credit_poly
+    recovery = km.recovery
+    pieces = poly.shape[1]
+    terms = poly.shape[2]
     for n in range(N):
         q_old = np.float64(q[n])
-        q_new = q_old + km.recovery[n] * (np.float64(mq[n]) + d[n] - q_old)
+        q_new = q_old + recovery[n] * (np.float64(mq[n]) + d[n] - q_old)
         q32 = np.float32(min(max(q_new, 0.0), 1.0))
         q[n] = q32
         qv = np.float64(q32)
@@ -223,9 +239,9 @@ def update_path(km, q, mq, d, q_sum, dpd_sum):
         x = qv * pieces
         j = min(int(x), pieces - 1)
         local = 2.0 * (x - j) - 1.0
-        g = km.credit_poly[n, j, 0]
+        g = poly[n, j, 0]
         for k in range(1, terms):
-            g = g * local + km.credit_poly[n, j, k]
+            g = g * local + poly[n, j, k]
         dpd_sum[n] += qv * g
 
 
@@ -244,11 +260,12 @@ def write_period(km, q_sum, sev_sum, loss, severity):
 
     ``loss`` is the path's (S, R) slice of the period; node ``n = r * S + s``.
     """
+    loss_scale = km.loss_scale
     S, R = loss.shape
     for r in range(R):
         for s in range(S):
             n = r * S + s
-            loss[s, r] = q_sum[n] * km.loss_scale[n]
+            loss[s, r] = q_sum[n] * loss_scale[n]
             q_sum[n] = 0.0
     for c in range(sev_sum.shape[0]):
         severity[c] = sev_sum[c]
@@ -263,7 +280,7 @@ FUNCTIONS = (
     normal,
     _words,
     _month0_needed,
-    _month0_use,
+    _month0_store,
     init_path,
     month_step,
     direct_shock,

@@ -180,6 +180,8 @@ def run_block_into(
     else:
         from riskengine.kernels import cuda
 
+        if not cuda.available():
+            raise BackendError("no CUDA device found; use --backend cpu")
         cuda.run_block_into(km, seed, p0, p1, period_of_month, out)
 
 
