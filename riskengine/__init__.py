@@ -21,6 +21,14 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 from riskengine.compile import CompiledModel, ModelArrays, compile_model
 from riskengine.economy import Economy, EconomyError, load_economy
 from riskengine.engine import open_run, simulate
+from riskengine.risk import (
+    attribution,
+    cumulative_loss_quantiles,
+    exceedance_curves,
+    path_totals,
+    risk_summary,
+    risk_table,
+)
 from riskengine.scenario import Scenario, ScenarioError, builtin_scenarios, load_scenario
 
 __all__ = [
@@ -31,10 +39,16 @@ __all__ = [
     "Scenario",
     "ScenarioError",
     "__version__",
+    "attribution",
     "builtin_scenarios",
     "compile_model",
+    "cumulative_loss_quantiles",
+    "exceedance_curves",
     "load_economy",
     "load_scenario",
     "open_run",
+    "path_totals",
+    "risk_summary",
+    "risk_table",
     "simulate",
 ]

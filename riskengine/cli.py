@@ -11,6 +11,7 @@ import logging
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -24,12 +25,12 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
-from rich.table import Table
 from rich.text import Text
 
 from riskengine.backends import BackendError
 from riskengine.compile import compile_model
 from riskengine.engine import RunError, simulate
+from riskengine.risk import risk_table
 from riskengine.scenario import ScenarioError, builtin_scenarios, load_scenario
 from riskengine.store import StoreError, estimated_bytes
 
@@ -173,25 +174,6 @@ def _dask_client(workers: int | None, scheduler: str | None) -> Iterator[object]
         yield client
 
 
-def _loss_table(ds, level: float = 0.99) -> Table:
-    """Expected loss and VaR of the total output loss over the horizon, by region."""
-    import numpy as np
-
-    total = ds.loss.sum(("time", "sector")).compute()
-    weight = ds.weight.values
-    table = Table(title=f"total output loss over the horizon ({ds.loss.attrs['units']})")
-    table.add_column("region")
-    table.add_column("expected loss", justify="right")
-    table.add_column(f"VaR {level:.0%}", justify="right")
-    for region in total.region.values:
-        values = total.sel(region=region).values.astype(np.float64)
-        order = np.argsort(values)
-        cdf = np.cumsum(weight[order]) / weight.sum()
-        var = values[order][min(np.searchsorted(cdf, level), len(values) - 1)]
-        table.add_row(str(region), f"{np.average(values, weights=weight):,.4g}", f"{var:,.4g}")
-    return table
-
-
 @app.command()
 def run(
     scenario: str = typer.Argument(..., help="Built-in name or path to a YAML file."),
@@ -250,7 +232,67 @@ def run(
         finally:
             progress.stop()
     console.print(f"wrote {progress.blocks} of {progress.blocks_total} blocks to {out}")
-    console.print(_loss_table(ds))
+    console.print(risk_table(ds, levels=(0.99,)))
+
+
+def _parse_levels(text: str) -> list[float]:
+    try:
+        levels = [float(part) for part in text.split(",")]
+    except ValueError:
+        fail(f"--levels {text!r}: give comma-separated numbers, e.g. 0.95,0.99,0.995")
+    if not all(0 < level < 1 for level in levels):
+        fail(f"--levels {text!r}: each level must lie strictly between 0 and 1")
+    return levels
+
+
+def _open_cube(run: Path):
+    """Open a run's store lazily, or fail with a one-line message naming it."""
+    import xarray as xr
+
+    from riskengine.risk import CubeError, check_cube
+
+    if not run.is_dir():
+        fail(f"{run}: no such run store; give the RUN.zarr folder that `riskengine run` wrote")
+    try:
+        ds = xr.open_zarr(run)
+        check_cube(ds)
+    except CubeError as exc:
+        fail(f"{run}: {exc}")
+    except (OSError, ValueError, KeyError) as exc:  # zarr's errors for a folder that is no store
+        fail(f"{run}: not a zarr store written by `riskengine run` ({type(exc).__name__})")
+    return ds
+
+
+@app.command()
+def report(
+    run: Annotated[Path, typer.Argument(help="The run's store (RUN.zarr).")],
+    out: Annotated[
+        Path | None, typer.Option(help="Folder for index.html and the PNGs [RUN-report].")
+    ] = None,
+    levels: Annotated[str, typer.Option(help="Levels of VaR and ES, comma-separated.")] = (
+        "0.95,0.99,0.995"
+    ),
+    overwrite: Annotated[bool, typer.Option(help="Replace a report already in --out.")] = False,
+):
+    """Write a run's report (HTML page and PNG figures) and print its risk table."""
+    from riskengine.report import FIGURES, write_report
+
+    parsed = _parse_levels(levels)
+    ds = _open_cube(run)
+    out = out if out is not None else run.with_name(f"{run.stem}-report")
+    clashes = [
+        out / n for n in ["index.html", *(f"{f}.png" for f in FIGURES)] if (out / n).exists()
+    ]
+    if out.exists() and not out.is_dir():
+        fail(f"--out {out}: exists and is not a folder; choose another --out")
+    if clashes and not overwrite:
+        fail(
+            f"--out {out}: already holds a report ({clashes[0].name}); "
+            "add --overwrite or choose another --out"
+        )
+    result = write_report(ds, out, parsed)
+    console.print(result.table)
+    console.print(f"report: {result.html}", highlight=False)
 
 
 def main() -> None:

@@ -1,0 +1,327 @@
+"""The report of a run: PNG figures and one self-contained HTML page (figures embedded).
+
+Figures are drawn on :class:`matplotlib.figure.Figure` objects directly (the Agg canvas, no
+pyplot, no display). The cube is read in one pass (:func:`riskengine.risk.path_totals` with the
+timeline); everything after that works on the per-path totals in memory.
+
+This module imports numpy, xarray, matplotlib, rich and riskengine.risk.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+from matplotlib.figure import Figure
+from matplotlib.ticker import StrMethodFormatter
+from rich.console import Console
+from rich.table import Table
+
+from riskengine.risk import (
+    attribution,
+    check_levels,
+    cumulative_loss_quantiles,
+    display_unit,
+    exceedance_curves,
+    format_amount,
+    path_totals,
+    risk_summary,
+    risk_table,
+)
+
+__all__ = ["FIGURES", "Report", "write_report"]
+
+FIGURES = {
+    "exceedance": "Exceedance curve of the loss over the horizon",
+    "fan": "Cumulative loss over time by region",
+    "heatmap": "Expected shortfall by sector and region",
+    "activity": "Channel activity over time",
+    "euler": "Contributions to the expected shortfall of the total loss",
+}
+
+
+@dataclass(frozen=True)
+class Report:
+    """What :func:`write_report` wrote, and the table it printed into the page."""
+
+    html: Path
+    figures: dict[str, Path]
+    table: Table
+    summary: xr.Dataset
+
+
+def _main_level(levels: np.ndarray) -> float:
+    """The level the single-level figures show: 99 % where asked for, else the highest."""
+    return 0.99 if np.isclose(levels, 0.99).any() else float(levels[-1])
+
+
+def _pct(level: float) -> str:
+    return f"{100 * level:g} %"
+
+
+_THOUSANDS = StrMethodFormatter("{x:,.0f}")
+
+
+def _has_few_points(time: xr.DataArray) -> bool:
+    return time.size <= 12  # show markers where lines would hide the periods
+
+
+def fig_exceedance(curves: xr.Dataset, summary: xr.Dataset) -> Figure:
+    """Total loss exceedance curve with its 95 % band and VaR marks; regions beside it."""
+    scale, unit = display_unit(curves.attrs["units"])
+    fig = Figure(figsize=(11, 4.5), layout="constrained")
+    ax_total, ax_regions = fig.subplots(1, 2, sharey=True)
+    x = scale * curves.total_threshold.values
+    ax_total.fill_between(
+        x, curves.total_lower, curves.total_upper, step="post", alpha=0.3, label="95 % band"
+    )
+    ax_total.step(x, curves.total_probability, where="post", color="C0", label="P(loss > x)")
+    for level in summary.level.values:
+        var = scale * float(summary.total_VaR.sel(period="horizon", level=level))
+        ax_total.axvline(var, color="0.4", lw=0.8, ls="--")
+        ax_total.annotate(f"VaR {_pct(level)}", (var, 1 - level), xytext=(3, 3),
+                          textcoords="offset points", fontsize=8)  # fmt: skip
+    ax_total.set_title("Total (all regions)")
+    for i, region in enumerate(curves.region.values):
+        c = curves.sel(region=region)
+        ax_regions.step(scale * c.region_threshold, c.region_probability, where="post",
+                        color=f"C{i}", label=str(region))  # fmt: skip
+    ax_regions.set_title("By region")
+    for ax in (ax_total, ax_regions):
+        ax.set_yscale("log")
+        ax.set_xlabel(f"loss over the horizon x ({unit})")
+        ax.xaxis.set_major_formatter(_THOUSANDS)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    ax_total.set_ylabel("probability that the loss exceeds x")
+    fig.suptitle(FIGURES["exceedance"])
+    return fig
+
+
+def fig_fan(quantiles: xr.DataArray) -> Figure:
+    """Median and 5-95 % band of each region's cumulative loss, one panel per region."""
+    scale, unit = display_unit(quantiles.attrs["units"])
+    regions = quantiles.region.values
+    ncols = min(4, regions.size)
+    nrows = -(-regions.size // ncols)
+    fig = Figure(figsize=(3.2 * ncols, 2.8 * nrows), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(nrows, ncols, sharex=True, squeeze=False)).ravel()
+    lo, mid, hi = (quantiles.isel(quantile=k) for k in (0, quantiles.sizes["quantile"] // 2, -1))
+    marker = "o" if _has_few_points(quantiles.time) else None
+    for ax, region in zip(axes, regions, strict=False):
+        t = quantiles.time.values
+        band = f"{_pct(float(lo['quantile']))}-{_pct(float(hi['quantile']))}"
+        ax.fill_between(t, scale * lo.sel(region=region), scale * hi.sel(region=region),
+                        alpha=0.3, label=band)  # fmt: skip
+        ax.plot(t, scale * mid.sel(region=region), marker=marker, label="median")
+        ax.set_title(str(region))
+        ax.yaxis.set_major_formatter(_THOUSANDS)
+        ax.grid(True, alpha=0.3)
+        ax.tick_params(axis="x", labelrotation=30, labelsize=8)
+    for ax in axes[regions.size :]:
+        ax.set_visible(False)
+    for ax in axes[::ncols]:
+        ax.set_ylabel(f"cumulative loss ({unit})")
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"{FIGURES['fan']} (weighted quantiles over paths)")
+    return fig
+
+
+def fig_heatmap(summary: xr.Dataset, level: float) -> Figure:
+    """ES of each node's loss over the horizon (standalone, not additive)."""
+    scale, unit = display_unit(summary.attrs["units"])
+    es = scale * summary.node_ES.sel(level=level).transpose("sector", "region")
+    fig = Figure(figsize=(8, 7), layout="constrained")
+    ax = fig.subplots()
+    image = ax.imshow(es.values, cmap="Reds", aspect="auto")
+    ax.set_xticks(range(es.sizes["region"]), es.region.values, rotation=30)
+    ax.set_yticks(range(es.sizes["sector"]), es.sector.values)
+    top = float(es.max())
+    for (i, j), v in np.ndenumerate(es.values):
+        ax.text(j, i, f"{v:,.0f}", ha="center", va="center", fontsize=7,
+                color="white" if v > 0.6 * top else "black")  # fmt: skip
+    label = f"ES {_pct(level)} of the node's loss ({unit})"
+    fig.colorbar(image, ax=ax, label=label, format=_THOUSANDS)
+    ax.set_title(
+        f"{FIGURES['heatmap']}: ES {_pct(level)} of each node's loss over the horizon ({unit})\n"
+        "each node on its own: the cells do not add up to the total's ES",
+        fontsize=10,
+    )
+    return fig
+
+
+def fig_activity(p_active_time: xr.DataArray, resolution: str) -> Figure:
+    """Weighted probability that each channel is on, period by period."""
+    fig = Figure(figsize=(9, 4), layout="constrained")
+    ax = fig.subplots()
+    marker = "o" if _has_few_points(p_active_time.time) else None
+    for channel in p_active_time.channel.values:
+        ax.plot(p_active_time.time.values, p_active_time.sel(channel=channel), marker=marker,
+                label=str(channel))  # fmt: skip
+    ax.set_ylim(0, 1)
+    what = "in the month" if resolution == "month" else f"at some month of the {resolution}"
+    ax.set_ylabel(f"probability the channel is on {what}")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    ax.set_title(FIGURES["activity"])
+    return fig
+
+
+def fig_euler(attrib: xr.Dataset, level: float) -> Figure:
+    """Euler contributions of regions and sectors to the ES of the total loss (they add up)."""
+    scale, unit = display_unit(attrib.attrs["units"])
+    a = attrib.sel(level=level)
+    fig = Figure(figsize=(11, 4), layout="constrained")
+    for ax, dim in zip(fig.subplots(1, 2), ("region", "sector"), strict=True):
+        values = scale * a[f"euler_{dim}"]
+        ax.bar([str(v) for v in values[dim].values], values.values, color="C3")
+        ax.set_title(f"by {dim}")
+        ax.set_ylabel(f"contribution ({unit})")
+        ax.yaxis.set_major_formatter(_THOUSANDS)
+        ax.tick_params(axis="x", labelrotation=45, labelsize=8)
+        ax.grid(True, axis="y", alpha=0.3)
+    total = scale * float(a.ES)
+    fig.suptitle(f"{FIGURES['euler']}: ES {_pct(level)} = {total:,.0f} {unit}")
+    return fig
+
+
+def _png(fig: Figure, path: Path) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    path.write_bytes(buffer.getvalue())
+    return buffer.getvalue()
+
+
+def _table_html(table: Table) -> str:
+    console = Console(record=True, width=140, file=io.StringIO())
+    console.print(table)
+    return console.export_html(inline_styles=True, code_format="<pre>{code}</pre>")
+
+
+def _html_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _tail_html(summary: xr.Dataset) -> str:
+    """VaR and ES with standard errors at every level, total and by region (horizon)."""
+    scale, unit = display_unit(summary.attrs["units"])
+    s = summary.sel(period="horizon")
+    header = ["", *(f"{m} {_pct(a)} ({unit})" for a in s.level.values for m in ("VaR", "ES"))]
+
+    def row(name: str, prefix: str, **where) -> list[str]:
+        cells = [name]
+        for a in s.level.values:
+            for m in ("VaR", "ES"):
+                v, se = (
+                    scale * float(s[f"{prefix}_{m}{k}"].sel({**where, "level": a}))
+                    for k in ("", "_se")
+                )
+                cells.append(f"{format_amount(v)} ± {format_amount(se)}")
+        return cells
+
+    rows = [row(str(r), "region", region=r) for r in s.region.values]
+    rows += [row("Total", "total"), row("Bank credit losses, all regions", "credit_total")]
+    return _html_table(header, rows)
+
+
+def _channel_html(attrib: xr.Dataset, level: float) -> str:
+    scale, unit = display_unit(attrib.attrs["units"])
+    a = attrib.sel(level=level)
+    header = [
+        "channel", "P(active)", "P(active | tail)", f"EL if active ({unit})",
+        f"EL if never active ({unit})", "share of ES from paths where active",
+    ]  # fmt: skip
+    rows = [
+        [
+            str(c),
+            f"{float(a.p_active.sel(channel=c)):.3f}",
+            f"{float(a.p_active_tail.sel(channel=c)):.3f}",
+            format_amount(scale * float(a.EL_active.sel(channel=c))),
+            format_amount(scale * float(a.EL_inactive.sel(channel=c))),
+            f"{float(a.ES_share_active.sel(channel=c)):.3f}",
+        ]
+        for c in a.channel.values
+    ]
+    return _html_table(header, rows)
+
+
+_STYLE = (
+    "body{font-family:sans-serif;max-width:1150px;margin:2em auto;color:#222}"
+    "img{max-width:100%}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
+    "padding:3px 8px;text-align:right}pre{font-size:13px}"
+)
+
+
+def _page(ds: xr.Dataset, table: Table, summary: xr.Dataset, attrib: xr.Dataset, pngs: dict) -> str:
+    level = _main_level(summary.level.values)
+    title = f"riskengine report: {ds.attrs.get('scenario_name', 'run')}"
+    meta = ", ".join(
+        f"{k} {html.escape(str(ds.attrs[k]))}"
+        for k in ("paths", "seed", "resolution", "backend", "riskengine_version", "created")
+        if k in ds.attrs
+    )
+    parts = [
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+        f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1><p>{meta}</p>",
+        "<h2>Risk table</h2>",
+        _table_html(table),
+        "<h2>VaR and ES at every level (± standard error)</h2>",
+        _tail_html(summary),
+        f"<p>{html.escape(summary.attrs['standard_errors'])}</p>",
+    ]
+    for name, png in pngs.items():
+        data = base64.b64encode(png).decode("ascii")
+        parts.append(f"<h2>{FIGURES[name]}</h2>")
+        parts.append(f"<img src='data:image/png;base64,{data}' alt='{name}.png'>")
+    parts.append(f"<h2>Channels in the tail (ES {_pct(level)} of the total loss)</h2>")
+    parts.append(_channel_html(attrib, level))
+    parts.append("<p>Methods: see docs/report.md of riskengine.</p></body></html>")
+    return "\n".join(parts)
+
+
+def write_report(
+    ds: xr.Dataset, out_dir: Path, levels: Sequence[float] = (0.95, 0.99, 0.995)
+) -> Report:
+    """Write ``index.html`` and one PNG per figure of :data:`FIGURES` into ``out_dir``.
+
+    The cube is read once; the page embeds the PNGs (base64), so it opens offline on its own.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from riskengine import load_scenario
+    >>> from riskengine.reference import simulate
+    >>> ds = simulate(load_scenario("truce_collapse"), paths=100, seed=1, resolution="year")
+    >>> report = write_report(ds, Path(tempfile.mkdtemp()))
+    >>> sorted(report.figures), report.html.name
+    (['activity', 'euler', 'exceedance', 'fan', 'heatmap'], 'index.html')
+    """
+    lv = check_levels(levels)
+    level = _main_level(lv)
+    totals = path_totals(ds, timeline=True).compute()
+    summary = risk_summary(totals, lv)
+    attrib = attribution(totals, lv)
+    table = risk_table(totals, [level], summary=summary)
+    figures = {
+        "exceedance": fig_exceedance(exceedance_curves(totals), summary),
+        "fan": fig_fan(cumulative_loss_quantiles(totals)),
+        "heatmap": fig_heatmap(summary, level),
+        "activity": fig_activity(totals.p_active_time, ds.attrs["resolution"]),
+        "euler": fig_euler(attrib, level),
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {name: out_dir / f"{name}.png" for name in figures}
+    pngs = {name: _png(fig, paths[name]) for name, fig in figures.items()}
+    page = out_dir / "index.html"
+    page.write_text(_page(ds, table, summary, attrib, pngs), encoding="utf-8")
+    return Report(page, paths, table, summary)

@@ -1,0 +1,491 @@
+"""Risk measures of a cube: EL, VaR, ES with standard errors, exceedance curves, attribution.
+
+Every measure is weighted by the cube's ``weight`` (importance sampling); the statistics and
+their standard errors are defined in :mod:`riskengine.weighted`.
+
+Lazy cubes (dask-backed, e.g. from ``xarray.open_zarr``) are reduced in one pass: the big
+dimensions (time, and for the tables nothing else) are summed chunk by chunk into per-path totals
+by :func:`path_totals`, which stays lazy; only those totals are loaded (about 8 bytes x paths x
+(84 nodes + 5 years x 26 regions and sectors + channels): 1.5 GB for a million paths). Quantiles
+then need every path of a column at once and are computed in memory from the totals.
+
+This module imports numpy, xarray, rich and riskengine.weighted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import xarray as xr
+from rich.table import Table
+
+from riskengine.weighted import exceedance, mean_se, tail_stats, tail_weights, weighted_quantile
+
+__all__ = [
+    "CubeError",
+    "attribution",
+    "check_cube",
+    "check_levels",
+    "cumulative_loss_quantiles",
+    "display_unit",
+    "exceedance_curves",
+    "format_amount",
+    "path_totals",
+    "risk_summary",
+    "risk_table",
+]
+
+_REQUIRED = {
+    "loss": ("path", "time", "sector", "region"),
+    "credit_loss": ("path", "time", "region"),
+    "severity": ("path", "time", "channel"),
+    "weight": ("path",),
+}
+_TOTALS_KIND = "riskengine path totals"
+_PER_YEAR_RESOLUTIONS = {"month": 12, "quarter": 4, "year": 1}
+
+SE_METHOD = (
+    "EL and ES: delta-method standard error of a self-normalised weighted mean (ES through its "
+    "influence VaR + (x - VaR)+/(1 - alpha)); VaR: Woodruff 95 % interval of the weighted "
+    "quantile, se = interval width / (2 x 1.96). Paths independent; see riskengine.weighted."
+)
+
+
+class CubeError(ValueError):
+    """The dataset is not a riskengine cube (a variable, dim or attr is missing)."""
+
+
+def check_cube(ds: xr.Dataset) -> None:
+    """Raise :class:`CubeError` naming the first missing variable, dim or attr of the cube.
+
+    Examples
+    --------
+    >>> check_cube(xr.Dataset())
+    Traceback (most recent call last):
+    ...
+    riskengine.risk.CubeError: not a riskengine cube: variable 'loss' is missing
+    """
+    for name, dims in _REQUIRED.items():
+        if name not in ds.variables:
+            raise CubeError(f"not a riskengine cube: variable {name!r} is missing")
+        if tuple(ds[name].dims) != dims:
+            raise CubeError(
+                f"not a riskengine cube: {name!r} has dims {tuple(ds[name].dims)}, expected {dims}"
+            )
+    if "resolution" not in ds.attrs:
+        raise CubeError("not a riskengine cube: dataset attr 'resolution' is missing")
+
+
+def check_levels(levels: Sequence[float]) -> np.ndarray:
+    """Levels as a sorted float array; each must lie strictly between 0 and 1.
+
+    Examples
+    --------
+    >>> check_levels([0.99, 0.95]).tolist()
+    [0.95, 0.99]
+    """
+    arr = np.unique(np.asarray(levels, dtype=np.float64))
+    if arr.size == 0 or not np.all((arr > 0) & (arr < 1)):
+        raise ValueError(f"levels must be numbers strictly between 0 and 1, got {list(levels)}")
+    return arr
+
+
+def display_unit(units: str) -> tuple[float, str]:
+    """Scale and label to show amounts in: USD bn for a cube in USD million.
+
+    Examples
+    --------
+    >>> display_unit("USD million")
+    (0.001, 'USD bn')
+    """
+    if units.strip().lower() in {"usd million", "million usd", "usd m"}:
+        return 1e-3, "USD bn"
+    return 1.0, units
+
+
+def _year_index(ds: xr.Dataset) -> np.ndarray | None:
+    """Year of the horizon (0-based, from the scenario's start) of each period, or None.
+
+    Years exist at month, quarter and year resolution; ``horizon`` has one period only.
+    """
+    if ds.attrs["resolution"] not in _PER_YEAR_RESOLUTIONS:
+        return None
+    months = ds["time"].values.astype("datetime64[M]").astype(np.int64)
+    return (months - months[0]) // 12
+
+
+def path_totals(ds: xr.Dataset, timeline: bool = False) -> xr.Dataset:
+    """Per-path totals over time of a cube, lazy if the cube is dask-backed.
+
+    Variables (float64 sums of the float32 cube): ``loss`` (path, sector, region) over the
+    horizon, ``credit_loss`` (path, region), and where the resolution has years (not
+    ``horizon``) ``loss_region_year``, ``loss_sector_year``, ``credit_loss_year`` with a ``year``
+    dim (year 1 = the first 12 months from the scenario's start); ``active`` (path, channel): the
+    channel was on at some time of the path; ``p_active_time`` (time, channel): weighted
+    probability that the channel is on (at resolutions coarser than a month: on at some month of
+    the period); ``weight``. With ``timeline``, also ``cumulative_loss_region`` (path, time,
+    region, float32: 4 bytes x paths x periods x regions), for fan charts. Nothing is computed
+    here: call ``.compute()`` (one pass over the cube) or pass the result to the functions of
+    this module.
+
+    Examples
+    --------
+    >>> from riskengine import load_scenario
+    >>> from riskengine.reference import simulate
+    >>> ds = simulate(load_scenario("truce_collapse"), paths=3, seed=1)
+    >>> sorted(path_totals(ds).data_vars)  # doctest: +NORMALIZE_WHITESPACE
+    ['active', 'credit_loss', 'credit_loss_year', 'loss', 'loss_region_year', 'loss_sector_year',
+     'p_active_time', 'weight']
+    """
+    check_cube(ds)
+    loss = ds["loss"].astype(np.float64)
+    credit = ds["credit_loss"].astype(np.float64)
+    weight = ds["weight"].astype(np.float64)
+    on = ds["severity"] > 0
+    out = {
+        "loss": loss.sum("time"),
+        "credit_loss": credit.sum("time"),
+        "active": on.any("time"),
+        "p_active_time": weight.dot(on, dim="path") / weight.sum(),
+        "weight": weight,
+    }
+    if timeline:
+        cumulative = loss.sum("sector").cumsum("time").astype(np.float32)
+        out["cumulative_loss_region"] = cumulative.transpose("path", "time", "region")
+    year = _year_index(ds)
+    if year is not None:
+        by_year = {"year": ("time", year + 1)}
+        out["loss_region_year"] = loss.sum("sector").assign_coords(by_year).groupby("year").sum()
+        out["loss_sector_year"] = loss.sum("region").assign_coords(by_year).groupby("year").sum()
+        out["credit_loss_year"] = credit.assign_coords(by_year).groupby("year").sum()
+    attrs = {
+        "kind": _TOTALS_KIND,
+        "units": ds["loss"].attrs.get("units", ""),
+        **{k: ds.attrs[k] for k in ("resolution", "scenario_name", "paths") if k in ds.attrs},
+    }
+    return xr.Dataset(out, attrs=attrs)
+
+
+def _loaded_totals(ds: xr.Dataset) -> xr.Dataset:
+    """Computed path totals of a cube, or the totals themselves if already given."""
+    if ds.attrs.get("kind") == _TOTALS_KIND:
+        return ds.compute()
+    return path_totals(ds).compute()
+
+
+def _measures(values: xr.DataArray, weight: np.ndarray, levels: np.ndarray) -> xr.Dataset:
+    """EL, VaR, ES and their standard errors of each column of ``values`` (path, ...)."""
+    other = [d for d in values.dims if d != "path"]
+    shape = tuple(values.sizes[d] for d in other)
+    x = values.transpose("path", *other).values.reshape(values.sizes["path"], -1)
+    names = ("VaR", "VaR_se", "VaR_lower", "VaR_upper", "ES", "ES_se")
+    el = np.empty((2, x.shape[1]))
+    tail = np.empty((len(names), x.shape[1], levels.size))
+    for j in range(x.shape[1]):
+        el[:, j] = mean_se(x[:, j], weight)
+        t = tail_stats(x[:, j], weight, levels)
+        tail[:, j] = [t.var, t.var_se, t.var_lower, t.var_upper, t.es, t.es_se]
+    variables = {"EL": (other, el[0].reshape(shape)), "EL_se": (other, el[1].reshape(shape))}
+    for name, arr in zip(names, tail, strict=True):
+        variables[name] = ([*other, "level"], arr.reshape(*shape, levels.size))
+    coords = {d: values[d].values for d in other if d in values.coords}
+    return xr.Dataset(variables, coords={**coords, "level": levels})
+
+
+def _by_period(horizon: xr.DataArray, per_year: xr.DataArray | None, w, levels) -> xr.Dataset:
+    """Measures over the horizon and, where given, per year, along a ``period`` dim."""
+    parts = [_measures(horizon, w, levels).expand_dims(period=["horizon"])]
+    if per_year is not None:
+        yearly = _measures(per_year, w, levels)
+        labels = [f"year {int(y)}" for y in yearly["year"].values]
+        parts.append(yearly.drop_vars("year").rename(year="period").assign_coords(period=labels))
+    return xr.concat(parts, dim="period")
+
+
+def _with_prefix(ds: xr.Dataset, prefix: str, what: str, units: str) -> dict[str, xr.DataArray]:
+    out = {}
+    for name, da in ds.data_vars.items():
+        da.attrs = {"long_name": f"{name} of {what}", "units": units}
+        if name.endswith("_se") or name.startswith("VaR_"):
+            da.attrs["method"] = SE_METHOD
+        out[f"{prefix}_{name}"] = da
+    return out
+
+
+def _sum(da: xr.DataArray | None, dim: str) -> xr.DataArray | None:
+    return None if da is None else da.sum(dim)
+
+
+def risk_summary(ds: xr.Dataset, levels: Sequence[float] = (0.95, 0.99, 0.995)) -> xr.Dataset:
+    """EL, VaR and ES (with standard errors) of losses by node, sector, region and in total.
+
+    Parameters
+    ----------
+    ds
+        A cube (in memory or dask-backed) or its :func:`path_totals`. A lazy cube is read once.
+    levels
+        Confidence levels of VaR and ES, each strictly between 0 and 1.
+
+    Returns
+    -------
+    xarray.Dataset
+        For each group ``total`` (all nodes), ``region``, ``sector``, ``credit`` (bank credit
+        losses by region) and ``credit_total``: ``{group}_EL``, ``_EL_se``, ``_VaR``, ``_VaR_se``,
+        ``_VaR_lower``, ``_VaR_upper`` (95 % interval), ``_ES``, ``_ES_se``, with dims
+        ``period`` (``"horizon"`` then ``"year 1"``, ... where the cube's resolution has years:
+        not for ``resolution="horizon"``), the group's dim and ``level``. ``node_*`` (sector,
+        region, level) over the horizon only. Amounts are in the cube's unit; the definitions
+        (VaR: smallest loss whose weighted CDF reaches the level; ES: Acerbi-Tasche) and the
+        standard-error methods are in :mod:`riskengine.weighted` and the ``method`` attrs.
+
+    Examples
+    --------
+    >>> from riskengine import load_scenario
+    >>> from riskengine.reference import simulate
+    >>> ds = simulate(load_scenario("truce_collapse"), paths=200, seed=1)
+    >>> s = risk_summary(ds, levels=[0.9])
+    >>> bool((s.total_ES >= s.total_VaR).all()), s.total_VaR.dims
+    (True, ('period', 'level'))
+    """
+    lv = check_levels(levels)
+    t = _loaded_totals(ds)
+    w = t["weight"].values
+    units = t.attrs["units"]
+    node = t["loss"]
+    y_region, y_sector, y_credit = (
+        t.get(k) for k in ("loss_region_year", "loss_sector_year", "credit_loss_year")
+    )
+    groups = {
+        "total": (node.sum(("sector", "region")), _sum(y_region, "region")),
+        "region": (node.sum("sector"), y_region),
+        "sector": (node.sum("region"), y_sector),
+        "credit": (t["credit_loss"], y_credit),
+        "credit_total": (t["credit_loss"].sum("region"), _sum(y_credit, "region")),
+    }
+    what = {
+        "total": "total output loss",
+        "region": "output loss of the region",
+        "sector": "output loss of the sector",
+        "credit": "bank credit losses of the region",
+        "credit_total": "bank credit losses, all regions",
+    }
+    out: dict[str, xr.DataArray] = {}
+    for group, (horizon, per_year) in groups.items():
+        measures = _by_period(horizon, per_year, w, lv)
+        out.update(_with_prefix(measures, group, what[group], units))
+    out.update(_with_prefix(_measures(node, w, lv), "node", "output loss of the node", units))
+    attrs = {
+        "units": units,
+        "paths": int(w.size),
+        "per_year": "no: one period (resolution horizon)" if y_region is None else "yes",
+        "var_definition": "smallest loss x with weighted P(L <= x) >= level",
+        "es_definition": "Acerbi-Tasche: mean of the quantile function over [level, 1]",
+        "standard_errors": SE_METHOD,
+        **{k: t.attrs[k] for k in ("resolution", "scenario_name") if k in t.attrs},
+    }
+    return xr.Dataset(out, attrs=attrs)
+
+
+def attribution(ds: xr.Dataset, levels: Sequence[float] = (0.99,)) -> xr.Dataset:
+    """Which regions, sectors and channels make the tail of the total loss over the horizon.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``ES`` (level): ES of total loss. ``euler_region`` (region, level) and ``euler_sector``
+        (sector, level): Euler contributions to that ES, ``E[L_part | tail]`` with the tail
+        weights of :func:`riskengine.weighted.tail_weights`; each sums to ``ES`` exactly.
+        ``p_active`` (channel): probability the channel is on at some time of a path;
+        ``p_active_tail`` (channel, level): the same probability in the ES tail;
+        ``EL_active``, ``EL_inactive`` (channel): expected total loss given the channel was
+        (was never) active; ``ES_share_active`` (channel, level): share of ES from tail paths in
+        which the channel was active (channels overlap, so shares need not sum to 1).
+
+    Examples
+    --------
+    >>> from riskengine import load_scenario
+    >>> from riskengine.reference import simulate
+    >>> ds = simulate(load_scenario("truce_collapse"), paths=200, seed=1)
+    >>> a = attribution(ds, levels=[0.9])
+    >>> bool(np.allclose(a.euler_region.sum("region"), a.ES))
+    True
+    """
+    lv = check_levels(levels)
+    t = _loaded_totals(ds)
+    w = t["weight"].values
+    node = t["loss"]
+    total = node.sum(("sector", "region")).values
+    region = node.sum("sector").transpose("path", "region").values
+    sector = node.sum("region").transpose("path", "sector").values
+    active = t["active"].transpose("path", "channel").values.astype(np.float64)
+    tau = np.stack([tail_weights(total, w, a)[1] for a in lv])  # (level, path)
+    es = tau @ total
+    w_active = w @ active
+    w_inactive = w.sum() - w_active
+    with np.errstate(invalid="ignore", divide="ignore"):  # a channel never (always) active: NaN
+        el_active = (w * total) @ active / w_active
+        el_inactive = (w * total) @ (1.0 - active) / w_inactive
+    return xr.Dataset(
+        {
+            "ES": ("level", es),
+            "euler_region": (("region", "level"), (tau @ region).T),
+            "euler_sector": (("sector", "level"), (tau @ sector).T),
+            "p_active": ("channel", w_active / w.sum()),
+            "p_active_tail": (("channel", "level"), (tau @ active).T),
+            "EL_active": ("channel", el_active),
+            "EL_inactive": ("channel", el_inactive),
+            "ES_share_active": (("channel", "level"), ((tau * total) @ active).T / es),
+        },
+        coords={
+            "level": lv,
+            "region": node["region"].values,
+            "sector": node["sector"].values,
+            "channel": t["channel"].values,
+        },
+        attrs={"units": t.attrs["units"]},
+    )
+
+
+def exceedance_curves(ds: xr.Dataset, n_points: int = 100) -> xr.Dataset:
+    """Exceedance curves ``P(L > x)`` of the loss over the horizon, with 95 % bands.
+
+    Parameters
+    ----------
+    ds
+        A cube or its :func:`path_totals`.
+    n_points
+        Thresholds per curve, spread evenly in log-probability from the body to the ``1/n_eff``
+        tail (see :func:`riskengine.weighted.exceedance`).
+
+    Returns
+    -------
+    xarray.Dataset
+        For ``total``, ``region`` and ``sector`` (dims ``point`` and the group's dim):
+        ``{group}_threshold`` (loss, the cube's unit), ``_probability`` (weighted share of paths
+        with a loss above it), ``_se`` and the 95 % Wilson band ``_lower``, ``_upper``.
+
+    Examples
+    --------
+    >>> from riskengine import load_scenario
+    >>> from riskengine.reference import simulate
+    >>> ds = simulate(load_scenario("truce_collapse"), paths=200, seed=1)
+    >>> e = exceedance_curves(ds, n_points=20)
+    >>> e.region_probability.dims, bool((e.total_lower <= e.total_probability).all())
+    (('region', 'point'), True)
+    """
+    t = _loaded_totals(ds)
+    w = t["weight"].values
+    node = t["loss"]
+    groups = {
+        "total": node.sum(("sector", "region")),
+        "region": node.sum("sector"),
+        "sector": node.sum("region"),
+    }
+    out = {}
+    for group, values in groups.items():
+        cols = [d for d in values.dims if d != "path"]
+        x = values.transpose(*cols, "path").values.reshape(-1, values.sizes["path"])
+        curves = [exceedance(col, w, n_points) for col in x]
+        for field in ("threshold", "probability", "se", "lower", "upper"):
+            arr = np.stack([getattr(c, field) for c in curves]).reshape(
+                *(values.sizes[d] for d in cols), n_points
+            )
+            out[f"{group}_{field}"] = ([*cols, "point"], arr)
+    coords = {"region": node["region"].values, "sector": node["sector"].values}
+    return xr.Dataset(out, coords=coords, attrs={"units": t.attrs["units"]})
+
+
+def cumulative_loss_quantiles(
+    ds: xr.Dataset, quantiles: Sequence[float] = (0.05, 0.5, 0.95)
+) -> xr.DataArray:
+    """Weighted quantiles over paths of each region's cumulative loss up to each period.
+
+    Needs ``cumulative_loss_region``: give a cube, or :func:`path_totals` with ``timeline``.
+
+    Examples
+    --------
+    >>> from riskengine import load_scenario
+    >>> from riskengine.reference import simulate
+    >>> ds = simulate(load_scenario("truce_collapse"), paths=200, seed=1, resolution="year")
+    >>> cumulative_loss_quantiles(ds).dims
+    ('quantile', 'time', 'region')
+    """
+    q = check_levels(quantiles)
+    t = ds if ds.attrs.get("kind") == _TOTALS_KIND else path_totals(ds, timeline=True)
+    cumulative = t["cumulative_loss_region"].compute()
+    w = t["weight"].values
+    x = cumulative.values
+    out = np.empty((q.size, x.shape[1], x.shape[2]))
+    for i in range(x.shape[1]):
+        for j in range(x.shape[2]):
+            out[:, i, j] = weighted_quantile(x[:, i, j], w, q)
+    return xr.DataArray(
+        out,
+        dims=("quantile", "time", "region"),
+        coords={"quantile": q, "time": cumulative["time"], "region": cumulative["region"]},
+        attrs={"units": t.attrs["units"], "long_name": "cumulative output loss"},
+    )
+
+
+def format_amount(value: float) -> str:
+    """An amount with thousands separators and at least three significant digits.
+
+    Examples
+    --------
+    >>> [format_amount(v) for v in (12345.6, 42.34, 0.5, 0.0)]
+    ['12,346', '42.3', '0.500', '0']
+    """
+    if value == 0 or not np.isfinite(value):
+        return f"{value:g}"
+    decimals = max(0, 2 - int(np.floor(np.log10(abs(value)))))
+    return f"{value:,.{decimals}f}"
+
+
+def _level_label(level: float) -> str:
+    return f"{100 * level:g} %"
+
+
+def risk_table(
+    ds: xr.Dataset, levels: Sequence[float] = (0.99,), summary: xr.Dataset | None = None
+) -> Table:
+    """The short risk table: EL and VaR of losses over the horizon by region and in total.
+
+    Columns: output loss EL and VaR (± standard error) at each level, then the same for bank
+    credit losses. Pass ``summary`` (a :func:`risk_summary` of the same cube with these levels)
+    to reuse it instead of reading the cube again.
+
+    Examples
+    --------
+    >>> from riskengine import load_scenario
+    >>> from riskengine.reference import simulate
+    >>> ds = simulate(load_scenario("truce_collapse"), paths=200, seed=1)
+    >>> table = risk_table(ds)
+    >>> [c.header for c in table.columns]
+    ['Region', 'Loss EL', 'Loss VaR 99 %', 'Credit EL', 'Credit VaR 99 %']
+    """
+    lv = check_levels(levels)
+    s = risk_summary(ds, lv) if summary is None else summary
+    s = s.sel(period="horizon", level=lv)
+    scale, unit = display_unit(s.attrs["units"])
+    title = f"Losses over the horizon, {unit} ({s.attrs['paths']:,} paths"
+    title += f", {s.attrs['scenario_name']})" if "scenario_name" in s.attrs else ")"
+    table = Table(title=title, caption="VaR ± standard error; weighted by path weights")
+    table.add_column("Region")
+    for what in ("Loss", "Credit"):
+        table.add_column(f"{what} EL", justify="right")
+        for a in lv:
+            table.add_column(f"{what} VaR {_level_label(a)}", justify="right")
+
+    def cells(prefix: str, **where) -> list[str]:
+        row = [format_amount(scale * float(s[f"{prefix}_EL"].sel(where)))]
+        for a in lv:
+            var = scale * float(s[f"{prefix}_VaR"].sel({**where, "level": a}))
+            se = scale * float(s[f"{prefix}_VaR_se"].sel({**where, "level": a}))
+            row.append(f"{format_amount(var)} ± {format_amount(se)}")
+        return row
+
+    for r in s["region"].values:
+        table.add_row(str(r), *cells("region", region=r), *cells("credit", region=r))
+    table.add_row("Total", *cells("total"), *cells("credit_total"), style="bold")
+    return table
