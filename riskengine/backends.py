@@ -22,7 +22,7 @@ from typing import Literal
 import numpy as np
 
 from riskengine.compile import CompiledModel
-from riskengine.store import CUBE, periods
+from riskengine.store import CUBE, cube_shapes, periods
 
 __all__ = [
     "BACKENDS",
@@ -62,14 +62,7 @@ def _kernel_model(model: CompiledModel):
 
 def block_shapes(model: CompiledModel, paths: int, n_periods: int) -> dict[str, tuple[int, ...]]:
     """The shape of each cube variable for a block of ``paths`` paths and ``n_periods`` periods."""
-    sizes = {
-        "path": paths,
-        "time": n_periods,
-        "sector": len(model.sectors),
-        "region": len(model.regions),
-        "channel": len(model.channels),
-    }
-    return {name: tuple(sizes[d] for d in var.dims) for name, var in CUBE.items()}
+    return cube_shapes(model, paths, n_periods)
 
 
 def block_arrays(model: CompiledModel, paths: int, n_periods: int) -> dict[str, np.ndarray]:

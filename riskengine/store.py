@@ -148,17 +148,20 @@ def coords(model: CompiledModel, path: np.ndarray, resolution: str) -> dict[str,
     }
 
 
-def cube_shapes(model: CompiledModel, paths: int, resolution: str) -> dict[str, tuple[int, ...]]:
-    """Shape of every cube variable for ``paths`` paths at ``resolution``."""
-    _, starts = periods(model.start, model.horizon, resolution)
+def cube_shapes(model: CompiledModel, paths: int, n_periods: int) -> dict[str, tuple[int, ...]]:
+    """Shape of every cube variable for ``paths`` paths and ``n_periods`` time periods."""
     size = {
         "path": paths,
-        "time": len(starts),
+        "time": n_periods,
         "sector": len(model.sectors),
         "region": len(model.regions),
         "channel": len(model.channels),
     }
     return {name: tuple(size[d] for d in var.dims) for name, var in CUBE.items()}
+
+
+def _n_periods(model: CompiledModel, resolution: str) -> int:
+    return len(periods(model.start, model.horizon, resolution)[1])
 
 
 def _check_dtype(name: str, values) -> None:
@@ -234,7 +237,7 @@ def estimated_bytes(model: CompiledModel, paths: int, resolution: str) -> int:
     >>> estimated_bytes(model, 1, "month")  # (84 + 7 + 4 + 1) float32 x 60 months + the weight
     23048
     """
-    shapes = cube_shapes(model, paths, resolution)
+    shapes = cube_shapes(model, paths, _n_periods(model, resolution))
     return sum(int(np.prod(s)) * np.dtype(CUBE[n].dtype).itemsize for n, s in shapes.items())
 
 
@@ -299,7 +302,7 @@ def create_store(
     )
     template = {
         name: da.zeros(shape, dtype=CUBE[name].dtype, chunks=(block_paths, *shape[1:]))
-        for name, shape in cube_shapes(model, paths, resolution).items()
+        for name, shape in cube_shapes(model, paths, _n_periods(model, resolution)).items()
     }
     ds = build_dataset(
         model, template, np.arange(paths), seed=seed, backend=backend, resolution=resolution

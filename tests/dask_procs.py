@@ -14,6 +14,7 @@ from pathlib import Path
 
 BIN = Path(sys.executable).parent
 START_TIMEOUT = 60.0
+COLUMNS = 200  # the terminal width the subprocesses' rich output is laid out for
 
 
 @dataclass
@@ -65,7 +66,7 @@ def dask_cluster(folder: Path, n_workers: int = 2) -> Iterator[Cluster]:
 
 def riskengine(*args, **popen) -> subprocess.Popen:
     """``riskengine ARGS`` as a subprocess, its output captured as text."""
-    env = {**os.environ, "COLUMNS": "200"}
+    env = {**os.environ, "COLUMNS": str(COLUMNS)}
     return subprocess.Popen(
         [BIN / "riskengine", *map(str, args)],
         stdout=subprocess.PIPE,
