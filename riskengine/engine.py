@@ -103,6 +103,23 @@ def _blocks(paths: int, block_paths: int) -> list[tuple[int, int]]:
 _reusable = threading.local()
 
 
+@contextlib.contextmanager
+def _one_core(backend: str) -> Iterator[None]:
+    """Run the CPU kernel on this thread alone: dask runs one block per worker thread, and
+    numba's own threads on top would oversubscribe the cores. numba's setting is per thread."""
+    if backend != "cpu":
+        yield
+        return
+    import numba
+
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)
+
+
 def _block(
     model: CompiledModel,
     seed: int,
@@ -114,14 +131,9 @@ def _block(
 ) -> dict[str, np.ndarray]:
     """Paths ``[p0, p1)`` on one core. With ``reuse``, into this thread's buffers (valid until its
     next block): writing into pages already mapped is about 4x faster than into fresh ones."""
-    if backend == "cpu":
-        import numba
-
-        # dask runs one block per worker thread; numba's own threads on top would oversubscribe
-        # the cores. The setting is per thread.
-        numba.set_num_threads(1)
     if backend == "reference" or not reuse:
-        return run_block(model, seed, p0, p1, resolution, backend)
+        with _one_core(backend):
+            return run_block(model, seed, p0, p1, resolution, backend)
     period_of_month, starts = periods(model.start, model.horizon, resolution)
     held = getattr(_reusable, "arrays", None)
     if (
@@ -134,7 +146,8 @@ def _block(
     ):
         held = _reusable.arrays = block_arrays(model, p1 - p0, len(starts))
     out = {name: values[: p1 - p0] for name, values in held.items()}
-    run_block_into(model, seed, p0, p1, period_of_month, out, backend)
+    with _one_core(backend):
+        run_block_into(model, seed, p0, p1, period_of_month, out, backend)
     return out
 
 
@@ -198,8 +211,10 @@ def _run_tasks(
 
 
 def _slots(client) -> int:
-    """Worker threads available: the cluster's, or this machine's cores."""
-    return sum(client.nthreads().values()) if client is not None else os.cpu_count() or 1
+    """Worker threads available: the cluster's (at least 1: workers may still be starting), or
+    this machine's cores."""
+    threads = sum(client.nthreads().values()) if client is not None else os.cpu_count()
+    return max(1, threads or 1)
 
 
 def _load(scenario: Scenario | CompiledModel | str | Path) -> CompiledModel:
