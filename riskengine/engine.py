@@ -32,12 +32,14 @@ from riskengine.compile import CompiledModel, compile_model
 from riskengine.scenario import Scenario, load_scenario
 from riskengine.store import (
     CUBE,
+    ENGINE_GROUP,
     RESOLUTIONS,
     StoreError,
     build_dataset,
     clear,
     create_store,
     estimated_bytes,
+    holds_nothing_else,
     is_store,
     locked,
     open_cube,
@@ -282,10 +284,12 @@ def _check_backend(model: CompiledModel, seed: int, resolution: str, backend: st
 
 @contextlib.contextmanager
 def _claimed(path: Path, resume: bool) -> Iterator[None]:
-    """Hold the store directory's lock, creating the directory (and missing parents) if needed.
-    Directories created here and left empty by an error are removed again."""
+    """Hold the store's lock, creating its directory (and missing parents) if needed. What this
+    call created is removed again if an error comes before the store itself is written."""
     if path.exists() and not path.is_dir():
         raise StoreError(f"{path}: exists and is not a store directory; choose another --out")
+    if path.exists() and not is_store(path) and not holds_nothing_else(path):
+        raise StoreError(f"{path}: exists and is not a riskengine store; choose another --out")
     created = [p for p in (path, *path.parents) if not p.exists()]
     if created:
         if resume:
@@ -296,14 +300,22 @@ def _claimed(path: Path, resume: bool) -> Iterator[None]:
             raise StoreError(
                 f"{path}: cannot create the store ({exc.strerror}); choose a writable --out"
             ) from None
+    lock_group = path / ENGINE_GROUP
+    had_lock = lock_group.exists()
     try:
         with locked(path):
-            yield
-    except BaseException:
-        for folder in created:  # deepest first
+            try:
+                yield
+            except BaseException:
+                if not is_store(path) and created:  # remove only what this call made
+                    shutil.rmtree(path)
+                elif not is_store(path) and not had_lock:
+                    shutil.rmtree(lock_group)
+                raise
+    finally:
+        for folder in created[1:]:  # parents, deepest first
             if folder.is_dir() and not any(folder.iterdir()):
                 folder.rmdir()
-        raise
 
 
 def simulate(
@@ -412,8 +424,6 @@ def simulate(
                 f"{path}: a run store exists there; use --resume to finish it, --overwrite to "
                 "replace it, or another --out"
             )
-        elif not is_store(path) and any(path.iterdir()):
-            raise StoreError(f"{path}: exists and is not a riskengine store; choose another --out")
         elif resume:
             raise StoreError(f"{path}: there is no run to resume; drop --resume to start one")
         else:

@@ -14,9 +14,9 @@ A run's store is a zarr v3 group that plain ``xarray.open_zarr(path)`` opens:
   writes each chunk by rename, so a block killed at any instant is either recorded complete with
   all its data or not recorded at all.
 
-A run holds an exclusive ``flock`` on the store's directory while it writes (released by the OS
-when the process dies, even by SIGKILL), so two runs cannot write one store at once. Stores are
-local (or POSIX network) file system directories.
+A run holds an exclusive ``flock`` on the ``riskengine`` group's metadata file while it writes
+(released by the OS when the process dies, even by SIGKILL), so two runs cannot write one store at
+once. Stores are directories on a local or shared (NFS, Lustre, GPFS) file system.
 
 This module imports numpy, xarray, zarr, dask.array and riskengine.compile only.
 """
@@ -52,6 +52,7 @@ __all__ = [
     "create_store",
     "cube_shapes",
     "estimated_bytes",
+    "holds_nothing_else",
     "is_store",
     "locked",
     "open_cube",
@@ -242,14 +243,35 @@ def estimated_bytes(model: CompiledModel, paths: int, resolution: str) -> int:
 
 
 def is_store(path: Path) -> bool:
-    """Whether ``path`` holds a zarr group (a cube or the start of one)."""
-    return (path / "zarr.json").is_file()
+    """Whether ``path`` holds a run's store (complete or not), not another zarr store."""
+    return (path / "zarr.json").is_file() and (path / BLOCK_DONE / "zarr.json").is_file()
+
+
+def _lock_file(path: Path) -> Path:
+    return path / ENGINE_GROUP / "zarr.json"
+
+
+def holds_nothing_else(path: Path) -> bool:
+    """Whether the directory ``path`` is empty but for a store's lock (see :func:`locked`)."""
+    entries = list(path.iterdir())
+    return not entries or (
+        [e.name for e in entries] == [ENGINE_GROUP]
+        and [e.name for e in (path / ENGINE_GROUP).iterdir()] == ["zarr.json"]
+    )
 
 
 @contextmanager
 def locked(path: Path) -> Iterator[None]:
-    """Hold the exclusive write lock of the store directory ``path`` (which must exist)."""
-    fd = os.open(path, os.O_RDONLY)
+    """Hold the exclusive write lock of the store in the existing directory ``path``.
+
+    The lock is an ``flock`` on the metadata file of the store's ``riskengine`` group, the first
+    file of a store (created here when absent) and never rewritten: a regular file opened for
+    writing, as NFS's emulation of ``flock`` needs. The OS releases it when the process dies.
+    """
+    lock = _lock_file(path)
+    if not lock.exists():
+        zarr.open_group(path / ENGINE_GROUP, mode="a", zarr_format=3)
+    fd = os.open(lock, os.O_RDWR)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -258,14 +280,25 @@ def locked(path: Path) -> Iterator[None]:
                 f"{path}: another run is writing this store; wait for it to finish or choose "
                 "another --out"
             ) from None
+        except OSError as exc:
+            raise StoreError(
+                f"{path}: cannot lock the store ({exc.strerror}); put --out on a file system with "
+                "flock support (Lustre: mount with -o flock)"
+            ) from None
+        if os.fstat(fd).st_ino != lock.stat().st_ino:
+            # Two runs created the lock file at once and this one locked the replaced copy.
+            raise StoreError(f"{path}: another run is creating this store; choose another --out")
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the lock
 
 
 def clear(path: Path) -> None:
-    """Delete a store's contents, keeping the (locked) directory itself."""
-    for child in path.iterdir():
+    """Delete a store's contents but for its lock (held by the caller)."""
+    keep = _lock_file(path)
+    for child in [*path.iterdir(), *(path / ENGINE_GROUP).iterdir()]:
+        if child in (keep, keep.parent):
+            continue
         if child.is_dir() and not child.is_symlink():
             shutil.rmtree(child)
         else:
@@ -290,7 +323,7 @@ def create_store(
 
     n_blocks = -(-paths // block_paths)
     root = zarr.open_group(path, mode="a", zarr_format=3)
-    root.create_group(ENGINE_GROUP).create_array(
+    root.require_group(ENGINE_GROUP).create_array(
         "block_done",
         shape=(n_blocks,),
         chunks=(1,),

@@ -43,3 +43,8 @@ def done_flags(store: Path) -> set[int]:
     """Indices of the blocks recorded complete (one chunk file of ``riskengine/block_done``)."""
     chunks = store / "riskengine" / "block_done" / "c"
     return {int(f.name) for f in chunks.iterdir()} if chunks.is_dir() else set()
+
+
+def snapshot(folder: Path) -> dict[Path, bytes]:
+    """Every file under ``folder`` with its bytes: equal snapshots mean nothing was touched."""
+    return {f: f.read_bytes() for f in folder.rglob("*") if f.is_file()}

@@ -7,7 +7,7 @@ import io
 import signal
 
 import pytest
-from cubes import BACKEND, assert_bitwise_equal, chunk_files, done_flags
+from cubes import BACKEND, assert_bitwise_equal, chunk_files, done_flags, snapshot
 from dask_procs import COLUMNS, riskengine, wait_for
 from rich.console import Console
 
@@ -42,10 +42,6 @@ def existing(tmp_path_factory):
     store = tmp_path_factory.mktemp("existing") / "run.zarr"
     rk.simulate("truce_collapse", 20, SEED, store=store, backend=BACKEND, resolution="year")
     return store
-
-
-def snapshot(folder):
-    return {f: f.read_bytes() for f in folder.rglob("*") if f.is_file()}
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import xarray as xr
 import zarr
-from cubes import BACKEND, assert_bitwise_equal, chunk_files, done_flags
+from cubes import BACKEND, assert_bitwise_equal, chunk_files, done_flags, snapshot
 from kernel_checks import assert_block_equal
 
 import riskengine as rk
@@ -174,10 +174,10 @@ def test_resume_refuses_another_scenario(run_store, tmp_path):
 def test_existing_store_is_kept_without_overwrite(truce_collapse, run_store, tmp_path):
     store = tmp_path / "o.zarr"
     shutil.copytree(run_store, store)
-    before = {f: f.read_bytes() for f in store.rglob("*") if f.is_file()}
+    before = snapshot(store)
     with pytest.raises(StoreError, match="a run store exists there; use --resume"):
         rk.simulate(truce_collapse, 10, 1, store=store, backend=BACKEND)
-    assert {f: f.read_bytes() for f in store.rglob("*") if f.is_file()} == before
+    assert snapshot(store) == before
     ds = rk.simulate(truce_collapse, 10, 1, store=store, backend=BACKEND, overwrite=True)
     assert ds.sizes["path"] == 10 and ds.attrs["seed"] == 1
     assert_bitwise_equal(ds, rk.simulate(truce_collapse, 10, 1, backend=BACKEND))
@@ -190,6 +190,23 @@ def test_a_directory_that_is_not_a_store_is_never_touched(truce_collapse, tmp_pa
     assert [f.name for f in tmp_path.iterdir()] == ["notes.txt"]
 
 
+def test_another_zarr_store_is_never_replaced(truce_collapse, tmp_path):
+    store = tmp_path / "other.zarr"
+    xr.Dataset({"x": ("i", np.arange(3.0))}).to_zarr(store, zarr_format=3, consolidated=False)
+    before = snapshot(store)
+    with pytest.raises(StoreError, match="not a riskengine store"):
+        rk.simulate(truce_collapse, 10, 1, store=store, backend=BACKEND, overwrite=True)
+    assert snapshot(store) == before
+
+
+def test_a_refused_run_leaves_an_empty_directory_empty(truce_collapse, tmp_path):
+    with pytest.raises(StoreError, match="GB free"):
+        rk.simulate(truce_collapse, 10**13, 1, store=tmp_path, backend=BACKEND)
+    assert list(tmp_path.iterdir()) == []
+    ds = rk.simulate(truce_collapse, 10, 1, store=tmp_path, backend=BACKEND)  # empty: accepted
+    assert ds.sizes["path"] == 10
+
+
 def test_a_locked_store_is_refused(truce_collapse, run_store):
     with locked(run_store), pytest.raises(StoreError, match="another run is writing"):
         rk.simulate(truce_collapse, PATHS, SEED, store=run_store, backend=BACKEND,
@@ -198,8 +215,8 @@ def test_a_locked_store_is_refused(truce_collapse, run_store):
 
 def test_a_store_larger_than_the_free_disk_is_refused(truce_collapse, tmp_path):
     with pytest.raises(StoreError, match="GB free; use a coarser --resolution"):
-        rk.simulate(truce_collapse, 10**13, 1, store=tmp_path / "big.zarr", backend=BACKEND)
-    assert list(tmp_path.iterdir()) == []
+        rk.simulate(truce_collapse, 10**13, 1, store=tmp_path / "a" / "big.zarr", backend=BACKEND)
+    assert list(tmp_path.iterdir()) == []  # neither the store nor its new parent remain
 
 
 @pytest.mark.parametrize(
