@@ -55,9 +55,11 @@ __all__ = ["Progress", "RunError", "default_block_paths", "open_run", "simulate"
 BLOCK_SECONDS = 2.0
 # Cap on a block's output in the cube's layout, which bounds a worker's memory per block.
 BLOCK_BYTES = 64 * 2**20
-# Rough cost of one path-month on one core, for sizing blocks only (DESIGN.md's measured facts:
-# the numpy reference is about 1 ms per 60-month path on this machine).
-SECONDS_PER_PATH_MONTH = {"reference": 2e-5, "cpu": 5e-7, "cuda": 5e-8}
+# Rough cost of one path-month on one core (one GPU for cuda), for sizing blocks only. Measured
+# on the 2-core development machine while shared with other jobs: reference about 1 ms per
+# 60-month path, cpu 1-2.5 us per path-month (docs/performance.md); cuda is a guess until
+# measured on a GPU (a block of a few 10^5 paths).
+SECONDS_PER_PATH_MONTH = {"reference": 2e-5, "cpu": 1e-6, "cuda": 5e-8}
 SEED_LIMIT = 2**64
 
 
@@ -228,9 +230,12 @@ def _load(scenario: Scenario | CompiledModel | str | Path) -> CompiledModel:
 
 
 def _check_args(paths: int, seed: int, resolution: str, backend: str, block_paths: int | None):
-    if isinstance(paths, bool) or not isinstance(paths, int | np.integer) or paths <= 0:
+    def integer(x) -> bool:
+        return isinstance(x, int | np.integer) and not isinstance(x, bool)
+
+    if not integer(paths) or paths <= 0:
         raise RunError(f"paths must be a positive integer, got {paths!r}; give --paths N > 0")
-    if not 0 <= seed < SEED_LIMIT:
+    if not integer(seed) or not 0 <= seed < SEED_LIMIT:
         raise RunError(f"seed must lie in [0, 2**64), got {seed}; give another --seed")
     if resolution not in (*RESOLUTIONS, "horizon"):
         raise RunError(

@@ -42,6 +42,7 @@ from riskengine.compile import CompiledModel
 
 __all__ = [
     "CUBE",
+    "ENGINE_GROUP",
     "RESOLUTIONS",
     "CubeVariable",
     "Resolution",

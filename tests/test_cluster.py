@@ -4,6 +4,9 @@ started from the dask command line on 127.0.0.1; a worker killed in the middle o
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from cubes import BACKEND, assert_bitwise_equal, done_flags
@@ -82,3 +85,17 @@ def test_a_worker_killed_mid_run_leaves_a_complete_identical_cube(truce_collapse
     assert read_run(store).done.all()
     expected = rk.simulate(truce_collapse, paths, SEED, backend=BACKEND, resolution="horizon")
     assert_bitwise_equal(rk.open_run(store), expected)
+
+
+def test_slurm_example_starts_one_single_threaded_worker_per_core():
+    pytest.importorskip("dask_jobqueue")
+    slurm = Path(__file__).parents[1] / "configs" / "cluster" / "slurm.py"
+    done = subprocess.run(
+        [sys.executable, slurm, "--print-job-script", "--cores", "8", "--memory", "16GB"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    script = done.stdout
+    assert "#SBATCH --cpus-per-task=8" in script
+    assert "--nthreads 1" in script and "--nworkers 8" in script
+    assert "export NUMBA_CACHE_DIR=" in script
