@@ -133,12 +133,11 @@ class _RunProgress:
         self.bar.stop()
 
 
-def _size(n: float) -> str:
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
-            return f"{n:.3g} {unit}"
-        n /= 1000
-    raise AssertionError("unreachable")
+def _size(n: int) -> str:
+    """Bytes in decimal units, e.g. ``461 MB``."""
+    units = ("B", "kB", "MB", "GB", "TB")
+    exp = min(max(len(str(n)) - 1, 0) // 3, len(units) - 1)
+    return f"{n / 1000**exp:.3g} {units[exp]}"
 
 
 @contextlib.contextmanager
@@ -231,8 +230,9 @@ def run(
             fail(str(exc))
         finally:
             progress.stop()
-    console.print(f"wrote {progress.blocks} of {progress.blocks_total} blocks to {out}")
-    console.print(risk_table(ds, levels=(0.99,)))
+        console.print(f"wrote {progress.blocks} of {progress.blocks_total} blocks to {out}")
+        # Inside the client's context: on a cluster, the workers read the cube for the table.
+        console.print(risk_table(ds, levels=(0.99,)))
 
 
 def _parse_levels(text: str) -> list[float]:
