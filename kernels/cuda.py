@@ -104,7 +104,7 @@ def kernel_function(C: int, N: int, F: int, R: int, use_shared: bool):
                 tension[i, period] = g_sum
                 g_sum = 0.0
 
-    return rebind(kernel, compile_functions(step.FUNCTIONS, "cuda"))
+    return rebind(kernel, compile_functions(step.FUNCTIONS, "cuda"), "cuda")
 
 
 _lock = threading.Lock()

@@ -11,13 +11,13 @@ import numba
 import numpy as np
 import pytest
 from kernel_checks import assert_block_equal
+from riskengine.kernels import rng, step
+from riskengine.kernels.layout import credit_polynomials
+from riskengine.kernels.targets import compile_functions
 from scipy.special import ndtr, ndtri
 
 import riskengine as rk
 from riskengine.backends import BackendError, block_arrays, run_block, run_block_into
-from riskengine.kernels import rng, step
-from riskengine.kernels.layout import credit_polynomials
-from riskengine.kernels.targets import compile_functions
 from riskengine.reference import simulate_block
 from riskengine.store import periods
 
@@ -128,9 +128,7 @@ def test_compiled_normals_equal_rng_normals(compiled_rng):
     k0, k1 = rng.split_seed(seed)
     paths = np.array([0, 1, 2**32 + 5])
     expected = rng.normals(seed, paths, np.arange(3), 9)
-    got = np.array(
-        [[[normal(k0, k1, p, m, s) for s in range(9)] for m in range(3)] for p in paths]
-    )
+    got = np.array([[[normal(k0, k1, p, m, s) for s in range(9)] for m in range(3)] for p in paths])
     np.testing.assert_allclose(got, expected, rtol=1e-14, atol=1e-15)
 
 
