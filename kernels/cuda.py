@@ -19,6 +19,7 @@ import threading
 
 import numpy as np
 from numba import cuda
+
 from riskengine.kernels import rng, step
 from riskengine.kernels.layout import KernelModel
 from riskengine.kernels.step import (

@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
 from riskengine.kernels.rng import (
     MASK32,
     SHIFT32,

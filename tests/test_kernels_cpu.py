@@ -11,13 +11,13 @@ import numba
 import numpy as np
 import pytest
 from kernel_checks import assert_block_equal
-from riskengine.kernels import rng, step
-from riskengine.kernels.layout import credit_polynomials
-from riskengine.kernels.targets import compile_functions
 from scipy.special import ndtr, ndtri
 
 import riskengine as rk
 from riskengine.backends import BackendError, block_arrays, run_block, run_block_into
+from riskengine.kernels import rng, step
+from riskengine.kernels.layout import credit_polynomials
+from riskengine.kernels.targets import compile_functions
 from riskengine.reference import simulate_block
 from riskengine.store import periods
 

@@ -13,11 +13,11 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from riskengine.kernels import rng
-from riskengine.kernels.layout import kernel_model
 
 import riskengine as rk
 from riskengine.backends import block_arrays
+from riskengine.kernels import rng
+from riskengine.kernels.layout import kernel_model
 from riskengine.store import periods
 
 HERE = Path(__file__).parent
