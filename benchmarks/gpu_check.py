@@ -14,6 +14,7 @@ the copies to and from the device. Exit 0 when CUDA equals CPU,
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
@@ -46,9 +47,11 @@ def main(argv: list[str] | None = None) -> int:
     model = rk.compile_model(rk.load_scenario(args.scenario))
     period_of_month, starts = periods(model.start, model.horizon, args.resolution)
     P, T = args.paths, model.horizon
-    device = getattr(cuda.get_current_device(), "name", "numba's CUDA simulator")
-    if isinstance(device, bytes):
-        device = device.decode()
+    if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
+        device = "numba's CUDA simulator"
+    else:
+        device = cuda.get_current_device().name
+        device = device.decode() if isinstance(device, bytes) else device
     print(f"device: {device}; scenario {args.scenario}: {P} paths")
 
     cpu = block_arrays(model, P, len(starts))

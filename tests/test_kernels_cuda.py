@@ -48,11 +48,12 @@ def test_gpu_check_script_runs_in_simulator():
 
 def _nvvm_missing() -> str | None:
     try:
+        import numba_cuda  # noqa: F401  (numba's own numba.cuda is deprecated: use the extra)
         from numba.cuda.cudadrv.nvvm import NVVM
 
         NVVM()
     except Exception as exc:  # numba raises several kinds when no NVVM library is found
-        return f"no NVVM here (install the cuda extra): {exc}".splitlines()[0]
+        return f"no numba-cuda with NVVM here (install the cuda extra): {exc}".splitlines()[0]
     return None
 
 
