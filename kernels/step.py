@@ -223,26 +223,29 @@ def propagate(propagation_t, q, mq):
 def update_path(km, q, mq, d, q_sum, dpd_sum):
     """Section 6's update of ``q`` (float32) and the period sums of ``q`` and ``pd - pd0``.
 
-    ``pd - pd0 = q * G(q)`` with ``G`` the node's piecewise polynomial (see ``layout``).
+    ``pd - pd0 = q * G(q)`` with ``G`` the node's piecewise cubic (see ``layout``). The update
+    of ``q`` is a loop of its own, so that the CPU compiler vectorizes it.
     """
     N = q.shape[0]
-    poly = km.credit_poly
     recovery = km.recovery
-    pieces = poly.shape[1]
-    terms = poly.shape[2]
     for n in range(N):
         q_old = np.float64(q[n])
         q_new = q_old + recovery[n] * (np.float64(mq[n]) + d[n] - q_old)
         q32 = np.float32(min(max(q_new, 0.0), 1.0))
         q[n] = q32
-        qv = np.float64(q32)
-        q_sum[n] += qv
+        q_sum[n] += np.float64(q32)
+    poly = km.credit_poly
+    table = km.credit_table
+    pieces = poly.shape[1]
+    for n in range(N):
+        qv = np.float64(q[n])
         x = qv * pieces
         j = min(int(x), pieces - 1)
         local = 2.0 * (x - j) - 1.0
-        g = poly[n, j, 0]
-        for k in range(1, terms):
-            g = g * local + poly[n, j, k]
+        u = table[n]
+        g = poly[u, j, 0]
+        for k in range(1, poly.shape[2]):
+            g = g * local + poly[u, j, k]
         dpd_sum[n] += qv * g
 
 
