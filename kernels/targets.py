@@ -87,7 +87,9 @@ def compile_functions(
     """
     done = dict(compiled or {})
     if target == "cpu":
-        jit = numba.njit(**CPU_OPTIONS)
+        # Inlined into their callers (numba IR inlining): the kernel passes each path's rows as
+        # array views, and an out-of-line call costs an atomic reference count per view.
+        jit = numba.njit(inline="always", **CPU_OPTIONS)
     elif target == "cuda":
         from numba import cuda
 
