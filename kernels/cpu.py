@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numba
 import numpy as np
+from threadpoolctl import threadpool_limits
+
 from riskengine.kernels import rng, step
 from riskengine.kernels.layout import KernelModel
 from riskengine.kernels.step import (
@@ -41,7 +43,6 @@ from riskengine.kernels.step import (
     write_period,
 )
 from riskengine.kernels.targets import CPU_OPTIONS, compile_functions, rebind
-from threadpoolctl import threadpool_limits
 
 __all__ = ["CHUNK", "run_block_into"]
 

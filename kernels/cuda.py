@@ -19,6 +19,7 @@ import threading
 
 import numpy as np
 from numba import cuda
+
 from riskengine.kernels import rng, step
 from riskengine.kernels.layout import KernelModel
 from riskengine.kernels.step import (
@@ -104,7 +105,7 @@ def kernel_function(C: int, N: int, F: int, R: int, use_shared: bool):
                 tension[i, period] = g_sum
                 g_sum = 0.0
 
-    return rebind(kernel, compile_functions(step.FUNCTIONS, "cuda"))
+    return rebind(kernel, compile_functions(step.FUNCTIONS, "cuda"), "cuda")
 
 
 _lock = threading.Lock()

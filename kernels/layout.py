@@ -8,8 +8,10 @@ product, and the piecewise polynomials that give credit losses without a normal 
 Credit losses need ``pd(q) - pd0 = Phi(Phi^-1(pd0) + gamma q) - pd0`` for every node and month,
 84 normal CDFs per path-month, which would cost more than the propagation. The difference is
 written as ``q * G(q)`` with ``G`` smooth and positive on ``[0, 1]``; each node's ``G`` is a
-piecewise polynomial (``J`` equal pieces, degree :data:`CREDIT_DEGREE`), fitted at Chebyshev
-points and held to a relative error below :data:`CREDIT_RTOL`. Writing ``q * G(q)`` also keeps
+piecewise cubic (``J`` equal pieces, degree :data:`CREDIT_DEGREE`: a short Horner chain per node
+and month), interpolated at Chebyshev points, with ``J`` doubled until the relative error is
+below :data:`CREDIT_RTOL` on a fine grid. Nodes that share a baseline PD share a table, so the
+tables stay small (a few kB each) however many pieces they need. Writing ``q * G(q)`` also keeps
 the difference exact near ``q = 0`` (no cancellation) and exactly 0 at ``q = 0``.
 
 This module imports numpy and scipy.special only.
@@ -25,9 +27,9 @@ from scipy.special import ndtr
 
 __all__ = ["CREDIT_DEGREE", "CREDIT_RTOL", "KernelModel", "credit_polynomials", "kernel_model"]
 
-CREDIT_DEGREE = 8
+CREDIT_DEGREE = 3
 CREDIT_RTOL = 1e-10
-_MAX_PIECES = 4096
+_MAX_PIECES = 1 << 16
 
 
 class KernelModel(NamedTuple):
@@ -57,7 +59,8 @@ class KernelModel(NamedTuple):
     propagation_t: np.ndarray  # (N, N) float32, M transposed: propagation_t[m, n] = M[n, m]
     recovery: np.ndarray  # (N,)
     loss_scale: np.ndarray  # (N,)
-    credit_poly: np.ndarray  # (N, J, CREDIT_DEGREE + 1): G on piece j in t in [-1, 1], Horner
+    credit_poly: np.ndarray  # (U, J, CREDIT_DEGREE + 1): G on piece j, t in [-1, 1], Horner
+    credit_table: np.ndarray  # (N,) int64: each node's table in credit_poly
     credit_scale: np.ndarray  # (R, N)
 
 
@@ -68,46 +71,52 @@ def _credit_g(q: np.ndarray, x0: float, gamma: float) -> np.ndarray:
     return np.where(q == 0.0, gamma * np.exp(-0.5 * x0 * x0) / np.sqrt(2.0 * np.pi), ratio)
 
 
-def credit_polynomials(pd0_probit: np.ndarray, gamma: float) -> np.ndarray:
-    """Piecewise polynomials of G(q) for each node, with as many pieces as the accuracy needs.
+def credit_polynomials(pd0_probit: np.ndarray, gamma: float) -> tuple[np.ndarray, np.ndarray]:
+    """Piecewise polynomials of G(q), with as many equal pieces as the accuracy needs.
 
     Returns
     -------
-    ndarray, shape (N, J, CREDIT_DEGREE + 1)
-        ``poly[n, j]`` holds the monomial coefficients (highest first) of G on
-        ``q in [j/J, (j+1)/J]`` in the local variable ``t = 2 (J q - j) - 1``.
+    tables : ndarray, shape (U, J, CREDIT_DEGREE + 1)
+        One table per distinct baseline PD: ``tables[u, j]`` holds the monomial coefficients
+        (highest first) of G on ``q in [j/J, (j+1)/J]`` in the local variable
+        ``t = 2 (J q - j) - 1``.
+    table_of_node : ndarray of int64, shape (N,)
+        The table of each node.
 
     Examples
     --------
-    >>> poly = credit_polynomials(np.array([-2.0]), 2.0)
-    >>> q = 0.3; J = poly.shape[1]; j = int(q * J); t = 2 * (q * J - j) - 1
-    >>> approx = q * np.polyval(poly[0, j], t)
+    >>> tables, table_of_node = credit_polynomials(np.array([-2.0, -1.0, -2.0]), 2.0)
+    >>> tables.shape[0], table_of_node.tolist()
+    (2, [1, 0, 1])
+    >>> q = 0.3; J = tables.shape[1]; j = int(q * J); t = 2 * (q * J - j) - 1
+    >>> approx = q * np.polyval(tables[1, j], t)
     >>> bool(abs(approx / (ndtr(-2.0 + 2.0 * q) - ndtr(-2.0)) - 1) < 1e-9)
     True
     """
-    # Nodes often share a baseline PD: fit each distinct one once.
-    x0s, node_of = np.unique(np.asarray(pd0_probit, dtype=np.float64), return_inverse=True)
+    x0s, table_of_node = np.unique(np.asarray(pd0_probit, dtype=np.float64), return_inverse=True)
+    D = CREDIT_DEGREE
+    # Interpolation at Chebyshev points, then to monomials: both linear maps, built once.
+    points = chebyshev.chebpts1(D + 1)
+    to_chebyshev = np.linalg.inv(chebyshev.chebvander(points, D))
+    to_monomial = np.zeros((D + 1, D + 1))
+    for k in range(D + 1):
+        to_monomial[k, : k + 1] = chebyshev.cheb2poly(np.eye(D + 1)[k])[: k + 1]
+    fit = to_chebyshev.T @ to_monomial  # values at the points -> monomial coefficients
     check = np.linspace(0.0, 1.0, 4097)[1:]
     exact = _credit_g(check[None, :], x0s[:, None], gamma)
+    scale = np.maximum(np.abs(exact), np.finfo(float).tiny)
     pieces = 1
     while True:
-        poly = np.empty((len(x0s), pieces, CREDIT_DEGREE + 1))
-        for i, x0 in enumerate(x0s):
-            for j in range(pieces):
-                cheb = chebyshev.chebinterpolate(
-                    lambda t, j=j, x0=x0, J=pieces: _credit_g((j + (t + 1.0) / 2.0) / J, x0, gamma),
-                    CREDIT_DEGREE,
-                )
-                poly[i, j] = chebyshev.cheb2poly(cheb)[::-1]
+        q = (np.arange(pieces)[:, None] + (points[None, :] + 1.0) / 2.0) / pieces
+        tables = (_credit_g(q[None], x0s[:, None, None], gamma) @ fit)[..., ::-1]
         j = np.minimum((check * pieces).astype(np.int64), pieces - 1)
         t = 2.0 * (check * pieces - j) - 1.0
-        approx = poly[:, j, 0]
-        for d in range(1, CREDIT_DEGREE + 1):
-            approx = approx * t + poly[:, j, d]
-        scale = np.maximum(np.abs(exact), np.finfo(float).tiny)
+        approx = tables[:, j, 0]
+        for d in range(1, D + 1):
+            approx = approx * t + tables[:, j, d]
         # The check's own rounding noise is about 1e-12 relative, well below the target.
         if np.max(np.abs(approx - exact) / scale) < CREDIT_RTOL or pieces >= _MAX_PIECES:
-            return np.ascontiguousarray(poly[node_of])
+            return np.ascontiguousarray(tables), table_of_node.astype(np.int64)
         pieces *= 2
 
 
@@ -115,6 +124,7 @@ def kernel_model(arrays) -> KernelModel:
     """Derive the kernels' arrays from a compiled model's ``ModelArrays``."""
     a = arrays
     C = len(a.loading)
+    credit_poly, credit_table = credit_polynomials(a.pd0_probit, a.credit_gamma)
     return KernelModel(
         tension_phi=float(a.tension_phi),
         # the reference's exact expression, so that g_t is computed from the same numbers
@@ -141,6 +151,7 @@ def kernel_model(arrays) -> KernelModel:
         propagation_t=np.ascontiguousarray(a.propagation.T, dtype=np.float32),
         recovery=np.ascontiguousarray(a.recovery, dtype=np.float64),
         loss_scale=np.ascontiguousarray(a.loss_scale, dtype=np.float64),
-        credit_poly=credit_polynomials(np.asarray(a.pd0_probit, dtype=np.float64), a.credit_gamma),
+        credit_poly=credit_poly,
+        credit_table=credit_table,
         credit_scale=np.ascontiguousarray(a.credit_scale, dtype=np.float64),
     )

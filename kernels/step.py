@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
 from riskengine.kernels.rng import (
     MASK32,
     SHIFT32,
@@ -50,80 +51,63 @@ __all__ = [
 ]
 
 
-def _words(k0, k1, path, month, call):
-    """The four Philox words of one (path, month, call): slots 4*call .. 4*call + 3."""
+def _pair(k0, k1, path, month, pair):
+    """The two normals of slots ``2 pair`` (cos) and ``2 pair + 1`` (sin), as rng lays them out."""
     p = np.uint64(path)
-    return philox4x32(p & MASK32, p >> SHIFT32, np.uint64(month), np.uint64(call), k0, k1)
+    w0, w1, w2, w3 = philox4x32(
+        p & MASK32, p >> SHIFT32, np.uint64(month), np.uint64(pair // 2), k0, k1
+    )
+    if pair % 2 == 0:
+        return box_muller(w0, w1)
+    return box_muller(w2, w3)
 
 
-def _month0_needed(exposure, stationary, n_factor_slots, slot):
-    """Whether the model uses the month-0 draw in ``slot`` (see rng's slot layout)."""
-    C, N = exposure.shape
-    if slot == 0:
-        return stationary
-    if slot <= n_factor_slots:
-        return True
-    if slot <= n_factor_slots + C * N:
-        e = slot - 1 - n_factor_slots
-        return exposure[e // N, e % N] != 0.0
-    return False
-
-
-def _month0_store(km, slot, z, g0, weights, zf):
-    """Put the month-0 normal ``z`` of ``slot`` where it belongs; returns ``g_0``."""
-    C, N = km.exposure.shape
+def _exposure_weight(km, c, n, z, zf):
+    """``E[c, n] * eta[c, n]`` (section 5) from the idiosyncratic draw ``z`` and ``zf[c]``."""
     loadings = km.factor_loadings
-    F = loadings.shape[1]
-    if slot == 0:
-        return z
-    if slot <= C * F:
-        zf[(slot - 1) // F, (slot - 1) % F] = z
-        return g0
-    c = (slot - 1 - C * F) // N
-    n = (slot - 1 - C * F) % N
     xi = km.idiosyncratic_sd[n] * z
-    for f in range(F):
+    for f in range(loadings.shape[1]):
         xi += loadings[n, f] * zf[c, f]
     sigma = km.exposure_sigma[n]
-    weights[c, n] = km.exposure[c, n] * math.exp(sigma * xi - 0.5 * sigma**2)
-    return g0
+    return km.exposure[c, n] * math.exp(sigma * xi - 0.5 * sigma**2)
 
 
 def init_path(km, k0, k1, path, on, severity, months_on, weights, zf):
     """Start one path: regimes from the scenario, exposure weights ``E[c, n] * eta[c, n]``.
 
-    ``weights`` (C, N) and ``zf`` (C, F) are written; returns ``g_0``.
+    ``weights`` (C, N) and ``zf`` (C, F) are written; returns ``g_0``. Slots are visited in
+    order and each Box-Muller pair is computed once; exposures that are 0 draw nothing.
     """
     # Arrays are read into locals once: each read of a tuple field costs numba a reference count.
     exposure = km.exposure
-    stationary = km.tension_stationary
     C, N = exposure.shape
     F = km.factor_loadings.shape[1]
     for c in range(C):
         on[c] = km.initial_on[c]
         severity[c] = km.initial_severity[c]
         months_on[c] = km.initial_months_on[c]
+    g0 = km.tension_start
+    last = -1
+    z_cos = z_sin = 0.0
+    for slot in range(0 if km.tension_stationary else 1, 1 + C * F):
+        if slot // 2 != last:
+            last = slot // 2
+            z_cos, z_sin = _pair(k0, k1, path, 0, last)
+        z = z_cos if slot % 2 == 0 else z_sin
+        if slot == 0:
+            g0 = z
+        else:
+            zf[(slot - 1) // F, (slot - 1) % F] = z
+    for c in range(C):
         for n in range(N):
             weights[c, n] = 0.0
-    g0 = km.tension_start
-    CF = C * F
-    n_slots = 1 + CF + C * N
-    for call in range((n_slots + 3) // 4):
-        w0, w1, w2, w3 = _words(k0, k1, path, 0, call)
-        for half in range(2):
-            slot = 4 * call + 2 * half
-            use_cos = _month0_needed(exposure, stationary, CF, slot)
-            use_sin = _month0_needed(exposure, stationary, CF, slot + 1)
-            if not (use_cos or use_sin):
-                continue
-            if half == 0:
-                z_cos, z_sin = box_muller(w0, w1)
-            else:
-                z_cos, z_sin = box_muller(w2, w3)
-            if use_cos:
-                g0 = _month0_store(km, slot, z_cos, g0, weights, zf)
-            if use_sin:
-                g0 = _month0_store(km, slot + 1, z_sin, g0, weights, zf)
+            if exposure[c, n] != 0.0:
+                slot = 1 + C * F + c * N + n
+                if slot // 2 != last:
+                    last = slot // 2
+                    z_cos, z_sin = _pair(k0, k1, path, 0, last)
+                z = z_cos if slot % 2 == 0 else z_sin
+                weights[c, n] = _exposure_weight(km, c, n, z, zf)
     return g0
 
 
@@ -144,21 +128,14 @@ def month_step(km, k0, k1, path, t, g, on, severity, months_on, zc, e):
     C = loading.shape[0]
     month = t + 1
     zg = 0.0
-    for call in range((C + 4) // 4):  # slots 0..C: tension and channel innovations
-        w0, w1, w2, w3 = _words(k0, k1, path, month, call)
-        for half in range(2):
-            slot = 4 * call + 2 * half
-            if slot <= C:
-                if half == 0:
-                    z_cos, z_sin = box_muller(w0, w1)
-                else:
-                    z_cos, z_sin = box_muller(w2, w3)
-                if slot == 0:
-                    zg = z_cos
-                else:
-                    zc[slot - 1] = z_cos
-                if slot + 1 <= C:
-                    zc[slot] = z_sin
+    for pair in range((C + 2) // 2):  # slots 0..C: tension and channel innovations
+        z_cos, z_sin = _pair(k0, k1, path, month, pair)
+        if pair == 0:
+            zg = z_cos
+        else:
+            zc[2 * pair - 1] = z_cos
+        if 2 * pair + 1 <= C:
+            zc[2 * pair] = z_sin
     g = km.tension_phi * g + km.tension_innovation_sd * zg
     # Retaliation lowers the onset bar by last month's regimes: keep the amounts in e until
     # each channel's new effective severity replaces them.
@@ -222,26 +199,29 @@ def propagate(propagation_t, q, mq):
 def update_path(km, q, mq, d, q_sum, dpd_sum):
     """Section 6's update of ``q`` (float32) and the period sums of ``q`` and ``pd - pd0``.
 
-    ``pd - pd0 = q * G(q)`` with ``G`` the node's piecewise polynomial (see ``layout``).
+    ``pd - pd0 = q * G(q)`` with ``G`` the node's piecewise cubic (see ``layout``). The update
+    of ``q`` is a loop of its own, so that the CPU compiler vectorizes it.
     """
     N = q.shape[0]
-    poly = km.credit_poly
     recovery = km.recovery
-    pieces = poly.shape[1]
-    terms = poly.shape[2]
     for n in range(N):
         q_old = np.float64(q[n])
         q_new = q_old + recovery[n] * (np.float64(mq[n]) + d[n] - q_old)
         q32 = np.float32(min(max(q_new, 0.0), 1.0))
         q[n] = q32
-        qv = np.float64(q32)
-        q_sum[n] += qv
+        q_sum[n] += np.float64(q32)
+    poly = km.credit_poly
+    table = km.credit_table
+    pieces = poly.shape[1]
+    for n in range(N):
+        qv = np.float64(q[n])
         x = qv * pieces
         j = min(int(x), pieces - 1)
         local = 2.0 * (x - j) - 1.0
-        g = poly[n, j, 0]
-        for k in range(1, terms):
-            g = g * local + poly[n, j, k]
+        u = table[n]
+        g = poly[u, j, 0]
+        for k in range(1, poly.shape[2]):
+            g = g * local + poly[u, j, k]
         dpd_sum[n] += qv * g
 
 
@@ -278,9 +258,8 @@ FUNCTIONS = (
     philox4x32,
     box_muller,
     normal,
-    _words,
-    _month0_needed,
-    _month0_store,
+    _pair,
+    _exposure_weight,
     init_path,
     month_step,
     direct_shock,

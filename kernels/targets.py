@@ -11,24 +11,43 @@ Of fastmath only ``contract`` is on (fused multiply-add, as CUDA does by default
 latency of the polynomial and update chains and is decided at compile time, so a path's bits still
 do not depend on blocks or threads. No reassociation: sums keep their written order.
 
-This module imports numba (and numba.cuda only when the CUDA target is asked for).
+This module imports math, numpy and numba (numba.cuda only when the CUDA target is asked for).
 """
 
 from __future__ import annotations
 
+import math
 import types
 from collections.abc import Callable, Sequence
 
 import numba
+import numpy as np
 
 __all__ = ["CPU_OPTIONS", "compile_functions", "rebind"]
+
+_MATH_FOR_CUDA = ("sqrt", "log", "exp", "cos", "sin")
 
 CPU_OPTIONS: dict = {"nogil": True, "error_model": "numpy", "fastmath": {"contract"}}
 
 
-def rebind(fn: Callable, compiled: dict[str, Callable]) -> Callable:
-    """A copy of ``fn`` whose globals name the already compiled functions."""
+def _numpy_for_cuda() -> types.ModuleType:
+    """numpy's namespace with math's scalar functions in place of the ufuncs of the same name.
+
+    numba-cuda compiles ``math.sqrt(x)`` but not ``np.sqrt(x)`` on scalars (its ufunc table
+    lacks them), while the model's source uses ``np.*`` so that numpy can run it on arrays.
+    """
+    shim = types.ModuleType("numpy_for_cuda")
+    shim.__dict__.update(vars(np))
+    for name in _MATH_FOR_CUDA:
+        setattr(shim, name, getattr(math, name))
+    return shim
+
+
+def rebind(fn: Callable, compiled: dict[str, Callable], target: str = "cpu") -> Callable:
+    """A copy of ``fn`` whose globals name the already compiled functions (for ``target``)."""
     scope = dict(fn.__globals__)
+    if target == "cuda" and scope.get("np") is np:
+        scope["np"] = _numpy_for_cuda()
     scope.update(compiled)
     clone = types.FunctionType(fn.__code__, scope, fn.__name__, fn.__defaults__, fn.__closure__)
     clone.__qualname__ = fn.__qualname__
@@ -68,7 +87,9 @@ def compile_functions(
     """
     done = dict(compiled or {})
     if target == "cpu":
-        jit = numba.njit(**CPU_OPTIONS)
+        # Inlined into their callers (numba IR inlining): the kernel passes each path's rows as
+        # array views, and an out-of-line call costs an atomic reference count per view.
+        jit = numba.njit(inline="always", **CPU_OPTIONS)
     elif target == "cuda":
         from numba import cuda
 
@@ -76,5 +97,5 @@ def compile_functions(
     else:
         raise ValueError(f"target must be 'cpu' or 'cuda', got {target!r}")
     for fn in functions:
-        done[fn.__name__] = jit(rebind(fn, done))
+        done[fn.__name__] = jit(rebind(fn, done, target))
     return done

@@ -128,26 +128,26 @@ def test_compiled_normals_equal_rng_normals(compiled_rng):
     k0, k1 = rng.split_seed(seed)
     paths = np.array([0, 1, 2**32 + 5])
     expected = rng.normals(seed, paths, np.arange(3), 9)
-    got = np.array(
-        [[[normal(k0, k1, p, m, s) for s in range(9)] for m in range(3)] for p in paths]
-    )
+    got = np.array([[[normal(k0, k1, p, m, s) for s in range(9)] for m in range(3)] for p in paths])
     np.testing.assert_allclose(got, expected, rtol=1e-14, atol=1e-15)
 
 
-@pytest.mark.parametrize("gamma", [0.0, 0.5, 2.0, 8.0])
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 3.0, 8.0])
 def test_credit_polynomials_give_pd_increase_to_1e_9(gamma):
-    pd0 = np.array([1e-4, 0.01, 0.2, 0.6])
+    pd0 = np.array([0.01, 1e-4, 0.2, 0.6, 0.01])
     x0 = ndtri(pd0)
-    poly = credit_polynomials(x0, gamma)
+    tables, table_of_node = credit_polynomials(x0, gamma)
+    assert table_of_node[0] == table_of_node[4] and len(tables) == 4
     q = np.concatenate([[0.0, 1e-12, 1e-6], np.linspace(0.001, 1.0, 997)])
-    pieces = poly.shape[1]
+    pieces = tables.shape[1]
     j = np.minimum((q * pieces).astype(np.int64), pieces - 1)
     t = 2.0 * (q * pieces - j) - 1.0
     for n in range(len(pd0)):
-        approx = q * np.array([np.polyval(poly[n, jj], tt) for jj, tt in zip(j, t, strict=True)])
+        coef = tables[table_of_node[n]]
+        approx = q * np.array([np.polyval(coef[jj], tt) for jj, tt in zip(j, t, strict=True)])
         exact = ndtr(x0[n] + gamma * q) - ndtr(x0[n])
-        # exact itself carries about 1e-17 of rounding from the difference of two CDFs
-        np.testing.assert_allclose(approx, exact, rtol=1e-9, atol=1e-16)
+        # exact itself carries a few ulps of pd (up to 1e-16) from the difference of two CDFs
+        np.testing.assert_allclose(approx, exact, rtol=1e-9, atol=4e-16)
 
 
 def test_run_block_into_writes_caller_arrays(truce_collapse):
