@@ -27,6 +27,11 @@ from rich.progress import (
 )
 from rich.text import Text
 
+try:  # recent typer vendors click as typer._click; older releases raise click's own errors
+    from typer._click.exceptions import ClickException
+except ImportError:
+    from click.exceptions import ClickException
+
 from riskengine.backends import BackendError
 from riskengine.compile import compile_model
 from riskengine.engine import RunError, simulate
@@ -298,16 +303,23 @@ def report(
 def main() -> None:
     """Entry point of the console script."""
     try:
-        # Without standalone mode, click returns a typer.Exit's code instead of raising it.
+        # Outside standalone mode typer returns the code of a typer.Exit (as raised by fail())
+        # instead of exiting with it, and re-raises click's errors for us to print on one line.
         code = app(standalone_mode=False)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
     except UsageError as exc:
         err_console.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)
         sys.exit(2)
-    except (typer.BadParameter, __import__("click").exceptions.UsageError) as exc:
-        err_console.print(f"error: {exc.format_message()}", highlight=False, markup=False)
+    except ClickException as exc:
+        # A bare `riskengine` has printed its help already; its error carries no message.
+        if exc.format_message():
+            err_console.print(
+                f"error: {exc.format_message()}", highlight=False, markup=False, soft_wrap=True
+            )
         sys.exit(2)
-    except __import__("click").exceptions.Abort:
+    except typer.Abort:
         sys.exit(130)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -30,6 +30,8 @@ from riskengine.risk import (
     display_unit,
     exceedance_curves,
     format_amount,
+    format_estimate,
+    format_level,
     path_totals,
     risk_summary,
     risk_table,
@@ -61,15 +63,7 @@ def _main_level(levels: np.ndarray) -> float:
     return 0.99 if np.isclose(levels, 0.99).any() else float(levels[-1])
 
 
-def _pct(level: float) -> str:
-    return f"{100 * level:g} %"
-
-
 _THOUSANDS = StrMethodFormatter("{x:,.0f}")
-
-
-def _has_few_points(time: xr.DataArray) -> bool:
-    return time.size <= 12  # show markers where lines would hide the periods
 
 
 def fig_exceedance(curves: xr.Dataset, summary: xr.Dataset) -> Figure:
@@ -85,13 +79,23 @@ def fig_exceedance(curves: xr.Dataset, summary: xr.Dataset) -> Figure:
     for level in summary.level.values:
         var = scale * float(summary.total_VaR.sel(period="horizon", level=level))
         ax_total.axvline(var, color="0.4", lw=0.8, ls="--")
-        ax_total.annotate(f"VaR {_pct(level)}", (var, 1 - level), xytext=(3, 3),
-                          textcoords="offset points", fontsize=8)  # fmt: skip
+        ax_total.annotate(
+            f"VaR {format_level(level)}",
+            (var, 1 - level),
+            xytext=(3, 3),
+            textcoords="offset points",
+            fontsize=8,
+        )
     ax_total.set_title("Total (all regions)")
     for i, region in enumerate(curves.region.values):
         c = curves.sel(region=region)
-        ax_regions.step(scale * c.region_threshold, c.region_probability, where="post",
-                        color=f"C{i}", label=str(region))  # fmt: skip
+        ax_regions.step(
+            scale * c.region_threshold,
+            c.region_probability,
+            where="post",
+            color=f"C{i}",
+            label=str(region),
+        )
     ax_regions.set_title("By region")
     for ax in (ax_total, ax_regions):
         ax.set_yscale("log")
@@ -113,13 +117,16 @@ def fig_fan(quantiles: xr.DataArray) -> Figure:
     fig = Figure(figsize=(3.2 * ncols, 2.8 * nrows), layout="constrained")
     axes = np.atleast_1d(fig.subplots(nrows, ncols, sharex=True, squeeze=False)).ravel()
     lo, mid, hi = (quantiles.isel(quantile=k) for k in (0, quantiles.sizes["quantile"] // 2, -1))
-    marker = "o" if _has_few_points(quantiles.time) else None
+    # a cumulative loss belongs to its period's end; it is 0 at the start of the horizon
+    t = np.append(quantiles.time.values[:1], quantiles.period_end.values)
+
+    def from_zero(q: xr.DataArray, region: str) -> np.ndarray:
+        return scale * np.append(0.0, q.sel(region=region).values)
+
+    band = f"{format_level(float(lo['quantile']))}-{format_level(float(hi['quantile']))}"
     for ax, region in zip(axes, regions, strict=False):
-        t = quantiles.time.values
-        band = f"{_pct(float(lo['quantile']))}-{_pct(float(hi['quantile']))}"
-        ax.fill_between(t, scale * lo.sel(region=region), scale * hi.sel(region=region),
-                        alpha=0.3, label=band)  # fmt: skip
-        ax.plot(t, scale * mid.sel(region=region), marker=marker, label="median")
+        ax.fill_between(t, from_zero(lo, region), from_zero(hi, region), alpha=0.3, label=band)
+        ax.plot(t, from_zero(mid, region), label="median")
         ax.set_title(str(region))
         ax.yaxis.set_major_formatter(_THOUSANDS)
         ax.grid(True, alpha=0.3)
@@ -144,12 +151,19 @@ def fig_heatmap(summary: xr.Dataset, level: float) -> Figure:
     ax.set_yticks(range(es.sizes["sector"]), es.sector.values)
     top = float(es.max())
     for (i, j), v in np.ndenumerate(es.values):
-        ax.text(j, i, f"{v:,.0f}", ha="center", va="center", fontsize=7,
-                color="white" if v > 0.6 * top else "black")  # fmt: skip
-    label = f"ES {_pct(level)} of the node's loss ({unit})"
-    fig.colorbar(image, ax=ax, label=label, format=_THOUSANDS)
+        ax.text(
+            j,
+            i,
+            f"{v:,.0f}",
+            ha="center",
+            va="center",
+            fontsize=7,
+            color="white" if v > 0.6 * top else "black",
+        )
+    pct = format_level(level)
+    fig.colorbar(image, ax=ax, label=f"ES {pct} of the node's loss ({unit})", format=_THOUSANDS)
     ax.set_title(
-        f"{FIGURES['heatmap']}: ES {_pct(level)} of each node's loss over the horizon ({unit})\n"
+        f"{FIGURES['heatmap']}: ES {pct} of each node's loss over the horizon ({unit})\n"
         "each node on its own: the cells do not add up to the total's ES",
         fontsize=10,
     )
@@ -157,19 +171,19 @@ def fig_heatmap(summary: xr.Dataset, level: float) -> Figure:
 
 
 def fig_activity(p_active_time: xr.DataArray, resolution: str) -> Figure:
-    """Weighted probability that each channel is on, period by period."""
+    """Weighted probability that each channel is on, period by period (a step per period)."""
     fig = Figure(figsize=(9, 4), layout="constrained")
     ax = fig.subplots()
-    marker = "o" if _has_few_points(p_active_time.time) else None
+    t = np.append(p_active_time.time.values, p_active_time.period_end.values[-1:])
     for channel in p_active_time.channel.values:
-        ax.plot(p_active_time.time.values, p_active_time.sel(channel=channel), marker=marker,
-                label=str(channel))  # fmt: skip
+        p = p_active_time.sel(channel=channel).values
+        ax.step(t, np.append(p, p[-1:]), where="post", label=str(channel))
     ax.set_ylim(0, 1)
-    what = "in the month" if resolution == "month" else f"at some month of the {resolution}"
-    ax.set_ylabel(f"probability the channel is on {what}")
+    ax.set_ylabel("probability the channel is on")
     ax.grid(True, alpha=0.3)
     ax.legend()
-    ax.set_title(FIGURES["activity"])
+    what = "month by month" if resolution == "month" else f"on at some month of each {resolution}"
+    ax.set_title(f"{FIGURES['activity']} ({what})")
     return fig
 
 
@@ -187,7 +201,10 @@ def fig_euler(attrib: xr.Dataset, level: float) -> Figure:
         ax.tick_params(axis="x", labelrotation=45, labelsize=8)
         ax.grid(True, axis="y", alpha=0.3)
     total = scale * float(a.ES)
-    fig.suptitle(f"{FIGURES['euler']}: ES {_pct(level)} = {total:,.0f} {unit}")
+    fig.suptitle(
+        f"{FIGURES['euler']}: ES {format_level(level)} = {total:,.0f} {unit} "
+        "(the bars of each panel add up to it)"
+    )
     return fig
 
 
@@ -216,7 +233,8 @@ def _tail_html(summary: xr.Dataset) -> str:
     """VaR and ES with standard errors at every level, total and by region (horizon)."""
     scale, unit = display_unit(summary.attrs["units"])
     s = summary.sel(period="horizon")
-    header = ["", *(f"{m} {_pct(a)} ({unit})" for a in s.level.values for m in ("VaR", "ES"))]
+    levels = [format_level(a) for a in s.level.values]
+    header = ["", *(f"{m} {pct} ({unit})" for pct in levels for m in ("VaR", "ES"))]
 
     def row(name: str, prefix: str, **where) -> list[str]:
         cells = [name]
@@ -226,7 +244,7 @@ def _tail_html(summary: xr.Dataset) -> str:
                     scale * float(s[f"{prefix}_{m}{k}"].sel({**where, "level": a}))
                     for k in ("", "_se")
                 )
-                cells.append(f"{format_amount(v)} ± {format_amount(se)}")
+                cells.append(format_estimate(v, se))
         return cells
 
     rows = [row(str(r), "region", region=r) for r in s.region.values]
@@ -234,13 +252,35 @@ def _tail_html(summary: xr.Dataset) -> str:
     return _html_table(header, rows)
 
 
+def _yearly_html(summary: xr.Dataset, level: float) -> str:
+    """EL, VaR and ES of the total loss in each period (the horizon, then each year)."""
+    scale, unit = display_unit(summary.attrs["units"])
+    s = summary.sel(level=level)
+    pct = format_level(level)
+    header = ["period", f"EL ({unit})", f"VaR {pct} ({unit})", f"ES {pct} ({unit})"]
+    rows = []
+    for period in s.period.values:
+        p = s.sel(period=period)
+        cells = [str(period)]
+        for m in ("EL", "VaR", "ES"):
+            value, se = scale * float(p[f"total_{m}"]), scale * float(p[f"total_{m}_se"])
+            cells.append(format_estimate(value, se))
+        rows.append(cells)
+    return _html_table(header, rows)
+
+
 def _channel_html(attrib: xr.Dataset, level: float) -> str:
     scale, unit = display_unit(attrib.attrs["units"])
     a = attrib.sel(level=level)
     header = [
-        "channel", "P(active)", "P(active | tail)", f"EL if active ({unit})",
-        f"EL if never active ({unit})", "share of ES from paths where active",
-    ]  # fmt: skip
+        "channel",
+        "P(active)",
+        "P(active | tail)",
+        f"EL if active ({unit})",
+        f"EL if never active ({unit})",
+        "full-severity months",
+        "full-severity months | tail",
+    ]
     rows = [
         [
             str(c),
@@ -248,7 +288,8 @@ def _channel_html(attrib: xr.Dataset, level: float) -> str:
             f"{float(a.p_active_tail.sel(channel=c)):.3f}",
             format_amount(scale * float(a.EL_active.sel(channel=c))),
             format_amount(scale * float(a.EL_inactive.sel(channel=c))),
-            f"{float(a.ES_share_active.sel(channel=c)):.3f}",
+            f"{float(a.severity_months.sel(channel=c)):.1f}",
+            f"{float(a.severity_months_tail.sel(channel=c)):.1f}",
         ]
         for c in a.channel.values
     ]
@@ -278,12 +319,15 @@ def _page(ds: xr.Dataset, table: Table, summary: xr.Dataset, attrib: xr.Dataset,
         "<h2>VaR and ES at every level (± standard error)</h2>",
         _tail_html(summary),
         f"<p>{html.escape(summary.attrs['standard_errors'])}</p>",
+        "<h2>Total loss over the horizon and in each year</h2>",
+        _yearly_html(summary, level),
+        f"<p>Per-year figures: {html.escape(summary.attrs['per_year'])}.</p>",
     ]
     for name, png in pngs.items():
         data = base64.b64encode(png).decode("ascii")
         parts.append(f"<h2>{FIGURES[name]}</h2>")
         parts.append(f"<img src='data:image/png;base64,{data}' alt='{name}.png'>")
-    parts.append(f"<h2>Channels in the tail (ES {_pct(level)} of the total loss)</h2>")
+    parts.append(f"<h2>Channels in the tail (ES {format_level(level)} of the total loss)</h2>")
     parts.append(_channel_html(attrib, level))
     parts.append("<p>Methods: see docs/report.md of riskengine.</p></body></html>")
     return "\n".join(parts)

@@ -3,11 +3,11 @@
 Every measure is weighted by the cube's ``weight`` (importance sampling); the statistics and
 their standard errors are defined in :mod:`riskengine.weighted`.
 
-Lazy cubes (dask-backed, e.g. from ``xarray.open_zarr``) are reduced in one pass: the big
-dimensions (time, and for the tables nothing else) are summed chunk by chunk into per-path totals
-by :func:`path_totals`, which stays lazy; only those totals are loaded (about 8 bytes x paths x
-(84 nodes + 5 years x 26 regions and sectors + channels): 1.5 GB for a million paths). Quantiles
-then need every path of a column at once and are computed in memory from the totals.
+Lazy cubes (dask-backed, e.g. from ``xarray.open_zarr``) are reduced in one pass: the time
+dimension is summed chunk by chunk into per-path totals by :func:`path_totals`, which stays lazy;
+only those totals are loaded (8 bytes x paths x (84 nodes + 5 years x (7 + 12 + 7) regions,
+sectors and credit + channels), about 1.8 GB for a million paths). Quantiles need every path of a
+column at once, so they are computed in memory from the totals.
 
 This module imports numpy, xarray, rich and riskengine.weighted.
 """
@@ -31,6 +31,8 @@ __all__ = [
     "display_unit",
     "exceedance_curves",
     "format_amount",
+    "format_estimate",
+    "format_level",
     "path_totals",
     "risk_summary",
     "risk_table",
@@ -43,7 +45,7 @@ _REQUIRED = {
     "weight": ("path",),
 }
 _TOTALS_KIND = "riskengine path totals"
-_PER_YEAR_RESOLUTIONS = {"month": 12, "quarter": 4, "year": 1}
+_PER_YEAR_RESOLUTIONS = frozenset({"month", "quarter", "year"})
 
 SE_METHOD = (
     "EL and ES: delta-method standard error of a self-normalised weighted mean (ES through its "
@@ -73,8 +75,9 @@ def check_cube(ds: xr.Dataset) -> None:
             raise CubeError(
                 f"not a riskengine cube: {name!r} has dims {tuple(ds[name].dims)}, expected {dims}"
             )
-    if "resolution" not in ds.attrs:
-        raise CubeError("not a riskengine cube: dataset attr 'resolution' is missing")
+    for attr in ("resolution", "horizon_months"):
+        if attr not in ds.attrs:
+            raise CubeError(f"not a riskengine cube: dataset attr {attr!r} is missing")
 
 
 def check_levels(levels: Sequence[float]) -> np.ndarray:
@@ -115,19 +118,38 @@ def _year_index(ds: xr.Dataset) -> np.ndarray | None:
     return (months - months[0]) // 12
 
 
+def _period_ends(ds: xr.Dataset) -> np.ndarray:
+    """The first day after each period: the next period's start, or the horizon's end."""
+    starts = ds["time"].values.astype("datetime64[M]")
+    end = starts[0] + np.timedelta64(int(ds.attrs["horizon_months"]), "M")
+    return np.append(starts[1:], end).astype("datetime64[ns]")
+
+
+def _sum64(da: xr.DataArray, dim: str) -> xr.DataArray:
+    """Sum in float64 without a float64 copy of the cube; a NaN (a corrupt cube) stays NaN."""
+    return da.sum(dim, dtype=np.float64, skipna=False)
+
+
 def path_totals(ds: xr.Dataset, timeline: bool = False) -> xr.Dataset:
     """Per-path totals over time of a cube, lazy if the cube is dask-backed.
 
-    Variables (float64 sums of the float32 cube): ``loss`` (path, sector, region) over the
-    horizon, ``credit_loss`` (path, region), and where the resolution has years (not
-    ``horizon``) ``loss_region_year``, ``loss_sector_year``, ``credit_loss_year`` with a ``year``
-    dim (year 1 = the first 12 months from the scenario's start); ``active`` (path, channel): the
-    channel was on at some time of the path; ``p_active_time`` (time, channel): weighted
-    probability that the channel is on (at resolutions coarser than a month: on at some month of
-    the period); ``weight``. With ``timeline``, also ``cumulative_loss_region`` (path, time,
-    region, float32: 4 bytes x paths x periods x regions), for fan charts. Nothing is computed
-    here: call ``.compute()`` (one pass over the cube) or pass the result to the functions of
-    this module.
+    Variables (float64 sums of the float32 cube):
+
+    - ``loss`` (path, sector, region) and ``credit_loss`` (path, region): over the horizon;
+    - ``loss_region_year``, ``loss_sector_year``, ``credit_loss_year`` with a ``year`` dim
+      (year 1 = the first 12 months from the scenario's start), where the resolution has years
+      (not ``horizon``);
+    - ``severity_months`` (path, channel): the sum over months of the channel's effective
+      severity e (months at full severity; > 0 exactly when the channel bit at some time);
+    - ``p_active_time`` (time, channel): weighted probability that the channel is on (at
+      resolutions coarser than a month: on at some month of the period);
+    - ``weight``;
+    - a coordinate ``period_end`` (time): the first day after each period;
+    - with ``timeline``, ``cumulative_loss_region`` (path, time, region; float32, 4 bytes x
+      paths x periods x regions), for fan charts.
+
+    Nothing is computed here: call ``.compute()`` (one pass over the cube) or pass the result to
+    the functions of this module.
 
     Examples
     --------
@@ -135,43 +157,47 @@ def path_totals(ds: xr.Dataset, timeline: bool = False) -> xr.Dataset:
     >>> from riskengine.reference import simulate
     >>> ds = simulate(load_scenario("truce_collapse"), paths=3, seed=1)
     >>> sorted(path_totals(ds).data_vars)  # doctest: +NORMALIZE_WHITESPACE
-    ['active', 'credit_loss', 'credit_loss_year', 'loss', 'loss_region_year', 'loss_sector_year',
-     'p_active_time', 'weight']
+    ['credit_loss', 'credit_loss_year', 'loss', 'loss_region_year', 'loss_sector_year',
+     'p_active_time', 'severity_months', 'weight']
     """
     check_cube(ds)
-    loss = ds["loss"].astype(np.float64)
-    credit = ds["credit_loss"].astype(np.float64)
+    loss, credit = ds["loss"], ds["credit_loss"]
     weight = ds["weight"].astype(np.float64)
     on = ds["severity"] > 0
     out = {
-        "loss": loss.sum("time"),
-        "credit_loss": credit.sum("time"),
-        "active": on.any("time"),
+        "loss": _sum64(loss, "time"),
+        "credit_loss": _sum64(credit, "time"),
+        "severity_months": _sum64(ds["severity"], "time"),
         "p_active_time": weight.dot(on, dim="path") / weight.sum(),
         "weight": weight,
     }
     if timeline:
-        cumulative = loss.sum("sector").cumsum("time").astype(np.float32)
+        cumulative = _sum64(loss, "sector").cumsum("time").astype(np.float32)
         out["cumulative_loss_region"] = cumulative.transpose("path", "time", "region")
     year = _year_index(ds)
     if year is not None:
         by_year = {"year": ("time", year + 1)}
-        out["loss_region_year"] = loss.sum("sector").assign_coords(by_year).groupby("year").sum()
-        out["loss_sector_year"] = loss.sum("region").assign_coords(by_year).groupby("year").sum()
-        out["credit_loss_year"] = credit.assign_coords(by_year).groupby("year").sum()
+        for name, values in (
+            ("loss_region_year", _sum64(loss, "sector")),
+            ("loss_sector_year", _sum64(loss, "region")),
+            ("credit_loss_year", credit.astype(np.float64)),
+        ):
+            out[name] = values.assign_coords(by_year).groupby("year").sum(skipna=False)
     attrs = {
         "kind": _TOTALS_KIND,
         "units": ds["loss"].attrs.get("units", ""),
         **{k: ds.attrs[k] for k in ("resolution", "scenario_name", "paths") if k in ds.attrs},
     }
-    return xr.Dataset(out, attrs=attrs)
+    return xr.Dataset(out, attrs=attrs).assign_coords(period_end=("time", _period_ends(ds)))
 
 
 def _loaded_totals(ds: xr.Dataset) -> xr.Dataset:
     """Computed path totals of a cube, or the totals themselves if already given."""
-    if ds.attrs.get("kind") == _TOTALS_KIND:
-        return ds.compute()
-    return path_totals(ds).compute()
+    t = ds.compute() if ds.attrs.get("kind") == _TOTALS_KIND else path_totals(ds).compute()
+    for name in ("loss", "credit_loss", "weight"):
+        if not np.isfinite(t[name].values).all():
+            raise CubeError(f"{name!r} holds NaN or infinite values: the run's store is corrupt")
+    return t
 
 
 def _measures(values: xr.DataArray, weight: np.ndarray, levels: np.ndarray) -> xr.Dataset:
@@ -213,7 +239,7 @@ def _with_prefix(ds: xr.Dataset, prefix: str, what: str, units: str) -> dict[str
     return out
 
 
-def _sum(da: xr.DataArray | None, dim: str) -> xr.DataArray | None:
+def _sum_or_none(da: xr.DataArray | None, dim: str) -> xr.DataArray | None:
     return None if da is None else da.sum(dim)
 
 
@@ -257,11 +283,11 @@ def risk_summary(ds: xr.Dataset, levels: Sequence[float] = (0.95, 0.99, 0.995)) 
         t.get(k) for k in ("loss_region_year", "loss_sector_year", "credit_loss_year")
     )
     groups = {
-        "total": (node.sum(("sector", "region")), _sum(y_region, "region")),
+        "total": (node.sum(("sector", "region")), _sum_or_none(y_region, "region")),
         "region": (node.sum("sector"), y_region),
         "sector": (node.sum("region"), y_sector),
         "credit": (t["credit_loss"], y_credit),
-        "credit_total": (t["credit_loss"].sum("region"), _sum(y_credit, "region")),
+        "credit_total": (t["credit_loss"].sum("region"), _sum_or_none(y_credit, "region")),
     }
     what = {
         "total": "total output loss",
@@ -299,8 +325,9 @@ def attribution(ds: xr.Dataset, levels: Sequence[float] = (0.99,)) -> xr.Dataset
         ``p_active`` (channel): probability the channel is on at some time of a path;
         ``p_active_tail`` (channel, level): the same probability in the ES tail;
         ``EL_active``, ``EL_inactive`` (channel): expected total loss given the channel was
-        (was never) active; ``ES_share_active`` (channel, level): share of ES from tail paths in
-        which the channel was active (channels overlap, so shares need not sum to 1).
+        (was never) active; ``severity_months`` (channel) and ``severity_months_tail`` (channel,
+        level): expected months at full severity (sum over months of e) over all paths and in
+        the ES tail: their ratio says how much more of the channel the tail holds.
 
     Examples
     --------
@@ -318,7 +345,8 @@ def attribution(ds: xr.Dataset, levels: Sequence[float] = (0.99,)) -> xr.Dataset
     total = node.sum(("sector", "region")).values
     region = node.sum("sector").transpose("path", "region").values
     sector = node.sum("region").transpose("path", "sector").values
-    active = t["active"].transpose("path", "channel").values.astype(np.float64)
+    severity = t["severity_months"].transpose("path", "channel").values
+    active = (severity > 0).astype(np.float64)
     tau = np.stack([tail_weights(total, w, a)[1] for a in lv])  # (level, path)
     es = tau @ total
     w_active = w @ active
@@ -335,7 +363,8 @@ def attribution(ds: xr.Dataset, levels: Sequence[float] = (0.99,)) -> xr.Dataset
             "p_active_tail": (("channel", "level"), (tau @ active).T),
             "EL_active": ("channel", el_active),
             "EL_inactive": ("channel", el_inactive),
-            "ES_share_active": (("channel", "level"), ((tau * total) @ active).T / es),
+            "severity_months": ("channel", w @ severity / w.sum()),
+            "severity_months_tail": (("channel", "level"), (tau @ severity).T),
         },
         coords={
             "level": lv,
@@ -399,7 +428,7 @@ def exceedance_curves(ds: xr.Dataset, n_points: int = 100) -> xr.Dataset:
 def cumulative_loss_quantiles(
     ds: xr.Dataset, quantiles: Sequence[float] = (0.05, 0.5, 0.95)
 ) -> xr.DataArray:
-    """Weighted quantiles over paths of each region's cumulative loss up to each period.
+    """Weighted quantiles over paths of each region's cumulative loss up to each period's end.
 
     Needs ``cumulative_loss_region``: give a cube, or :func:`path_totals` with ``timeline``.
 
@@ -413,6 +442,8 @@ def cumulative_loss_quantiles(
     """
     q = check_levels(quantiles)
     t = ds if ds.attrs.get("kind") == _TOTALS_KIND else path_totals(ds, timeline=True)
+    if "cumulative_loss_region" not in t:
+        raise ValueError("cumulative_loss_quantiles needs path_totals(ds, timeline=True)")
     cumulative = t["cumulative_loss_region"].compute()
     w = t["weight"].values
     x = cumulative.values
@@ -423,7 +454,12 @@ def cumulative_loss_quantiles(
     return xr.DataArray(
         out,
         dims=("quantile", "time", "region"),
-        coords={"quantile": q, "time": cumulative["time"], "region": cumulative["region"]},
+        coords={
+            "quantile": q,
+            "time": cumulative["time"],
+            "period_end": cumulative["period_end"],
+            "region": cumulative["region"],
+        },
         attrs={"units": t.attrs["units"], "long_name": "cumulative output loss"},
     )
 
@@ -442,7 +478,25 @@ def format_amount(value: float) -> str:
     return f"{value:,.{decimals}f}"
 
 
-def _level_label(level: float) -> str:
+def format_estimate(value: float, se: float) -> str:
+    """An estimate and its standard error.
+
+    Examples
+    --------
+    >>> format_estimate(45576.2, 404.9)
+    '45,576 ± 405'
+    """
+    return f"{format_amount(value)} ± {format_amount(se)}"
+
+
+def format_level(level: float) -> str:
+    """A level as a percentage.
+
+    Examples
+    --------
+    >>> format_level(0.995)
+    '99.5 %'
+    """
     return f"{100 * level:g} %"
 
 
@@ -475,14 +529,14 @@ def risk_table(
     for what in ("Loss", "Credit"):
         table.add_column(f"{what} EL", justify="right")
         for a in lv:
-            table.add_column(f"{what} VaR {_level_label(a)}", justify="right")
+            table.add_column(f"{what} VaR {format_level(a)}", justify="right")
 
     def cells(prefix: str, **where) -> list[str]:
         row = [format_amount(scale * float(s[f"{prefix}_EL"].sel(where)))]
         for a in lv:
             var = scale * float(s[f"{prefix}_VaR"].sel({**where, "level": a}))
             se = scale * float(s[f"{prefix}_VaR_se"].sel({**where, "level": a}))
-            row.append(f"{format_amount(var)} ± {format_amount(se)}")
+            row.append(format_estimate(var, se))
         return row
 
     for r in s["region"].values:

@@ -72,7 +72,7 @@ def _sort(x: np.ndarray, w: np.ndarray) -> _Sorted:
         raise ValueError(f"x and w must be equal non-empty 1-d arrays, got {x.shape}, {w.shape}")
     if not (np.all(w >= 0) and w.sum() > 0):
         raise ValueError("weights must be non-negative with a positive sum")
-    order = np.argsort(x, kind="stable")
+    order = np.argsort(x)  # the order among equal values changes no statistic
     ws = w[order]
     cdf = np.cumsum(ws) / ws.sum()
     cdf[-1] = 1.0  # rounding must not leave the top value below any alpha < 1

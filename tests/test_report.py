@@ -6,27 +6,19 @@ import base64
 import re
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 import pytest
 import xarray as xr
 from matplotlib.image import imread
-from zarr.errors import ZarrUserWarning
 
 import riskengine as rk
 from riskengine.reference import simulate
 from riskengine.report import FIGURES, write_report
 from riskengine.risk import display_unit, format_amount
+from riskengine.testing import raise_if_dask_computes, write_cube
 
 RISKENGINE = str(Path(sys.executable).with_name("riskengine"))
-
-
-def write_store(ds: xr.Dataset, path: Path) -> None:
-    """Write a cube as the engine does (zarr v3, consolidated metadata for plain open_zarr)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ZarrUserWarning)
-        ds.to_zarr(path, zarr_format=3, consolidated=True)
 
 
 def riskengine(*args: str | Path) -> subprocess.CompletedProcess:
@@ -38,7 +30,7 @@ def riskengine(*args: str | Path) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def run_store(truce_collapse, tmp_path_factory) -> Path:
     store = tmp_path_factory.mktemp("report") / "run.zarr"
-    write_store(simulate(truce_collapse, paths=400, seed=5), store)
+    write_cube(simulate(truce_collapse, paths=400, seed=5), store)
     return store
 
 
@@ -85,6 +77,12 @@ def test_table_printed_and_in_the_page_shows_the_run_figures(run_store, report_r
     assert result.stderr == ""
 
 
+def test_report_reads_a_lazy_cube_once(run_store, tmp_path):
+    with raise_if_dask_computes(max_computes=1):
+        report = write_report(xr.open_zarr(run_store), tmp_path, levels=[0.99])
+    assert report.html.stat().st_size > 0
+
+
 def test_report_at_horizon_resolution(truce_collapse, tmp_path):
     ds = simulate(truce_collapse, paths=100, seed=2, resolution="horizon")
     report = write_report(ds, tmp_path, levels=[0.95])
@@ -106,7 +104,7 @@ def test_bad_input_exits_2_with_one_line(run_store, tmp_path):
     empty.mkdir()
     _refused(riskengine("report", empty), r"empty: not a zarr store")
     not_cube = tmp_path / "not_cube.zarr"
-    write_store(xr.open_zarr(run_store).drop_vars("weight"), not_cube)
+    write_cube(xr.open_zarr(run_store).drop_vars("weight"), not_cube)
     _refused(riskengine("report", not_cube), r"not a riskengine cube: variable 'weight'")
     for levels, message in (("0.9,x", "comma-separated"), ("0.99,1.5", "between 0 and 1")):
         _refused(riskengine("report", run_store, "--levels", levels), f"--levels.*{message}")
