@@ -126,7 +126,9 @@ class _RunProgress:
         console.print(self.header(), highlight=False, soft_wrap=True)
         if blocks < blocks_total:
             done = blocks_total - blocks
-            console.print(f"resuming: {done} of {blocks_total} blocks already done")
+            console.print(
+                f"resuming: {done} of {blocks_total} blocks already done; {paths:,} paths to go"
+            )
         self.task = self.bar.add_task("blocks", total=blocks, paths=0)
         self.bar.start()
 

@@ -45,6 +45,7 @@ from riskengine.store import (
     open_cube,
     periods,
     read_run,
+    remove_partial_writes,
     write_block,
 )
 
@@ -184,7 +185,7 @@ def _run_tasks(
 ) -> list:
     """Run ``fn(model, *a)`` for every ``a`` in ``args`` as dask tasks; results in order.
 
-    Without ``client``, the local threaded scheduler runs them on every core; with a
+    Without ``client``, the local threaded scheduler runs them on every core we may use; with a
     ``dask.distributed.Client``, its cluster does. ``on_done(paths)`` follows each task.
     """
     import dask
@@ -201,7 +202,7 @@ def _run_tasks(
                 on_done(result[0])
 
         with Callback(posttask=posttask):
-            return list(dask.compute(*tasks, scheduler="threads", num_workers=os.cpu_count()))
+            return list(dask.compute(*tasks, scheduler="threads", num_workers=_cores()))
 
     from distributed import as_completed
 
@@ -214,11 +215,15 @@ def _run_tasks(
         client.cancel(futures)
 
 
+def _cores() -> int:
+    """The cores this process may run on (its CPU affinity: a SLURM or container allocation)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def _slots(client) -> int:
     """Worker threads available: the cluster's (at least 1: workers may still be starting), or
-    this machine's cores."""
-    threads = sum(client.nthreads().values()) if client is not None else os.cpu_count()
-    return max(1, threads or 1)
+    the local threaded scheduler's."""
+    return max(1, sum(client.nthreads().values())) if client is not None else _cores()
 
 
 def _load(scenario: Scenario | CompiledModel | str | Path) -> CompiledModel:
@@ -421,6 +426,7 @@ def simulate(
             }
             info = _check_resumable(path, asked, block_paths)
             bp, done = info.block_paths, info.done
+            remove_partial_writes(path)  # left by the writers of the interrupted run
             todo_bytes = estimated_bytes(model, paths, resolution) * int((~done).sum())
             _check_disk(path, todo_bytes // len(done))
             _check_backend(model, seed, resolution, backend, client)

@@ -59,6 +59,7 @@ __all__ = [
     "open_cube",
     "periods",
     "read_run",
+    "remove_partial_writes",
     "write_block",
 ]
 
@@ -304,6 +305,13 @@ def clear(path: Path) -> None:
             shutil.rmtree(child)
         else:
             child.unlink()
+
+
+def remove_partial_writes(path: Path) -> None:
+    """Delete the temporary files of chunk writes cut short (zarr writes ``KEY.UUID.partial``,
+    then renames it to ``KEY``); the caller holds the lock."""
+    for f in list(path.rglob("*.partial")):
+        f.unlink()
 
 
 def create_store(

@@ -40,9 +40,11 @@ def chunk_files(store: Path, index: int) -> dict[str, int]:
 
 
 def done_flags(store: Path) -> set[int]:
-    """Indices of the blocks recorded complete (one chunk file of ``riskengine/block_done``)."""
+    """Indices of the blocks recorded complete (one chunk file of ``riskengine/block_done``; zarr
+    writes it as ``INDEX.UUID.partial`` first, then renames it)."""
     chunks = store / "riskengine" / "block_done" / "c"
-    return {int(f.name) for f in chunks.iterdir()} if chunks.is_dir() else set()
+    names = [f.name for f in chunks.iterdir()] if chunks.is_dir() else []
+    return {int(n) for n in names if n.isdigit()}
 
 
 def snapshot(folder: Path) -> dict[Path, bytes]:

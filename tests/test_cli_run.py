@@ -4,6 +4,7 @@ followed by ``--resume``."""
 from __future__ import annotations
 
 import io
+import os
 import signal
 
 import pytest
@@ -106,11 +107,11 @@ def test_a_store_locked_by_another_process_is_refused(existing):
     assert code == 2 and "another run is writing this store" in err
 
 
-def test_run_ends_with_the_risk_table_of_its_cube(existing, tmp_path):
+def test_run_on_local_worker_processes_ends_with_the_risk_table(existing, tmp_path):
     out = tmp_path / "run.zarr"
     code, stdout, err = finish(riskengine(
         "run", "truce_collapse", "--paths", 20, "--seed", SEED, "--backend", BACKEND,
-        "--resolution", "year", "--out", out,
+        "--resolution", "year", "--out", out, "--workers", 2, "--block-paths", 7,
     ))  # fmt: skip
     assert code == 0, err
     # 20 paths x (84 loss + 7 credit + 4 severity + 1 tension) float32 x 5 years + float64 weight
@@ -122,13 +123,18 @@ def test_run_ends_with_the_risk_table_of_its_cube(existing, tmp_path):
     assert table.file.getvalue() in stdout
 
 
+def one_core() -> None:
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+
+
 def test_sigkill_mid_run_then_resume_gives_the_same_cube(tmp_path, truce_collapse):
     paths, block_paths = 8000, 50
     n_blocks = paths // block_paths
     store = tmp_path / "run.zarr"
     args = ["run", "truce_collapse", "--paths", paths, "--seed", SEED, "--backend", BACKEND,
             "--resolution", "horizon", "--out", store]  # fmt: skip
-    first = riskengine(*args, "--block-paths", block_paths)
+    # On one core, the blocks run one at a time: the kill lands mid-run on any machine.
+    first = riskengine(*args, "--block-paths", block_paths, preexec_fn=one_core)
     try:
         wait_for(lambda: len(done_flags(store)) >= 3 or first.poll() is not None, 120,
                  "three blocks written")  # fmt: skip
@@ -143,9 +149,11 @@ def test_sigkill_mid_run_then_resume_gives_the_same_cube(tmp_path, truce_collaps
     kept = {i: chunk_files(store, i) for i in done}
     code, stdout, err = finish(riskengine(*args, "--resume"))
     assert code == 0, err
-    assert f"resuming: {len(done)} of {n_blocks} blocks already done" in stdout
+    to_go = paths - len(done) * block_paths
+    assert f"resuming: {len(done)} of {n_blocks} blocks already done; {to_go:,} paths" in stdout
     assert f"wrote {n_blocks - len(done)} of {n_blocks} blocks" in stdout
     assert {i: chunk_files(store, i) for i in done} == kept  # done blocks were not rewritten
     assert read_run(store).done.all()
+    assert not list(store.rglob("*.partial"))  # no debris of writes cut short by the kill
     expected = rk.simulate(truce_collapse, paths, SEED, backend=BACKEND, resolution="horizon")
     assert_bitwise_equal(rk.open_run(store), expected)

@@ -43,8 +43,11 @@ def test_local_cluster_of_processes_gives_the_threaded_cube(
         ds = rk.simulate(truce_collapse, PATHS, SEED, store=tmp_path / "run.zarr",
                          backend=BACKEND, client=client, block_paths=block_paths,
                          resolution="year")  # fmt: skip
+        in_memory = rk.simulate(truce_collapse, PATHS, SEED, backend=BACKEND, client=client,
+                                block_paths=block_paths, resolution="year")  # fmt: skip
         assert len(client.nthreads()) == n_workers
     assert_bitwise_equal(ds, threaded)
+    assert_bitwise_equal(in_memory, threaded)
 
 
 def test_scheduler_and_workers_from_the_dask_cli_give_the_threaded_cube(
@@ -63,7 +66,7 @@ def test_scheduler_and_workers_from_the_dask_cli_give_the_threaded_cube(
 
 
 def test_a_worker_killed_mid_run_leaves_a_complete_identical_cube(truce_collapse, tmp_path):
-    paths, block_paths = 8000, 50
+    paths, block_paths = 8000, 25
     store = tmp_path / "run.zarr"
     with dask_cluster(tmp_path) as cluster:
         run = riskengine(

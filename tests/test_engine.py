@@ -134,12 +134,16 @@ def test_resume_runs_only_missing_blocks(truce_collapse, run_store, tmp_path):
     for rel in chunk_files(store, 0):
         (store / rel).unlink()
     (store / "riskengine" / "block_done" / "c" / "0").unlink()
+    debris = store / "loss" / "c" / "0" / "0" / "0" / "0.5f0c.partial"  # a write cut short
+    debris.parent.mkdir(parents=True, exist_ok=True)
+    debris.write_bytes(b"half a chunk")
     kept = chunk_files(store, 1)
     with pytest.raises(StoreError, match=r"incomplete \(1 of 2 blocks"):
         rk.open_run(store)
     ds = rk.simulate(truce_collapse, PATHS, SEED, store=store, backend=BACKEND,
                      resolution="quarter", resume=True)  # fmt: skip
     assert done_flags(store) == {0, 1}
+    assert not debris.exists()
     assert chunk_files(store, 1) == kept  # block 1 was not written again
     assert_bitwise_equal(ds, xr.open_zarr(run_store))
 
