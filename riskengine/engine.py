@@ -426,10 +426,10 @@ def simulate(
             }
             info = _check_resumable(path, asked, block_paths)
             bp, done = info.block_paths, info.done
-            remove_partial_writes(path)  # left by the writers of the interrupted run
             todo_bytes = estimated_bytes(model, paths, resolution) * int((~done).sum())
             _check_disk(path, todo_bytes // len(done))
             _check_backend(model, seed, resolution, backend, client)
+            remove_partial_writes(path)  # left by the writers of the interrupted run
         elif is_store(path) and not overwrite:
             raise StoreError(
                 f"{path}: a run store exists there; use --resume to finish it, --overwrite to "
