@@ -95,6 +95,7 @@ def test_store_follows_the_cube_contract(run_store, truce_collapse):
 
 def test_store_chunks_are_the_blocks(run_store):
     root = zarr.open_group(run_store, mode="r")
+    assert root.metadata.zarr_format == 3
     for name in CUBE:
         assert root[name].chunks[0] == BLOCK
         assert root[name].chunks[1:] == root[name].shape[1:]
