@@ -5,6 +5,8 @@ The public API::
     import riskengine as rk
     sc = rk.load_scenario("truce_collapse")
     model = rk.compile_model(sc)
+    ds = rk.simulate(sc, paths=100_000, seed=1, store="run.zarr")   # blocks on dask -> zarr
+    ds = rk.open_run("run.zarr")                                    # lazy xarray.Dataset
 
 Importing riskengine compiles no kernel; kernels are built on first use.
 """
@@ -18,6 +20,7 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 
 from riskengine.compile import CompiledModel, ModelArrays, compile_model
 from riskengine.economy import Economy, EconomyError, load_economy
+from riskengine.engine import open_run, simulate
 from riskengine.risk import (
     attribution,
     cumulative_loss_quantiles,
@@ -43,7 +46,9 @@ __all__ = [
     "exceedance_curves",
     "load_economy",
     "load_scenario",
+    "open_run",
     "path_totals",
     "risk_summary",
     "risk_table",
+    "simulate",
 ]

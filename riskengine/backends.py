@@ -3,27 +3,179 @@
 A block function computes paths ``[p0, p1)`` of a compiled model for a seed and returns a dict
 mapping every cube variable (:data:`riskengine.store.CUBE`) to an array in the cube's layout and
 dtype, with ``time`` summed into the requested resolution's periods. The engine calls
-:func:`run_block` and never a kernel directly, so the dask graph is the same for every target.
+:func:`run_block` (new arrays) or :func:`run_block_into` (arrays it owns and reuses, possibly
+views of a larger buffer) and never a kernel directly, so the dask graph is the same for every
+target.
 
-Kernel modules are imported lazily: choosing a backend compiles only that backend.
+Kernel modules are imported lazily: importing riskengine compiles nothing, and choosing a
+backend compiles only that backend (``cpu``: several seconds the first time, then numba's disk
+cache; ``cuda``: compiled for the device on each process's first block).
+
+This module imports numpy and riskengine's compile and store modules; kernels lazily.
 """
 
 from __future__ import annotations
 
+import weakref
 from typing import Literal
 
 import numpy as np
 
 from riskengine.compile import CompiledModel
+from riskengine.store import CUBE, cube_shapes, periods
 
-__all__ = ["BACKENDS", "Backend", "BackendError", "run_block"]
+__all__ = [
+    "BACKENDS",
+    "Backend",
+    "BackendError",
+    "block_arrays",
+    "block_shapes",
+    "run_block",
+    "run_block_into",
+]
 
 Backend = Literal["cpu", "cuda", "reference"]
 BACKENDS: tuple[str, ...] = ("cpu", "cuda", "reference")
 
+_kernel_models: dict[int, object] = {}
+
 
 class BackendError(RuntimeError):
     """A backend that cannot run here (unknown name, no GPU); the message says what to use."""
+
+
+def _check_backend(backend: str) -> None:
+    if backend not in BACKENDS:
+        raise BackendError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
+
+
+def _kernel_model(model: CompiledModel):
+    """The kernels' arrays of ``model``, derived once per model object."""
+    key = id(model)
+    if key not in _kernel_models:
+        from riskengine.kernels.layout import kernel_model
+
+        _kernel_models[key] = kernel_model(model.arrays)
+        weakref.finalize(model, _kernel_models.pop, key, None)
+    return _kernel_models[key]
+
+
+def block_shapes(model: CompiledModel, paths: int, n_periods: int) -> dict[str, tuple[int, ...]]:
+    """The shape of each cube variable for a block of ``paths`` paths and ``n_periods`` periods."""
+    return cube_shapes(model, paths, n_periods)
+
+
+def block_arrays(model: CompiledModel, paths: int, n_periods: int) -> dict[str, np.ndarray]:
+    """Uninitialized output arrays for :func:`run_block_into`, in the cube's layout and dtypes.
+
+    Examples
+    --------
+    >>> import riskengine as rk
+    >>> model = rk.compile_model(rk.load_scenario("truce_collapse"))
+    >>> out = block_arrays(model, paths=3, n_periods=5)
+    >>> out["loss"].shape, out["loss"].dtype, out["weight"].dtype
+    ((3, 5, 12, 7), dtype('float32'), dtype('float64'))
+    """
+    return {
+        name: np.empty(shape, dtype=CUBE[name].dtype)
+        for name, shape in block_shapes(model, paths, n_periods).items()
+    }
+
+
+def _check_out(model, p0, p1, period_of_month, out) -> None:
+    if not 0 <= p0 < p1:
+        raise ValueError(f"paths [p0, p1) = [{p0}, {p1}) must satisfy 0 <= p0 < p1")
+    pom = period_of_month
+    if (
+        pom.dtype != np.int64
+        or pom.shape != (model.horizon,)
+        or pom[0] != 0
+        or np.any(np.diff(pom) < 0)
+        or np.any(np.diff(pom) > 1)
+    ):
+        raise ValueError(
+            "period_of_month must be int64 of one entry per month, counting periods 0, 1, ... "
+            "in order; use riskengine.store.periods"
+        )
+    shapes = block_shapes(model, p1 - p0, int(pom[-1]) + 1)
+    for name, shape in shapes.items():
+        values = out.get(name)
+        if values is None:
+            raise ValueError(f"out: missing {name!r}; use riskengine.backends.block_arrays")
+        if (
+            values.shape != shape
+            or values.dtype != CUBE[name].dtype
+            or not values.flags.c_contiguous
+            or not values.flags.writeable
+        ):
+            raise ValueError(
+                f"out[{name!r}] must be a writeable C-contiguous {np.dtype(CUBE[name].dtype)} "
+                f"array of shape {shape}, got {values.dtype} {values.shape}; "
+                "use riskengine.backends.block_arrays"
+            )
+
+
+def run_block_into(
+    model: CompiledModel,
+    seed: int,
+    p0: int,
+    p1: int,
+    period_of_month: np.ndarray,
+    out: dict[str, np.ndarray],
+    backend: str = "cpu",
+) -> None:
+    """Compute paths ``[p0, p1)`` on a kernel backend straight into caller-owned arrays.
+
+    Parameters
+    ----------
+    model, seed
+        The compiled model and the seed in [0, 2**64).
+    p0, p1
+        Global path indices: row ``i`` of every output holds path ``p0 + i``.
+    period_of_month
+        int64, one entry per month: the period each month is summed into
+        (``riskengine.store.periods(model.start, model.horizon, resolution)[0]``).
+    out
+        Every cube variable, in the cube's layout and dtype (see :func:`block_arrays`), all
+        overwritten: ``loss`` (P, n_periods, S, R), ``credit_loss`` (P, n_periods, R),
+        ``severity`` (P, n_periods, C), ``tension`` (P, n_periods), ``weight`` (P,).
+    backend
+        ``cpu`` or ``cuda``. The ``reference`` backend has no in-place form: use
+        :func:`run_block`.
+
+    Raises
+    ------
+    BackendError
+        The backend is unknown, is ``reference``, or cannot run here (no GPU).
+    ValueError
+        ``out`` or ``period_of_month`` do not fit the model and the paths.
+
+    Examples
+    --------
+    >>> import riskengine as rk
+    >>> from riskengine.store import periods
+    >>> model = rk.compile_model(rk.load_scenario("truce_collapse"))
+    >>> period_of_month, starts = periods(model.start, model.horizon, "year")
+    >>> out = block_arrays(model, paths=2, n_periods=len(starts))
+    >>> run_block_into(model, 1, 10, 12, period_of_month, out, backend="cpu")
+    >>> out["tension"].shape
+    (2, 5)
+    """
+    _check_backend(backend)
+    if backend == "reference":
+        raise BackendError("the reference backend has no in-place form; use run_block")
+    _check_out(model, p0, p1, period_of_month, out)
+    km = _kernel_model(model)
+    if backend == "cpu":
+        from riskengine.kernels import cpu
+
+        cpu.run_block_into(km, seed, p0, p1, period_of_month, out)
+    else:
+        from riskengine.kernels import cuda
+
+        if not cuda.available():
+            raise BackendError("no CUDA device found; use --backend cpu")
+        cuda.run_block_into(km, seed, p0, p1, period_of_month, out)
 
 
 def run_block(
@@ -34,11 +186,22 @@ def run_block(
     resolution: str = "month",
     backend: str = "cpu",
 ) -> dict[str, np.ndarray]:
-    """Compute paths ``[p0, p1)`` on ``backend`` into the cube's layout (see module docstring)."""
+    """Compute paths ``[p0, p1)`` on ``backend`` into new arrays in the cube's layout.
+
+    Examples
+    --------
+    >>> import riskengine as rk
+    >>> model = rk.compile_model(rk.load_scenario("truce_collapse"))
+    >>> block = run_block(model, seed=1, p0=0, p1=4, resolution="horizon", backend="cpu")
+    >>> block["loss"].shape
+    (4, 1, 12, 7)
+    """
+    _check_backend(backend)
     if backend == "reference":
         from riskengine.reference import simulate_block
 
         return simulate_block(model, seed, p0, p1, resolution)
-    if backend in BACKENDS:
-        raise BackendError(f"backend {backend!r} is not built yet; use --backend reference")
-    raise BackendError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
+    period_of_month, starts = periods(model.start, model.horizon, resolution)
+    out = block_arrays(model, p1 - p0, len(starts))
+    run_block_into(model, seed, p0, p1, period_of_month, out, backend)
+    return out

@@ -6,20 +6,38 @@ the field or file and the fix, never a traceback; 1 an unexpected failure.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
 
 try:  # recent typer vendors click as typer._click; older releases raise click's own errors
     from typer._click.exceptions import ClickException
 except ImportError:
     from click.exceptions import ClickException
 
+from riskengine.backends import BackendError
 from riskengine.compile import compile_model
+from riskengine.engine import RunError, simulate
+from riskengine.risk import risk_table
 from riskengine.scenario import ScenarioError, builtin_scenarios, load_scenario
+from riskengine.store import StoreError, estimated_bytes
 
 app = typer.Typer(
     add_completion=False,
@@ -74,6 +92,154 @@ def scenarios():
         except ScenarioError as exc:  # a broken library file must not hide the others
             line = f"(invalid: {exc})"
         console.print(f"[bold]{name:<20}[/] {line}", highlight=False, soft_wrap=True)
+
+
+class _PathsPerSecond(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        elapsed = task.elapsed or 0.0
+        rate = task.fields["paths"] / elapsed if elapsed > 0 else 0.0
+        return Text(f"{rate:,.0f} paths/s", style="progress.data.speed")
+
+
+class _RunProgress:
+    """The engine's :class:`riskengine.engine.Progress` drawn as a rich progress bar, shown from
+    the moment the blocks start, after every check (an error before prints only its one line).
+    ``header()`` is printed first."""
+
+    def __init__(self, header: Callable[[], str]):
+        self.header = header
+        self.bar = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            _PathsPerSecond(),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=console,
+        )
+        self.task = None
+        self.blocks = self.blocks_total = 0
+
+    def start(self, blocks: int, paths: int, blocks_total: int) -> None:
+        self.blocks, self.blocks_total = blocks, blocks_total
+        console.print(self.header(), highlight=False, soft_wrap=True)
+        if blocks < blocks_total:
+            done = blocks_total - blocks
+            console.print(
+                f"resuming: {done} of {blocks_total} blocks already done; {paths:,} paths to go"
+            )
+        self.task = self.bar.add_task("blocks", total=blocks, paths=0)
+        self.bar.start()
+
+    def advance(self, paths: int) -> None:
+        done = self.bar.tasks[self.task].fields["paths"] + paths
+        self.bar.update(self.task, advance=1, paths=done)
+
+    def stop(self) -> None:
+        self.bar.stop()
+
+
+def _size(n: int) -> str:
+    """Bytes in decimal units, e.g. ``461 MB``."""
+    units = ("B", "kB", "MB", "GB", "TB")
+    exp = min(max(len(str(n)) - 1, 0) // 3, len(units) - 1)
+    return f"{n / 1000**exp:.3g} {units[exp]}"
+
+
+@contextlib.contextmanager
+def _dask_client(workers: int | None, scheduler: str | None) -> Iterator[object]:
+    """None (the local threaded scheduler), a LocalCluster of processes, or an existing cluster."""
+    if workers is None and scheduler is None:
+        yield None
+        return
+    from distributed import Client, LocalCluster
+
+    if workers is not None:
+        with (
+            LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
+            ) as cluster,
+            Client(cluster) as client,
+        ):
+            yield client
+        return
+    where = {"scheduler_file": scheduler} if Path(scheduler).is_file() else {"address": scheduler}
+    try:
+        client = Client(timeout="10s", **where)
+    except (OSError, TimeoutError, ValueError) as exc:
+        fail(
+            f"--scheduler {scheduler}: cannot reach a dask scheduler there ({exc}); give its "
+            "address (tcp://host:port) or its scheduler file"
+        )
+    with client:
+        yield client
+
+
+@app.command()
+def run(
+    scenario: str = typer.Argument(..., help="Built-in name or path to a YAML file."),
+    paths: int = typer.Option(..., "--paths", help="Number of Monte Carlo paths."),
+    out: str = typer.Option(..., "--out", help="The zarr store to write (RUN.zarr)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed in [0, 2**64)."),
+    backend: str = typer.Option("cpu", "--backend", help="cpu, cuda or reference (numpy)."),
+    workers: int | None = typer.Option(
+        None, "--workers", help="Run on a local cluster of W worker processes."
+    ),
+    scheduler: str | None = typer.Option(
+        None, "--scheduler", help="Address or scheduler file of an existing dask cluster."
+    ),
+    block_paths: int | None = typer.Option(
+        None, "--block-paths", help="Paths per block (default: a few seconds of work)."
+    ),
+    resolution: str = typer.Option(
+        "month", "--resolution", help="month, quarter, year or horizon: sums per period."
+    ),
+    resume: bool = typer.Option(False, "--resume", help="Finish an interrupted run."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing store."),
+):
+    """Simulate a scenario into a zarr cube, block by block on dask."""
+    if workers is not None and scheduler is not None:
+        fail("--workers and --scheduler exclude each other; give one")
+    if workers is not None and workers <= 0:
+        fail(f"--workers must be a positive integer, got {workers}")
+    try:
+        model = compile_model(load_scenario(scenario))
+    except ScenarioError as exc:
+        fail(str(exc))
+    progress = _RunProgress(
+        lambda: (
+            f"[bold]{model.scenario.name}[/]: {paths:,} paths, seed {seed}, {resolution} "
+            f"resolution, backend {backend} -> {out} (about "
+            f"{_size(estimated_bytes(model, paths, resolution))} before compression)"
+        )
+    )
+    with _dask_client(workers, scheduler) as client:
+        try:
+            ds = simulate(
+                model,
+                paths,
+                seed,
+                store=out,
+                backend=backend,
+                client=client,
+                block_paths=block_paths,
+                resolution=resolution,
+                resume=resume,
+                overwrite=overwrite,
+                progress=progress,
+            )
+        except (RunError, StoreError, BackendError) as exc:
+            fail(str(exc))
+        finally:
+            progress.stop()
+        console.print(f"wrote {progress.blocks} of {progress.blocks_total} blocks to {out}")
+        # Inside the client's context: on a cluster, the workers read the cube for the table.
+        console.print(risk_table(ds, levels=(0.99,)))
 
 
 def _parse_levels(text: str) -> list[float]:

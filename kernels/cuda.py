@@ -1,0 +1,144 @@
+"""The CUDA block kernel and its launcher: one thread per path, same step functions as the CPU.
+
+Each thread runs one path through :mod:`riskengine.kernels.step` (compiled as CUDA device
+functions from the same source as the CPU kernel) with its state in local memory. The
+propagation matrix is read by every thread at the same time, so it sits in shared memory where it
+fits (N*N float32 within :data:`SHARED_BYTES`, so N up to 110), else in global memory (cached).
+Periods are summed inside the kernel, as on the CPU.
+
+The kernel is specialized (and compiled) once per shape (C, N, F, R), because CUDA local and
+shared arrays need sizes known at compile time. Under ``NUMBA_ENABLE_CUDASIM=1`` the same code
+runs in numba's simulator, which is how the tests check it without a GPU.
+
+This module imports numpy, numba.cuda and the kernels' own modules.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+from numba import cuda
+
+from riskengine.kernels import rng, step
+from riskengine.kernels.layout import KernelModel
+from riskengine.kernels.step import (
+    credit_losses,
+    direct_shock,
+    init_path,
+    month_step,
+    propagate,
+    update_path,
+    write_period,
+)
+from riskengine.kernels.targets import compile_functions, rebind
+
+__all__ = ["SHARED_BYTES", "THREADS_PER_BLOCK", "available", "kernel_function", "run_block_into"]
+
+SHARED_BYTES = 48 * 1024
+THREADS_PER_BLOCK = 128
+
+
+def available() -> bool:
+    """Whether a CUDA device (or numba's simulator) can run the kernel here."""
+    return cuda.is_available()
+
+
+def kernel_function(C: int, N: int, F: int, R: int, use_shared: bool):
+    """The plain kernel function for one shape, its device functions bound as globals.
+
+    ``cuda.jit`` of the result is the kernel; ``cuda.compile_ptx`` compiles it without a GPU.
+    """
+
+    def kernel(km, k0, k1, p0, n_paths, period_of_month, loss, credit, severity, tension):
+        if use_shared:
+            tile = cuda.shared.array((N, N), np.float32)
+            for idx in range(cuda.threadIdx.x, N * N, cuda.blockDim.x):
+                tile[idx // N, idx % N] = km.propagation_t[idx // N, idx % N]
+            cuda.syncthreads()
+            propagation_t = tile
+        else:
+            propagation_t = km.propagation_t
+        i = cuda.grid(1)
+        if i >= n_paths:
+            return
+        on = cuda.local.array(C, np.bool_)
+        sev = cuda.local.array(C, np.float64)
+        months_on = cuda.local.array(C, np.int64)
+        weights = cuda.local.array((C, N), np.float32)
+        zf = cuda.local.array((C, F), np.float64)
+        zc = cuda.local.array(C, np.float64)
+        e = cuda.local.array(C, np.float64)
+        sev_sum = cuda.local.array(C, np.float64)
+        d = cuda.local.array(N, np.float64)
+        q = cuda.local.array(N, np.float32)
+        mq = cuda.local.array(N, np.float32)
+        q_sum = cuda.local.array(N, np.float64)
+        dpd_sum = cuda.local.array(N, np.float64)
+        credit_row = cuda.local.array(R, np.float64)
+        path = p0 + i
+        g = init_path(km, k0, k1, path, on, sev, months_on, weights, zf)
+        for n in range(N):
+            q[n] = 0.0
+            q_sum[n] = 0.0
+            dpd_sum[n] = 0.0
+        for c in range(C):
+            sev_sum[c] = 0.0
+        g_sum = 0.0
+        T = period_of_month.shape[0]
+        for t in range(T):
+            g = month_step(km, k0, k1, path, t, g, on, sev, months_on, zc, e)
+            direct_shock(km, weights, e, d)
+            propagate(propagation_t, q, mq)
+            update_path(km, q, mq, d, q_sum, dpd_sum)
+            for c in range(C):
+                sev_sum[c] += e[c]
+            g_sum += g
+            if t == T - 1 or period_of_month[t + 1] != period_of_month[t]:
+                period = period_of_month[t]
+                credit_losses(km.credit_scale, dpd_sum, credit_row)
+                for r in range(R):
+                    credit[i, period, r] = credit_row[r]
+                for n in range(N):
+                    dpd_sum[n] = 0.0
+                write_period(km, q_sum, sev_sum, loss[i, period], severity[i, period])
+                tension[i, period] = g_sum
+                g_sum = 0.0
+
+    return rebind(kernel, compile_functions(step.FUNCTIONS, "cuda"), "cuda")
+
+
+_lock = threading.Lock()
+_kernels: dict[tuple[int, int, int, int, bool], object] = {}
+
+
+def _kernel(km: KernelModel):
+    C, N = km.exposure.shape
+    key = (C, N, km.factor_loadings.shape[1], km.credit_scale.shape[0], 4 * N * N <= SHARED_BYTES)
+    with _lock:
+        if key not in _kernels:
+            _kernels[key] = cuda.jit(kernel_function(*key))
+        return _kernels[key]
+
+
+def run_block_into(
+    km: KernelModel,
+    seed: int,
+    p0: int,
+    p1: int,
+    period_of_month: np.ndarray,
+    out: dict[str, np.ndarray],
+) -> None:
+    """Compute paths ``[p0, p1)`` on the GPU into ``out`` (arrays checked by the caller)."""
+    k0, k1 = rng.split_seed(seed)
+    n_paths = p1 - p0
+    device_model = KernelModel(*(cuda.to_device(v) if isinstance(v, np.ndarray) else v for v in km))
+    names = ("loss", "credit_loss", "severity", "tension")
+    device_out = [cuda.device_array(out[name].shape, out[name].dtype) for name in names]
+    blocks = (n_paths + THREADS_PER_BLOCK - 1) // THREADS_PER_BLOCK
+    _kernel(km)[blocks, THREADS_PER_BLOCK](
+        device_model, k0, k1, p0, n_paths, cuda.to_device(period_of_month), *device_out
+    )
+    for name, values in zip(names, device_out, strict=True):
+        values.copy_to_host(out[name])
+    out["weight"][:] = 1.0

@@ -1,0 +1,157 @@
+"""The kernels' input: :class:`KernelModel`, flat arrays derived once from ``ModelArrays``.
+
+Both targets (CPU and CUDA) read the same fields, so everything that is the same for every path
+is computed here once, on the host, in float64 numpy: the tension innovation scale, the
+off-diagonal retaliation matrix, the propagation matrix in float32 and transposed for the batched
+product, and the piecewise polynomials that give credit losses without a normal CDF per node.
+
+Credit losses need ``pd(q) - pd0 = Phi(Phi^-1(pd0) + gamma q) - pd0`` for every node and month,
+84 normal CDFs per path-month, which would cost more than the propagation. The difference is
+written as ``q * G(q)`` with ``G`` smooth and positive on ``[0, 1]``; each node's ``G`` is a
+piecewise cubic (``J`` equal pieces, degree :data:`CREDIT_DEGREE`: a short Horner chain per node
+and month), interpolated at Chebyshev points, with ``J`` doubled until the relative error is
+below :data:`CREDIT_RTOL` on a fine grid. Nodes that share a baseline PD share a table, so the
+tables stay small (a few kB each) however many pieces they need. Writing ``q * G(q)`` also keeps
+the difference exact near ``q = 0`` (no cancellation) and exactly 0 at ``q = 0``.
+
+This module imports numpy and scipy.special only.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from numpy.polynomial import chebyshev
+from scipy.special import ndtr
+
+__all__ = ["CREDIT_DEGREE", "CREDIT_RTOL", "KernelModel", "credit_polynomials", "kernel_model"]
+
+CREDIT_DEGREE = 3
+CREDIT_RTOL = 1e-10
+_MAX_PIECES = 1 << 16
+
+
+class KernelModel(NamedTuple):
+    """Everything a kernel reads. C channels, N = R*S nodes (region-major), F factors, T months."""
+
+    tension_phi: float
+    tension_innovation_sd: float  # sqrt(1 - phi^2)
+    tension_start: float
+    tension_stationary: bool
+    loading: np.ndarray  # (C,) a_c
+    idiosyncratic_loading: np.ndarray  # (C,) sqrt(1 - a_c^2)
+    chol: np.ndarray  # (C, C) lower Cholesky factor of the channel correlation
+    threshold_on: np.ndarray  # (C,)
+    threshold_off: np.ndarray  # (C,)
+    retaliation: np.ndarray  # (C, C) kappa with a zero diagonal
+    severity_logit_median: np.ndarray  # (C,)
+    severity_dispersion: np.ndarray  # (C,)
+    buffer_months: np.ndarray  # (C,)
+    supply_left: np.ndarray  # (C, T)
+    initial_on: np.ndarray  # (C,) bool
+    initial_severity: np.ndarray  # (C,)
+    initial_months_on: np.ndarray  # (C,) int64
+    exposure: np.ndarray  # (C, N)
+    exposure_sigma: np.ndarray  # (N,)
+    factor_loadings: np.ndarray  # (N, F)
+    idiosyncratic_sd: np.ndarray  # (N,)
+    propagation_t: np.ndarray  # (N, N) float32, M transposed: propagation_t[m, n] = M[n, m]
+    recovery: np.ndarray  # (N,)
+    loss_scale: np.ndarray  # (N,)
+    credit_poly: np.ndarray  # (U, J, CREDIT_DEGREE + 1): G on piece j, t in [-1, 1], Horner
+    credit_table: np.ndarray  # (N,) int64: each node's table in credit_poly
+    credit_scale: np.ndarray  # (R, N)
+
+
+def _credit_g(q: np.ndarray, x0: float, gamma: float) -> np.ndarray:
+    """G(q) = (Phi(x0 + gamma q) - Phi(x0)) / q, with its limit gamma phi(x0) at q = 0."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = (ndtr(x0 + gamma * q) - ndtr(x0)) / q
+    return np.where(q == 0.0, gamma * np.exp(-0.5 * x0 * x0) / np.sqrt(2.0 * np.pi), ratio)
+
+
+def credit_polynomials(pd0_probit: np.ndarray, gamma: float) -> tuple[np.ndarray, np.ndarray]:
+    """Piecewise polynomials of G(q), with as many equal pieces as the accuracy needs.
+
+    Returns
+    -------
+    tables : ndarray, shape (U, J, CREDIT_DEGREE + 1)
+        One table per distinct baseline PD: ``tables[u, j]`` holds the monomial coefficients
+        (highest first) of G on ``q in [j/J, (j+1)/J]`` in the local variable
+        ``t = 2 (J q - j) - 1``.
+    table_of_node : ndarray of int64, shape (N,)
+        The table of each node.
+
+    Examples
+    --------
+    >>> tables, table_of_node = credit_polynomials(np.array([-2.0, -1.0, -2.0]), 2.0)
+    >>> tables.shape[0], table_of_node.tolist()
+    (2, [1, 0, 1])
+    >>> q = 0.3; J = tables.shape[1]; j = int(q * J); t = 2 * (q * J - j) - 1
+    >>> approx = q * np.polyval(tables[1, j], t)
+    >>> bool(abs(approx / (ndtr(-2.0 + 2.0 * q) - ndtr(-2.0)) - 1) < 1e-9)
+    True
+    """
+    x0s, table_of_node = np.unique(np.asarray(pd0_probit, dtype=np.float64), return_inverse=True)
+    D = CREDIT_DEGREE
+    # Interpolation at Chebyshev points, then to monomials: both linear maps, built once.
+    points = chebyshev.chebpts1(D + 1)
+    to_chebyshev = np.linalg.inv(chebyshev.chebvander(points, D))
+    to_monomial = np.zeros((D + 1, D + 1))
+    for k in range(D + 1):
+        to_monomial[k, : k + 1] = chebyshev.cheb2poly(np.eye(D + 1)[k])[: k + 1]
+    fit = to_chebyshev.T @ to_monomial  # values at the points -> monomial coefficients
+    check = np.linspace(0.0, 1.0, 4097)[1:]
+    exact = _credit_g(check[None, :], x0s[:, None], gamma)
+    scale = np.maximum(np.abs(exact), np.finfo(float).tiny)
+    pieces = 1
+    while True:
+        q = (np.arange(pieces)[:, None] + (points[None, :] + 1.0) / 2.0) / pieces
+        tables = (_credit_g(q[None], x0s[:, None, None], gamma) @ fit)[..., ::-1]
+        j = np.minimum((check * pieces).astype(np.int64), pieces - 1)
+        t = 2.0 * (check * pieces - j) - 1.0
+        approx = tables[:, j, 0]
+        for d in range(1, D + 1):
+            approx = approx * t + tables[:, j, d]
+        # The check's own rounding noise is about 1e-12 relative, well below the target.
+        if np.max(np.abs(approx - exact) / scale) < CREDIT_RTOL or pieces >= _MAX_PIECES:
+            return np.ascontiguousarray(tables), table_of_node.astype(np.int64)
+        pieces *= 2
+
+
+def kernel_model(arrays) -> KernelModel:
+    """Derive the kernels' arrays from a compiled model's ``ModelArrays``."""
+    a = arrays
+    C = len(a.loading)
+    credit_poly, credit_table = credit_polynomials(a.pd0_probit, a.credit_gamma)
+    return KernelModel(
+        tension_phi=float(a.tension_phi),
+        # the reference's exact expression, so that g_t is computed from the same numbers
+        tension_innovation_sd=float(np.sqrt(1.0 - a.tension_phi**2)),
+        tension_start=float(a.tension_start),
+        tension_stationary=bool(a.tension_stationary),
+        loading=np.ascontiguousarray(a.loading, dtype=np.float64),
+        idiosyncratic_loading=np.sqrt(1.0 - a.loading**2),
+        chol=np.ascontiguousarray(a.chol, dtype=np.float64),
+        threshold_on=np.ascontiguousarray(a.threshold_on, dtype=np.float64),
+        threshold_off=np.ascontiguousarray(a.threshold_off, dtype=np.float64),
+        retaliation=a.retaliation * (1.0 - np.eye(C)),
+        severity_logit_median=np.ascontiguousarray(a.severity_logit_median, dtype=np.float64),
+        severity_dispersion=np.ascontiguousarray(a.severity_dispersion, dtype=np.float64),
+        buffer_months=np.ascontiguousarray(a.buffer_months, dtype=np.float64),
+        supply_left=np.ascontiguousarray(a.supply_left, dtype=np.float64),
+        initial_on=np.ascontiguousarray(a.initial_on, dtype=np.bool_),
+        initial_severity=np.ascontiguousarray(a.initial_severity, dtype=np.float64),
+        initial_months_on=np.ascontiguousarray(a.initial_months_on, dtype=np.int64),
+        exposure=np.ascontiguousarray(a.exposure, dtype=np.float64),
+        exposure_sigma=np.ascontiguousarray(a.exposure_sigma, dtype=np.float64),
+        factor_loadings=np.ascontiguousarray(a.factor_loadings, dtype=np.float64),
+        idiosyncratic_sd=np.ascontiguousarray(a.idiosyncratic_sd, dtype=np.float64),
+        propagation_t=np.ascontiguousarray(a.propagation.T, dtype=np.float32),
+        recovery=np.ascontiguousarray(a.recovery, dtype=np.float64),
+        loss_scale=np.ascontiguousarray(a.loss_scale, dtype=np.float64),
+        credit_poly=credit_poly,
+        credit_table=credit_table,
+        credit_scale=np.ascontiguousarray(a.credit_scale, dtype=np.float64),
+    )

@@ -1,0 +1,101 @@
+"""One source, two targets: compile plain functions for ``numba.njit`` and CUDA device code.
+
+The model's functions (:mod:`riskengine.kernels.rng`, :mod:`riskengine.kernels.step`) are plain
+Python and call each other by bare name. A compiled function can only call compiled functions, so
+:func:`compile_functions` compiles them in dependency order and gives each a copy of its module's
+globals in which the names of the functions compiled before it refer to their compiled versions.
+The plain functions themselves stay untouched (numpy code such as ``rng.normals`` keeps using them).
+
+All jit options of the package live here (numbagg and sgkit keep theirs in one module too).
+Of fastmath only ``contract`` is on (fused multiply-add, as CUDA does by default): it halves the
+latency of the polynomial and update chains and is decided at compile time, so a path's bits still
+do not depend on blocks or threads. No reassociation: sums keep their written order.
+
+This module imports math, numpy and numba (numba.cuda only when the CUDA target is asked for).
+"""
+
+from __future__ import annotations
+
+import math
+import types
+from collections.abc import Callable, Sequence
+
+import numba
+import numpy as np
+
+__all__ = ["CPU_OPTIONS", "compile_functions", "rebind"]
+
+_MATH_FOR_CUDA = ("sqrt", "log", "exp", "cos", "sin")
+
+CPU_OPTIONS: dict = {"nogil": True, "error_model": "numpy", "fastmath": {"contract"}}
+
+
+def _numpy_for_cuda() -> types.ModuleType:
+    """numpy's namespace with math's scalar functions in place of the ufuncs of the same name.
+
+    numba-cuda compiles ``math.sqrt(x)`` but not ``np.sqrt(x)`` on scalars (its ufunc table
+    lacks them), while the model's source uses ``np.*`` so that numpy can run it on arrays.
+    """
+    shim = types.ModuleType("numpy_for_cuda")
+    shim.__dict__.update(vars(np))
+    for name in _MATH_FOR_CUDA:
+        setattr(shim, name, getattr(math, name))
+    return shim
+
+
+def rebind(fn: Callable, compiled: dict[str, Callable], target: str = "cpu") -> Callable:
+    """A copy of ``fn`` whose globals name the already compiled functions (for ``target``)."""
+    scope = dict(fn.__globals__)
+    if target == "cuda" and scope.get("np") is np:
+        scope["np"] = _numpy_for_cuda()
+    scope.update(compiled)
+    clone = types.FunctionType(fn.__code__, scope, fn.__name__, fn.__defaults__, fn.__closure__)
+    clone.__qualname__ = fn.__qualname__
+    clone.__module__ = fn.__module__
+    clone.__doc__ = fn.__doc__
+    return clone
+
+
+def compile_functions(
+    functions: Sequence[Callable], target: str, compiled: dict[str, Callable] | None = None
+) -> dict[str, Callable]:
+    """Compile ``functions`` (callees before callers) for ``target`` (``"cpu"`` or ``"cuda"``).
+
+    Parameters
+    ----------
+    functions
+        Plain Python functions; each may call the ones before it (and those in ``compiled``).
+    target
+        ``"cpu"``: ``numba.njit`` functions callable from other njit code (and from Python).
+        ``"cuda"``: ``numba.cuda.jit(device=True)`` functions.
+    compiled
+        Functions compiled earlier for the same target, by name.
+
+    Returns
+    -------
+    dict
+        ``compiled`` extended with the new functions, by name.
+
+    Examples
+    --------
+    >>> def twice(x):
+    ...     return 2 * x
+    >>> def quad(x):
+    ...     return twice(twice(x))
+    >>> compile_functions([twice, quad], "cpu")["quad"](3)
+    12
+    """
+    done = dict(compiled or {})
+    if target == "cpu":
+        # Inlined into their callers (numba IR inlining): the kernel passes each path's rows as
+        # array views, and an out-of-line call costs an atomic reference count per view.
+        jit = numba.njit(inline="always", **CPU_OPTIONS)
+    elif target == "cuda":
+        from numba import cuda
+
+        jit = cuda.jit(device=True)
+    else:
+        raise ValueError(f"target must be 'cpu' or 'cuda', got {target!r}")
+    for fn in functions:
+        done[fn.__name__] = jit(rebind(fn, done, target))
+    return done

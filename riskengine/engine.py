@@ -1,0 +1,481 @@
+"""The engine: paths cut into blocks, each block a dask task that runs a kernel and writes its
+region of the zarr store; resume, integrity checks and progress.
+
+Nothing large travels back to the client: a block task returns the number of paths it wrote.
+The same dask graph runs on the local threaded scheduler (no client) and on any
+``dask.distributed`` cluster (a client); the compiled model is one node of that graph, so a
+cluster ships it once per worker, not once per block.
+
+A block's paths are a pure function of (seed, path) (see :mod:`riskengine.kernels.rng`), so the
+cube does not depend on the block size, the scheduler, the number of workers or which worker ran
+a block: a block lost with its worker is simply run again.
+
+This module imports numpy, dask, xarray and riskengine's compile, backends, scenario and store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import shutil
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import xarray as xr
+
+from riskengine.backends import BACKENDS, block_arrays, block_shapes, run_block, run_block_into
+from riskengine.compile import CompiledModel, compile_model
+from riskengine.scenario import Scenario, load_scenario
+from riskengine.store import (
+    CUBE,
+    ENGINE_GROUP,
+    RESOLUTIONS,
+    StoreError,
+    build_dataset,
+    clear,
+    create_store,
+    estimated_bytes,
+    holds_nothing_else,
+    is_store,
+    locked,
+    open_cube,
+    periods,
+    read_run,
+    remove_partial_writes,
+    write_block,
+)
+
+__all__ = ["Progress", "RunError", "default_block_paths", "open_run", "simulate"]
+
+# Work per block: far above dask's ~3 ms per task, short enough for a live progress bar and for
+# cheap re-runs of a block lost with its worker.
+BLOCK_SECONDS = 2.0
+# Cap on a block's output in the cube's layout, which bounds a worker's memory per block.
+BLOCK_BYTES = 64 * 2**20
+# Rough cost of one path-month on one core (one GPU for cuda), for sizing blocks only. Measured
+# on the 2-core development machine while shared with other jobs: reference about 1 ms per
+# 60-month path, cpu 1-2.5 us per path-month (docs/performance.md); cuda is a guess until
+# measured on a GPU (a block of a few 10^5 paths).
+SECONDS_PER_PATH_MONTH = {"reference": 2e-5, "cpu": 1e-6, "cuda": 5e-8}
+SEED_LIMIT = 2**64
+
+
+class RunError(ValueError):
+    """Bad arguments to a run; ``str(err)`` is one line naming the argument and the fix."""
+
+
+class Progress(Protocol):
+    """What :func:`simulate` reports while it runs (the CLI draws a progress bar from it)."""
+
+    def start(self, blocks: int, paths: int, blocks_total: int) -> None:
+        """``blocks`` blocks holding ``paths`` paths are to run, of ``blocks_total`` in all."""
+
+    def advance(self, paths: int) -> None:
+        """One more block of ``paths`` paths is done (and written, for a store)."""
+
+
+def default_block_paths(
+    model: CompiledModel, paths: int, resolution: str, backend: str, slots: int
+) -> int:
+    """Paths per block: about :data:`BLOCK_SECONDS` of work, at most :data:`BLOCK_BYTES` of
+    output, and at least two blocks per worker thread (``slots``) when the run is small.
+
+    Examples
+    --------
+    >>> from riskengine import compile_model, load_scenario
+    >>> model = compile_model(load_scenario("truce_collapse"))
+    >>> default_block_paths(model, 10**6, "month", "reference", slots=2)
+    1666
+    >>> default_block_paths(model, 1000, "month", "reference", slots=2)
+    250
+    """
+    by_time = BLOCK_SECONDS / (SECONDS_PER_PATH_MONTH[backend] * model.horizon)
+    by_bytes = BLOCK_BYTES / estimated_bytes(model, 1, resolution)
+    spread = math.ceil(paths / (2 * slots))
+    return max(1, int(min(by_time, by_bytes, spread)))
+
+
+def _blocks(paths: int, block_paths: int) -> list[tuple[int, int]]:
+    return [(p0, min(p0 + block_paths, paths)) for p0 in range(0, paths, block_paths)]
+
+
+# --- the two block tasks: run on dask workers, so they take only picklable arguments ----------
+
+_reusable = threading.local()
+
+
+@contextlib.contextmanager
+def _one_core(backend: str) -> Iterator[None]:
+    """Run the CPU kernel on this thread alone: dask runs one block per worker thread, and
+    numba's own threads on top would oversubscribe the cores. numba's setting is per thread."""
+    if backend != "cpu":
+        yield
+        return
+    import numba
+
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)
+
+
+def _block(
+    model: CompiledModel,
+    seed: int,
+    p0: int,
+    p1: int,
+    resolution: str,
+    backend: str,
+    reuse: bool,
+) -> dict[str, np.ndarray]:
+    """Paths ``[p0, p1)`` on one core. With ``reuse``, into this thread's buffers (valid until its
+    next block): writing into pages already mapped is about 4x faster than into fresh ones."""
+    if backend == "reference" or not reuse:
+        with _one_core(backend):
+            return run_block(model, seed, p0, p1, resolution, backend)
+    period_of_month, starts = periods(model.start, model.horizon, resolution)
+    held = getattr(_reusable, "arrays", None)
+    if (
+        held is None
+        or held["weight"].shape[0] < p1 - p0
+        or any(
+            held[name].shape[1:] != shape[1:]
+            for name, shape in block_shapes(model, 1, len(starts)).items()
+        )
+    ):
+        held = _reusable.arrays = block_arrays(model, p1 - p0, len(starts))
+    out = {name: values[: p1 - p0] for name, values in held.items()}
+    with _one_core(backend):
+        run_block_into(model, seed, p0, p1, period_of_month, out, backend)
+    return out
+
+
+def _compute(model: CompiledModel, seed: int, p0: int, p1: int, resolution: str, backend: str):
+    """A block's arrays, returned (in-memory runs and the backend check)."""
+    return p1 - p0, _block(model, seed, p0, p1, resolution, backend, reuse=False)
+
+
+def _compute_and_write(
+    model: CompiledModel,
+    seed: int,
+    p0: int,
+    p1: int,
+    resolution: str,
+    backend: str,
+    store: Path,
+    index: int,
+):
+    """A block written into its region of ``store``; only its path count travels back."""
+    write_block(store, index, p0, _block(model, seed, p0, p1, resolution, backend, reuse=True))
+    return p1 - p0, None
+
+
+def _run_tasks(
+    fn: Callable,
+    model: CompiledModel,
+    args: Sequence[tuple],
+    client,
+    on_done: Callable[[int], None],
+) -> list:
+    """Run ``fn(model, *a)`` for every ``a`` in ``args`` as dask tasks; results in order.
+
+    Without ``client``, the local threaded scheduler runs them on every core we may use; with a
+    ``dask.distributed.Client``, its cluster does. ``on_done(paths)`` follows each task.
+    """
+    import dask
+
+    shared = dask.delayed(model, traverse=False)
+    tasks = [dask.delayed(fn, pure=False)(shared, *a) for a in args]
+    if client is None:
+        from dask.callbacks import Callback
+
+        keys = {t.key for t in tasks}
+
+        def posttask(key, result, dsk, state, worker_id):
+            if key in keys:
+                on_done(result[0])
+
+        with Callback(posttask=posttask):
+            return list(dask.compute(*tasks, scheduler="threads", num_workers=_cores()))
+
+    from distributed import as_completed
+
+    futures = client.compute(tasks)
+    try:
+        for future in as_completed(futures):
+            on_done(future.result()[0])  # raises the task's error, if any
+        return [f.result() for f in futures]
+    finally:
+        client.cancel(futures)
+
+
+def _cores() -> int:
+    """The cores this process may run on (its CPU affinity: a SLURM or container allocation)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _slots(client) -> int:
+    """Worker threads available: the cluster's (at least 1: workers may still be starting), or
+    the local threaded scheduler's."""
+    return max(1, sum(client.nthreads().values())) if client is not None else _cores()
+
+
+def _load(scenario: Scenario | CompiledModel | str | Path) -> CompiledModel:
+    if isinstance(scenario, CompiledModel):
+        return scenario
+    if not isinstance(scenario, Scenario):
+        scenario = load_scenario(scenario)
+    return compile_model(scenario)
+
+
+def _check_args(paths: int, seed: int, resolution: str, backend: str, block_paths: int | None):
+    def integer(x) -> bool:
+        return isinstance(x, int | np.integer) and not isinstance(x, bool)
+
+    if not integer(paths) or paths <= 0:
+        raise RunError(f"paths must be a positive integer, got {paths!r}; give --paths N > 0")
+    if not integer(seed) or not 0 <= seed < SEED_LIMIT:
+        raise RunError(f"seed must lie in [0, 2**64), got {seed}; give another --seed")
+    if resolution not in (*RESOLUTIONS, "horizon"):
+        raise RunError(
+            f"resolution {resolution!r} is unknown; use one of month, quarter, year, horizon"
+        )
+    if backend not in BACKENDS:
+        raise RunError(f"backend {backend!r} is unknown; use one of {', '.join(BACKENDS)}")
+    if block_paths is not None and block_paths <= 0:
+        raise RunError(f"block_paths must be a positive integer, got {block_paths}")
+
+
+def _check_resumable(path: Path, asked: dict, block_paths: int | None):
+    """The store's run and the asked one must be the same run; returns the store's blocks."""
+    info = read_run(path)
+    stored = {k: info.attrs.get(k) for k in asked}
+    for key, value in asked.items():
+        if stored[key] != value:
+            shown = {"scenario_sha256": "scenario (sha256)"}.get(key, key)
+            raise StoreError(
+                f"{path}: cannot resume: {shown} is {value!r} but the stored run has "
+                f"{stored[key]!r}; resume with the stored run's values or start over with "
+                "--overwrite"
+            )
+    if block_paths is not None and block_paths != info.block_paths:
+        raise StoreError(
+            f"{path}: cannot resume: block paths {block_paths} but the store is cut into blocks "
+            f"of {info.block_paths}; drop --block-paths"
+        )
+    return info
+
+
+def _check_disk(path: Path, needed: int) -> None:
+    where = next(p for p in path.parents if p.exists())
+    free = shutil.disk_usage(where).free
+    if needed > free:
+        raise StoreError(
+            f"{path}: the store needs about {needed / 1e9:.3g} GB but {where} has "
+            f"{free / 1e9:.3g} GB free; use a coarser --resolution, fewer --paths or another --out"
+        )
+
+
+def _check_backend(model: CompiledModel, seed: int, resolution: str, backend: str, client):
+    """Run one path where the blocks will run (on every worker of a cluster) before a store is
+    written: a backend that cannot run there (no GPU) fails here, and every process has its
+    kernel compiled (or loaded from numba's cache) before the first block starts."""
+    if client is None:
+        _compute(model, seed, 0, 1, resolution, backend)
+    else:
+        client.run(_compute, model, seed, 0, 1, resolution, backend)
+
+
+@contextlib.contextmanager
+def _claimed(path: Path, resume: bool) -> Iterator[None]:
+    """Hold the store's lock, creating its directory (and missing parents) if needed. What this
+    call created is removed again if an error comes before the store itself is written."""
+    if path.exists() and not path.is_dir():
+        raise StoreError(f"{path}: exists and is not a store directory; choose another --out")
+    if path.exists() and not is_store(path) and not holds_nothing_else(path):
+        raise StoreError(f"{path}: exists and is not a riskengine store; choose another --out")
+    created = [p for p in (path, *path.parents) if not p.exists()]
+    if created:
+        if resume:
+            raise StoreError(f"{path}: there is no run to resume; drop --resume to start one")
+        try:
+            path.mkdir(parents=True, exist_ok=True)  # exists: another run was faster; see lock
+        except OSError as exc:
+            raise StoreError(
+                f"{path}: cannot create the store ({exc.strerror}); choose a writable --out"
+            ) from None
+    lock_group = path / ENGINE_GROUP
+    had_lock = lock_group.exists()
+    try:
+        with locked(path):
+            try:
+                yield
+            except BaseException:
+                if not is_store(path) and created:  # remove only what this call made
+                    shutil.rmtree(path)
+                elif not is_store(path) and not had_lock:
+                    shutil.rmtree(lock_group)
+                raise
+    finally:
+        for folder in created[1:]:  # parents, deepest first
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+
+
+def simulate(
+    scenario: Scenario | CompiledModel | str | Path,
+    paths: int,
+    seed: int,
+    store: str | Path | None = None,
+    backend: str = "cpu",
+    client=None,
+    block_paths: int | None = None,
+    resolution: str = "month",
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+) -> xr.Dataset:
+    """Simulate ``paths`` paths of a scenario into a cube, block by block on dask.
+
+    Parameters
+    ----------
+    scenario
+        A loaded scenario, a compiled model, or a built-in name or YAML path.
+    paths
+        Number of paths, simulated as paths ``0..paths-1``.
+    seed
+        In [0, 2**64). The cube is a function of (scenario, seed, paths, resolution) only.
+    store
+        Path of a zarr store to write (a new or empty directory). Without it, the cube is
+        gathered into memory: for small runs and notebooks.
+    backend
+        ``cpu``, ``cuda`` or ``reference`` (the numpy oracle, slow).
+    client
+        A ``dask.distributed.Client``: its cluster runs the blocks (the store must then be on a
+        file system every worker sees). Without one, a local threaded scheduler uses every core.
+    block_paths
+        Paths per block (and per chunk of the store along ``path``); by default
+        :func:`default_block_paths`.
+    resolution
+        ``month``, ``quarter``, ``year`` or ``horizon``: values are sums over each period.
+    resume
+        Finish the interrupted run in ``store``, running only the blocks not recorded done;
+        refuses a store whose scenario, seed, paths, resolution or backend differ.
+    overwrite
+        Replace an existing run store at ``store``.
+    progress
+        Told the number of blocks and each block's completion.
+
+    Returns
+    -------
+    xarray.Dataset
+        The cube: in memory without ``store``, else opened lazily from it (:func:`open_run`).
+
+    Raises
+    ------
+    RunError
+        Bad arguments.
+    StoreError
+        A store that exists (without ``resume`` or ``overwrite``), is locked by another run,
+        does not match on ``resume``, cannot be created, or would not fit on the disk.
+    riskengine.backends.BackendError
+        A backend that cannot run here (or on the cluster).
+
+    Examples
+    --------
+    >>> ds = simulate("truce_collapse", paths=8, seed=1, backend="reference", resolution="year")
+    >>> dict(ds.sizes)
+    {'path': 8, 'time': 5, 'sector': 12, 'region': 7, 'channel': 4}
+    """
+    model = _load(scenario)
+    _check_args(paths, seed, resolution, backend, block_paths)
+    if store is None and (resume or overwrite):
+        raise RunError("resume and overwrite apply to a store; give store (--out) as well")
+    if resume and overwrite:
+        raise RunError("resume and overwrite exclude each other; choose one")
+    bp = block_paths or default_block_paths(model, paths, resolution, backend, _slots(client))
+    note = progress.advance if progress is not None else lambda _: None
+
+    if store is None:
+        blocks = _blocks(paths, bp)
+        if progress is not None:
+            progress.start(len(blocks), paths, len(blocks))
+        args = [(seed, p0, p1, resolution, backend) for p0, p1 in blocks]
+        results = [data for _, data in _run_tasks(_compute, model, args, client, note)]
+        cube = {name: np.concatenate([r[name] for r in results]) for name in CUBE}
+        return build_dataset(
+            model, cube, np.arange(paths), seed=seed, backend=backend, resolution=resolution
+        )
+
+    path = Path(store).absolute()
+    with _claimed(path, resume):
+        if is_store(path) and resume:
+            asked = {
+                "scenario_sha256": model.scenario.sha256,
+                "seed": seed,
+                "paths": paths,
+                "resolution": resolution,
+                "backend": backend,
+            }
+            info = _check_resumable(path, asked, block_paths)
+            bp, done = info.block_paths, info.done
+            todo_bytes = estimated_bytes(model, paths, resolution) * int((~done).sum())
+            _check_disk(path, todo_bytes // len(done))
+            _check_backend(model, seed, resolution, backend, client)
+            remove_partial_writes(path)  # left by the writers of the interrupted run
+        elif is_store(path) and not overwrite:
+            raise StoreError(
+                f"{path}: a run store exists there; use --resume to finish it, --overwrite to "
+                "replace it, or another --out"
+            )
+        elif resume:
+            raise StoreError(f"{path}: there is no run to resume; drop --resume to start one")
+        else:
+            _check_disk(path, estimated_bytes(model, paths, resolution))
+            _check_backend(model, seed, resolution, backend, client)
+            clear(path)
+            create_store(
+                path,
+                model,
+                seed=seed,
+                paths=paths,
+                backend=backend,
+                resolution=resolution,
+                block_paths=bp,
+            )
+            done = np.zeros(-(-paths // bp), dtype=bool)
+        blocks = _blocks(paths, bp)
+        todo = [(i, p0, p1) for i, (p0, p1) in enumerate(blocks) if not done[i]]
+        if progress is not None:
+            progress.start(len(todo), sum(p1 - p0 for _, p0, p1 in todo), len(blocks))
+        args = [(seed, p0, p1, resolution, backend, path, i) for i, p0, p1 in todo]
+        _run_tasks(_compute_and_write, model, args, client, note)
+    return open_run(path)
+
+
+def open_run(path: str | Path) -> xr.Dataset:
+    """Open a complete run's cube lazily (plain ``xarray.open_zarr`` after integrity checks).
+
+    Raises
+    ------
+    StoreError
+        The path holds no run store, or the run is incomplete (finish it with ``--resume``).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> store = tempfile.mkdtemp() + "/run.zarr"
+    >>> _ = simulate("truce_collapse", 4, seed=1, store=store, backend="reference",
+    ...              resolution="horizon")
+    >>> ds = open_run(store)
+    >>> ds.attrs["paths"], ds.loss.dims
+    (4, ('path', 'time', 'sector', 'region'))
+    """
+    return open_cube(Path(path))

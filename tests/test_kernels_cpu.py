@@ -1,0 +1,196 @@
+"""The CPU kernel: equal to the numpy reference, bitwise independent of blocks and threads."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+import threading
+
+import numba
+import numpy as np
+import pytest
+from kernel_checks import assert_block_equal
+from scipy.special import ndtr, ndtri
+
+import riskengine as rk
+from riskengine.backends import BackendError, block_arrays, run_block, run_block_into
+from riskengine.kernels import rng, step
+from riskengine.kernels.layout import credit_polynomials
+from riskengine.kernels.targets import compile_functions
+from riskengine.reference import simulate_block
+from riskengine.store import periods
+
+PATHS = 200
+SEED = 20261201
+
+
+@pytest.fixture(scope="module")
+def compiled_rng():
+    return compile_functions(step.FUNCTIONS[:4], "cpu")
+
+
+@pytest.mark.parametrize("name", sorted(rk.builtin_scenarios()))
+def test_cpu_kernel_equals_reference_for_every_scenario(name):
+    model = rk.compile_model(rk.load_scenario(name))
+    kernel = run_block(model, SEED, 0, PATHS, "month", backend="cpu")
+    assert_block_equal(kernel, simulate_block(model, SEED, 0, PATHS, "month"))
+
+
+def _variant(model):
+    """Stationary tension, a channel already on, steep credit response: the rarer branches."""
+    sc = model.scenario
+    first = sc.channel_names[0]
+    channel = sc.channels[first]
+    initial = channel.initial.model_copy(update={"on": True, "severity": 0.7, "months_on": 2})
+    channels = dict(sc.channels)
+    channels[first] = channel.model_copy(update={"initial": initial})
+    variant = sc.model_copy(
+        update={
+            "tension": sc.tension.model_copy(update={"start": "stationary"}),
+            "channels": channels,
+            "credit": sc.credit.model_copy(update={"gamma": 6.0}),
+        }
+    )
+    return rk.compile_model(variant)
+
+
+@pytest.mark.parametrize("resolution", ["quarter", "year", "horizon"])
+def test_cpu_kernel_sums_periods_like_the_reference(truce_collapse, resolution):
+    model = _variant(truce_collapse)
+    assert model.arrays.tension_stationary and model.arrays.initial_on[0]
+    kernel = run_block(model, SEED, 50, 150, resolution, backend="cpu")
+    assert_block_equal(kernel, simulate_block(model, SEED, 50, 150, resolution))
+
+
+def test_cpu_kernel_is_bitwise_independent_of_blocks_and_threads(truce_collapse):
+    whole = run_block(truce_collapse, SEED, 0, 150, "month", backend="cpu")
+    splits = [(0, 1), (1, 64), (64, 65), (65, 100), (100, 150)]
+    old_threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        parts = [run_block(truce_collapse, SEED, a, b, "month", backend="cpu") for a, b in splits]
+    finally:
+        numba.set_num_threads(old_threads)
+    shifted = run_block(truce_collapse, SEED, 37, 150, "month", backend="cpu")
+    for name, values in whole.items():
+        joined = np.concatenate([part[name] for part in parts])
+        assert np.array_equal(joined, values), name
+        assert np.array_equal(shifted[name], values[37:]), name
+
+
+def test_cpu_kernel_gives_the_same_bits_in_concurrent_threads(truce_collapse):
+    """As in a dask worker's thread pool: kernels running at once do not disturb each other."""
+    expected = run_block(truce_collapse, SEED, 0, 130, "year", backend="cpu")
+    results = [None] * 3
+
+    def work(i):
+        results[i] = run_block(truce_collapse, SEED, 0, 130, "year", backend="cpu")
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for result in results:
+        for name in expected:
+            assert np.array_equal(result[name], expected[name]), name
+
+
+def test_no_shock_gives_exactly_zero_loss(truce_collapse):
+    """MODEL.md closed form 6: every channel off and p_on = 0."""
+    a = truce_collapse.arrays
+    quiet = dataclasses.replace(
+        truce_collapse,
+        arrays=a._replace(
+            threshold_on=np.full_like(a.threshold_on, np.inf),
+            initial_on=np.zeros_like(a.initial_on),
+        ),
+    )
+    out = run_block(quiet, SEED, 0, 70, "quarter", backend="cpu")
+    for name in ("loss", "credit_loss", "severity"):
+        assert not np.any(out[name]), name
+    assert np.all(out["weight"] == 1.0)
+
+
+def test_compiled_philox_equals_numpy_philox_bit_for_bit(compiled_rng):
+    philox = compiled_rng["philox4x32"]
+    gen = np.random.default_rng(5)
+    words = gen.integers(0, 2**32, size=(50, 6), dtype=np.uint64)
+    for row in words:
+        assert philox(*row) == tuple(rng.philox4x32(*row))
+
+
+def test_compiled_normals_equal_rng_normals(compiled_rng):
+    """Same words; Box-Muller through libm in numba and numpy's ufuncs agree to an ulp or two."""
+    normal = compiled_rng["normal"]
+    seed = 2**40 + 3
+    k0, k1 = rng.split_seed(seed)
+    paths = np.array([0, 1, 2**32 + 5])
+    expected = rng.normals(seed, paths, np.arange(3), 9)
+    got = np.array([[[normal(k0, k1, p, m, s) for s in range(9)] for m in range(3)] for p in paths])
+    np.testing.assert_allclose(got, expected, rtol=1e-14, atol=1e-15)
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 3.0, 8.0])
+def test_credit_polynomials_give_pd_increase_to_1e_9(gamma):
+    pd0 = np.array([0.01, 1e-4, 0.2, 0.6, 0.01])
+    x0 = ndtri(pd0)
+    tables, table_of_node = credit_polynomials(x0, gamma)
+    assert table_of_node[0] == table_of_node[4] and len(tables) == 4
+    q = np.concatenate([[0.0, 1e-12, 1e-6], np.linspace(0.001, 1.0, 997)])
+    pieces = tables.shape[1]
+    j = np.minimum((q * pieces).astype(np.int64), pieces - 1)
+    t = 2.0 * (q * pieces - j) - 1.0
+    for n in range(len(pd0)):
+        coef = tables[table_of_node[n]]
+        approx = q * np.array([np.polyval(coef[jj], tt) for jj, tt in zip(j, t, strict=True)])
+        exact = ndtr(x0[n] + gamma * q) - ndtr(x0[n])
+        # exact itself carries a few ulps of pd (up to 1e-16) from the difference of two CDFs
+        np.testing.assert_allclose(approx, exact, rtol=1e-9, atol=4e-16)
+
+
+def test_run_block_into_writes_caller_arrays(truce_collapse):
+    period_of_month, starts = periods(truce_collapse.start, truce_collapse.horizon, "year")
+    out = block_arrays(truce_collapse, 9, len(starts))
+    for values in out.values():
+        values.fill(np.nan)
+    run_block_into(truce_collapse, SEED, 3, 12, period_of_month, out, backend="cpu")
+    assert_block_equal(out, simulate_block(truce_collapse, SEED, 3, 12, "year"))
+
+
+def test_run_block_into_rejects_arrays_that_do_not_fit(truce_collapse):
+    period_of_month, starts = periods(truce_collapse.start, truce_collapse.horizon, "quarter")
+    out = block_arrays(truce_collapse, 4, len(starts))
+    out["loss"] = np.zeros(out["loss"].shape)
+    with pytest.raises(ValueError, match=r"out\['loss'\] must be .*float32.*block_arrays"):
+        run_block_into(truce_collapse, SEED, 0, 4, period_of_month, out)
+    out = block_arrays(truce_collapse, 4, len(starts))
+    with pytest.raises(ValueError, match="period_of_month"):
+        run_block_into(truce_collapse, SEED, 0, 4, period_of_month[::-1].copy(), out)
+    with pytest.raises(ValueError, match=r"p0 < p1"):
+        run_block_into(truce_collapse, SEED, 4, 4, period_of_month, out)
+    with pytest.raises(BackendError, match="no in-place form; use run_block"):
+        run_block_into(truce_collapse, SEED, 0, 4, period_of_month, out, backend="reference")
+    with pytest.raises(BackendError, match="unknown backend 'gpu'; use one of cpu, cuda"):
+        run_block(truce_collapse, SEED, 0, 4, backend="gpu")
+
+
+def test_cuda_backend_without_gpu_says_to_use_cpu(truce_collapse):
+    from numba import cuda
+
+    if cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    with pytest.raises(BackendError, match=r"^no CUDA device found; use --backend cpu$"):
+        run_block(truce_collapse, SEED, 0, 4, backend="cuda")
+
+
+def test_importing_riskengine_loads_no_kernel():
+    code = (
+        "import sys, riskengine, riskengine.backends\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'numba'"
+        " or m.startswith('riskengine.kernels.') and m != 'riskengine.kernels.rng'))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
