@@ -127,7 +127,7 @@ def _compiled_kernel():
     global _kernel
     with _lock:
         if _kernel is None:
-            functions = compile_functions(step.FUNCTIONS, "cpu")
+            functions = compile_functions(step.FUNCTIONS, "cpu", out_of_line=step.OUT_OF_LINE)
             _kernel = numba.njit(parallel=True, cache=True, **CPU_OPTIONS)(
                 rebind(_make_block(_source_digest()), functions)
             )
