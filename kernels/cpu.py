@@ -1,6 +1,7 @@
 """The CPU block kernel: paths ``[p0, p1)`` into preallocated cube arrays, parallel over paths.
 
-Paths are taken in chunks of :data:`CHUNK`; each chunk is one iteration of a ``numba.prange`` loop
+Paths are taken in chunks of :data:`CHUNK` (32: faster here than 64 or 128, the chunk's state
+stays in cache); each chunk is one iteration of a ``numba.prange`` loop
 and runs start to end on one thread. Within a chunk, the per-path logic of
 :mod:`riskengine.kernels.step` runs path by path, and the two matrix products run for the whole
 chunk at once through BLAS: the propagation ``Q M^T`` (float32, the expensive part, at the
@@ -47,7 +48,7 @@ from riskengine.kernels.targets import CPU_OPTIONS, compile_functions, rebind
 
 __all__ = ["CHUNK", "run_block_into"]
 
-CHUNK = 64
+CHUNK = 32
 
 if numba.config.THREADING_LAYER == "default":
     numba.config.THREADING_LAYER = "threadsafe"
