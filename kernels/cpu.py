@@ -1,6 +1,7 @@
 """The CPU block kernel: paths ``[p0, p1)`` into preallocated cube arrays, parallel over paths.
 
-Paths are taken in chunks of :data:`CHUNK`; each chunk is one iteration of a ``numba.prange`` loop
+Paths are taken in chunks of :data:`CHUNK` (32: faster here than 64 or 128, the chunk's state
+stays in cache); each chunk is one iteration of a ``numba.prange`` loop
 and runs start to end on one thread. Within a chunk, the per-path logic of
 :mod:`riskengine.kernels.step` runs path by path, and the two matrix products run for the whole
 chunk at once through BLAS: the propagation ``Q M^T`` (float32, the expensive part, at the
@@ -17,8 +18,9 @@ so this module selects ``threadsafe`` (OpenMP or TBB) unless the user chose one;
 single-threaded while a kernel runs, so that numba's threads do not each start BLAS threads.
 
 The kernel is cached on disk (``cache=True``). numba checks only this file's time stamp, so the
-kernel closes over a digest of the sources it is built from (this file, step, rng, targets):
-a change in any of them changes numba's cache key and the kernel is rebuilt.
+kernel closes over a digest of the sources it is built from (this file, step, rng, targets,
+layout), which numba's cache key includes: a change in any of them rebuilds the kernel. The
+kernel returns the digest and the launcher checks it, so a stale kernel could not go unnoticed.
 
 This module imports numpy, numba, threadpoolctl and the kernels' own modules.
 """
@@ -46,7 +48,7 @@ from riskengine.kernels.targets import CPU_OPTIONS, compile_functions, rebind
 
 __all__ = ["CHUNK", "run_block_into"]
 
-CHUNK = 64
+CHUNK = 32
 
 if numba.config.THREADING_LAYER == "default":
     numba.config.THREADING_LAYER = "threadsafe"
@@ -119,17 +121,19 @@ def _make_block(digest: str):
 
 _lock = threading.Lock()
 _kernel = None
+_digest = ""
 _blas_users = 0
 _blas_limits = None
 
 
 def _compiled_kernel():
-    global _kernel
+    global _kernel, _digest
     with _lock:
         if _kernel is None:
-            functions = compile_functions(step.FUNCTIONS, "cpu")
+            _digest = _source_digest()
+            functions = compile_functions(step.FUNCTIONS, "cpu", out_of_line=step.OUT_OF_LINE)
             _kernel = numba.njit(parallel=True, cache=True, **CPU_OPTIONS)(
-                rebind(_make_block(_source_digest()), functions)
+                rebind(_make_block(_digest), functions)
             )
         return _kernel
 
@@ -170,7 +174,7 @@ def run_block_into(
     k0, k1 = rng.split_seed(seed)
     kernel = _compiled_kernel()
     with _SingleThreadedBlas():
-        kernel(
+        built_from = kernel(
             km,
             k0,
             k1,
@@ -181,5 +185,10 @@ def run_block_into(
             out["credit_loss"],
             out["severity"],
             out["tension"],
+        )
+    if built_from != _digest:
+        raise RuntimeError(
+            "the CPU kernel loaded from numba's cache was built from other sources; "
+            "delete the kernels' __pycache__ folder"
         )
     out["weight"][:] = 1.0

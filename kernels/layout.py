@@ -87,9 +87,9 @@ def credit_polynomials(pd0_probit: np.ndarray, gamma: float) -> tuple[np.ndarray
     --------
     >>> tables, table_of_node = credit_polynomials(np.array([-2.0, -1.0, -2.0]), 2.0)
     >>> tables.shape[0], table_of_node.tolist()
-    (2, [1, 0, 1])
+    (2, [0, 1, 0])
     >>> q = 0.3; J = tables.shape[1]; j = int(q * J); t = 2 * (q * J - j) - 1
-    >>> approx = q * np.polyval(tables[1, j], t)
+    >>> approx = q * np.polyval(tables[0, j], t)
     >>> bool(abs(approx / (ndtr(-2.0 + 2.0 * q) - ndtr(-2.0)) - 1) < 1e-9)
     True
     """

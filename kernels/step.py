@@ -41,6 +41,7 @@ from riskengine.kernels.rng import (
 
 __all__ = [
     "FUNCTIONS",
+    "OUT_OF_LINE",
     "credit_losses",
     "direct_shock",
     "init_path",
@@ -251,6 +252,9 @@ def write_period(km, q_sum, sev_sum, loss, severity):
         severity[c] = sev_sum[c]
         sev_sum[c] = 0.0
 
+
+# Called at onsets only: the CPU kernel keeps it out of line (see targets.compile_functions).
+OUT_OF_LINE = ("normal",)
 
 # Callees before callers: the order in which targets.compile_functions builds them.
 FUNCTIONS = (

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import types
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 import numba
 import numpy as np
@@ -57,7 +57,10 @@ def rebind(fn: Callable, compiled: dict[str, Callable], target: str = "cpu") -> 
 
 
 def compile_functions(
-    functions: Sequence[Callable], target: str, compiled: dict[str, Callable] | None = None
+    functions: Sequence[Callable],
+    target: str,
+    compiled: dict[str, Callable] | None = None,
+    out_of_line: Collection[str] = (),
 ) -> dict[str, Callable]:
     """Compile ``functions`` (callees before callers) for ``target`` (``"cpu"`` or ``"cuda"``).
 
@@ -66,10 +69,13 @@ def compile_functions(
     functions
         Plain Python functions; each may call the ones before it (and those in ``compiled``).
     target
-        ``"cpu"``: ``numba.njit`` functions callable from other njit code (and from Python).
-        ``"cuda"``: ``numba.cuda.jit(device=True)`` functions.
+        ``"cpu"``: ``numba.njit`` functions, inlined into their callers (and callable from
+        Python). ``"cuda"``: ``numba.cuda.jit(device=True)`` functions.
     compiled
         Functions compiled earlier for the same target, by name.
+    out_of_line
+        Names of CPU functions called rarely (a severity draw at an onset): kept as calls, so
+        that their bodies do not crowd the loops that call them.
 
     Returns
     -------
@@ -89,13 +95,15 @@ def compile_functions(
     if target == "cpu":
         # Inlined into their callers (numba IR inlining): the kernel passes each path's rows as
         # array views, and an out-of-line call costs an atomic reference count per view.
-        jit = numba.njit(inline="always", **CPU_OPTIONS)
+        inline = numba.njit(inline="always", **CPU_OPTIONS)
+        call = numba.njit(**CPU_OPTIONS)
+        jits = {fn.__name__: call if fn.__name__ in out_of_line else inline for fn in functions}
     elif target == "cuda":
         from numba import cuda
 
-        jit = cuda.jit(device=True)
+        jits = {fn.__name__: cuda.jit(device=True) for fn in functions}
     else:
         raise ValueError(f"target must be 'cpu' or 'cuda', got {target!r}")
     for fn in functions:
-        done[fn.__name__] = jit(rebind(fn, done, target))
+        done[fn.__name__] = jits[fn.__name__](rebind(fn, done, target))
     return done

@@ -171,8 +171,13 @@ def run_block_into(
 
         cpu.run_block_into(km, seed, p0, p1, period_of_month, out)
     else:
-        from riskengine.kernels import cuda
-
+        try:
+            from riskengine.kernels import cuda
+        except ImportError:
+            raise BackendError(
+                "numba's CUDA support is not installed; pip install 'riskengine[cuda]' "
+                "or use --backend cpu"
+            ) from None
         if not cuda.available():
             raise BackendError("no CUDA device found; use --backend cpu")
         cuda.run_block_into(km, seed, p0, p1, period_of_month, out)

@@ -63,6 +63,13 @@ def test_cpu_kernel_sums_periods_like_the_reference(truce_collapse, resolution):
     assert_block_equal(kernel, simulate_block(model, SEED, 50, 150, resolution))
 
 
+def test_cpu_kernel_counts_paths_beyond_2_to_the_32(truce_collapse):
+    """The path counter's high word (rng's layout) is used the same way as in the reference."""
+    p0 = 2**32 - 3
+    kernel = run_block(truce_collapse, SEED, p0, p0 + 6, "year", backend="cpu")
+    assert_block_equal(kernel, simulate_block(truce_collapse, SEED, p0, p0 + 6, "year"))
+
+
 def test_cpu_kernel_is_bitwise_independent_of_blocks_and_threads(truce_collapse):
     whole = run_block(truce_collapse, SEED, 0, 150, "month", backend="cpu")
     splits = [(0, 1), (1, 64), (64, 65), (65, 100), (100, 150)]

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from riskengine.kernels import rng
 from scipy import stats
+
+from riskengine.kernels import rng
 
 # Random123 kat_vectors, philox4x32 with 10 rounds: (counter c0..c3, key k0 k1) -> 4 words.
 KAT = [
