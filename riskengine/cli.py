@@ -45,8 +45,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Monte Carlo stress tests of the world economy against a US-China trade war.",
 )
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 class UsageError(Exception):
