@@ -247,11 +247,13 @@ def write_period(km, q_sum, sev_sum, loss, severity):
     """
     loss_scale = km.loss_scale
     S, R = loss.shape
-    for r in range(R):
-        for s in range(S):
+    # Written in the cube's order (contiguous stores into the large output), read strided.
+    for s in range(S):
+        for r in range(R):
             n = r * S + s
             loss[s, r] = q_sum[n] * loss_scale[n]
-            q_sum[n] = 0.0
+    for n in range(q_sum.shape[0]):
+        q_sum[n] = 0.0
     for c in range(sev_sum.shape[0]):
         severity[c] = sev_sum[c]
         sev_sum[c] = 0.0
