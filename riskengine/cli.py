@@ -45,7 +45,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Monte Carlo stress tests of the world economy against a US-China trade war.",
 )
-console = Console(soft_wrap=True)
+console = Console()
 err_console = Console(stderr=True, soft_wrap=True)
 
 
@@ -67,19 +67,21 @@ def validate(scenario: str = typer.Argument(..., help="Built-in name or path to 
     except ScenarioError as exc:
         fail(str(exc))
     sc = model.scenario
-    console.print(f"[bold]{sc.name}[/]: valid ({sc.source_path})")
-    console.print(
+    lines = [
+        f"[bold]{sc.name}[/]: valid ({sc.source_path})",
         f"  economy {sc.economy}: {len(model.regions)} regions x {len(model.sectors)} sectors"
-        f" = {model.n_nodes} nodes ({model.unit})"
-    )
-    console.print(f"  start {sc.start:%Y-%m}, horizon {sc.horizon_months} months")
+        f" = {model.n_nodes} nodes ({model.unit})",
+        f"  start {sc.start:%Y-%m}, horizon {sc.horizon_months} months",
+    ]
     for name, ch in sc.channels.items():
         exposed = int((model.arrays.exposure[model.channels.index(name)] > 0).sum())
-        console.print(
+        lines.append(
             f"  channel {name}: p_on {ch.p_on:g}/month, p_off {ch.p_off:g}/month, "
             f"severity median {ch.severity.median:g}, {exposed} exposed nodes"
             + (" (starts on)" if ch.initial.on else "")
         )
+    # soft_wrap: one line per fact even when piped (rich wraps at 80 columns off a terminal)
+    console.print("\n".join(lines), soft_wrap=True)
 
 
 @app.command()
