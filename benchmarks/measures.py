@@ -262,8 +262,13 @@ def local_cluster(n_workers: int, model: CompiledModel) -> Iterator[Any]:
     from distributed import Client, LocalCluster
 
     with (
-        LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                     host="127.0.0.1", dashboard_address=None) as cluster,  # fmt: skip
+        LocalCluster(
+            n_workers=n_workers,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+        ) as cluster,  # fmt: skip
         Client(cluster) as client,
     ):
         rk.simulate(model, 2 * n_workers, SEED, client=client, resolution="horizon")
