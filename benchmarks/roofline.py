@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--engine-seconds", type=float, default=10.0)
     p.add_argument("--scaling-seconds", type=float, default=6.0, help="for 1 worker")
-    p.add_argument("--rounds", type=int, default=7, help="rounds of the short measurements")
+    p.add_argument("--rounds", type=int, default=15, help="rounds of the short measurements")
     args = p.parse_args(argv)
 
     model = measures.default_model()
