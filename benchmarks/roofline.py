@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--engine-seconds", type=float, default=10.0)
     p.add_argument("--scaling-seconds", type=float, default=6.0, help="for 1 worker")
     p.add_argument("--rounds", type=int, default=15, help="rounds of the short measurements")
+    p.add_argument("--kernel-paths", type=int, default=4096, help="paths of the short ones")
     args = p.parse_args(argv)
 
     model = measures.default_model()
@@ -71,11 +72,12 @@ def main(argv: list[str] | None = None) -> None:
     print(f"kernel first call in this process (numba cache load, or compile): "
           f"{time.perf_counter() - start:.2f} s")  # fmt: skip
 
-    sgemm = measures.propagation(model, 4096)
+    size = args.kernel_paths
+    sgemm = measures.propagation(model, size)
     flop_per_s = sgemm.count / measures.best_seconds(sgemm, args.rounds)[0]
-    words = measures.philox_words(4096, 4096)
+    words = measures.philox_words(size, 4096)
     s_per_word = measures.best_seconds(words, args.rounds)[0] / words.count
-    write = measures.memory_write(model, 4096)
+    write = measures.memory_write(model, size)
     byte_per_s = write.count / measures.best_seconds(write, args.rounds)[0]
     floors = {
         r: measures.floor(model, r, flop_per_s, s_per_word, byte_per_s)
@@ -93,13 +95,13 @@ def main(argv: list[str] | None = None) -> None:
               f"(propagation {f.propagation_ns:.1f} + random {f.random_ns:.1f} + write "
               f"{f.write_ns:.2f} for {measures.bytes_per_path_month(model, r):.1f} B)")  # fmt: skip
 
-    kernel = measures.kernel(model, 4096, "month")
+    kernel = measures.kernel(model, size, "month")
     kernel_ns = 1e9 * measures.best_seconds(kernel, args.rounds)[0] / kernel.count
-    print(f"achieved: CPU kernel, month, 4096 paths, {threads} threads: {kernel_ns:.1f} ns per "
+    print(f"achieved: CPU kernel, month, {size} paths, {threads} threads: {kernel_ns:.1f} ns per "
           f"path-month ({1e3 / kernel_ns:.2f} M path-months/s)")  # fmt: skip
 
     with measures.scratch("roofline-") as folder:
-        paths = _sized(1e9 / kernel_ns, args.engine_seconds, model.horizon, 10_000)
+        paths = _sized(1e9 / kernel_ns, args.engine_seconds, model.horizon, 1000)
         engine = measures.engine(model, paths, folder / "engine.zarr", "horizon")
         wall, cpu = measures.best_seconds(engine, 2)
         engine_ns = 1e9 * wall / engine.count
@@ -109,7 +111,7 @@ def main(argv: list[str] | None = None) -> None:
         # Where the engine's time goes: its CPU time against the kernel's alone on one thread
         # (the engine runs each block's kernel on one core) and the cores it kept busy.
         numba.set_num_threads(1)
-        one = measures.kernel(model, 4096, "horizon")
+        one = measures.kernel(model, size, "horizon")
         one_ns = 1e9 * measures.best_seconds(one, 3)[1] / one.count
         numba.set_num_threads(threads)
         print(f"profile: engine CPU {1e9 * cpu / engine.count:.1f} ns per path-month against "
