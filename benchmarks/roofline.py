@@ -1,6 +1,7 @@
 """The floor of one path-month on this machine and the project's achieved rates, in one run.
 
     python benchmarks/roofline.py [--engine-seconds S] [--scaling-seconds S] [--rounds K]
+                                  [--kernel-paths P]
 
 Measures, in this process and on every core, the three rates of the floor (batched float32
 N x N products through BLAS, raw Philox4x32-10 words, memory writes), the CPU kernel at monthly
