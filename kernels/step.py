@@ -21,7 +21,7 @@ every other quantity, the update of ``q`` and the period sums are float64. Credi
 linear in ``pd - pd0``, so the kernels sum ``pd - pd0`` per node over the period and apply the
 (R, N) credit matrix once per period (:func:`credit_losses`).
 
-This module imports numpy, math and the rng module only.
+This module imports numpy, math, the rng module and layout's ``CREDIT_DEGREE`` only.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import math
 
 import numpy as np
 
+from riskengine.kernels.layout import CREDIT_DEGREE
 from riskengine.kernels.rng import (
     MASK32,
     SHIFT32,
@@ -213,15 +214,18 @@ def update_path(km, q, mq, d, q_sum, dpd_sum):
         q_sum[n] += np.float64(q32)
     poly = km.credit_poly
     table = km.credit_table
-    pieces = poly.shape[1]
+    # Unsigned indices and a fixed degree: no negative-index wraparound to check and a Horner
+    # chain the compiler unrolls, which halves this loop's time on the CPU.
+    pieces = np.uint64(poly.shape[1])
+    last = pieces - np.uint64(1)
     for n in range(N):
         qv = np.float64(q[n])
-        x = qv * pieces
-        j = min(int(x), pieces - 1)
-        local = 2.0 * (x - j) - 1.0
-        u = table[n]
+        x = qv * np.float64(pieces)
+        j = min(np.uint64(x), last)
+        local = 2.0 * (x - np.float64(j)) - 1.0
+        u = np.uint64(table[n])
         g = poly[u, j, 0]
-        for k in range(1, poly.shape[2]):
+        for k in range(1, CREDIT_DEGREE + 1):
             g = g * local + poly[u, j, k]
         dpd_sum[n] += qv * g
 
@@ -243,11 +247,13 @@ def write_period(km, q_sum, sev_sum, loss, severity):
     """
     loss_scale = km.loss_scale
     S, R = loss.shape
-    for r in range(R):
-        for s in range(S):
+    # Written in the cube's order (contiguous stores into the large output), read strided.
+    for s in range(S):
+        for r in range(R):
             n = r * S + s
             loss[s, r] = q_sum[n] * loss_scale[n]
-            q_sum[n] = 0.0
+    for n in range(q_sum.shape[0]):
+        q_sum[n] = 0.0
     for c in range(sev_sum.shape[0]):
         severity[c] = sev_sum[c]
         sev_sum[c] = 0.0
