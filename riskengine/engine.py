@@ -82,21 +82,25 @@ def default_block_paths(
     model: CompiledModel, paths: int, resolution: str, backend: str, slots: int
 ) -> int:
     """Paths per block: about :data:`BLOCK_SECONDS` of work, at most :data:`BLOCK_BYTES` of
-    output, and at least two blocks per worker thread (``slots``) when the run is small.
+    output, and a number of blocks that is a multiple of the worker threads (``slots``), at least
+    two per thread, so that the threads finish together instead of one running a last block alone.
 
     Examples
     --------
     >>> from riskengine import compile_model, load_scenario
     >>> model = compile_model(load_scenario("truce_collapse"))
     >>> default_block_paths(model, 10**6, "month", "reference", slots=2)
-    1666
+    1662
     >>> default_block_paths(model, 1000, "month", "reference", slots=2)
     250
+    >>> default_block_paths(model, 200_000, "horizon", "cpu", slots=2)  # 8 blocks, not 7
+    25000
     """
     by_time = BLOCK_SECONDS / (SECONDS_PER_PATH_MONTH[backend] * model.horizon)
     by_bytes = BLOCK_BYTES / estimated_bytes(model, 1, resolution)
-    spread = math.ceil(paths / (2 * slots))
-    return max(1, int(min(by_time, by_bytes, spread)))
+    largest = max(1, int(min(by_time, by_bytes)))
+    rounds = max(2, math.ceil(paths / (slots * largest)))  # blocks per worker thread
+    return max(1, min(largest, math.ceil(paths / (slots * rounds))))
 
 
 def _blocks(paths: int, block_paths: int) -> list[tuple[int, int]]:

@@ -37,6 +37,7 @@ from typing import Literal
 import numpy as np
 import xarray as xr
 import zarr
+from zarr.codecs import BloscCodec
 
 from riskengine.compile import CompiledModel
 
@@ -210,6 +211,10 @@ def build_dataset(
 # The zarr store of a run
 
 ENGINE_GROUP = "riskengine"
+# The cube's compressor: LZ4 after byte shuffling compresses the float32 sums about as well as
+# zarr's default (zstd) and twice as fast, which matters where writing is a large share of a
+# run (monthly resolution: 23 kB per path); blosc runs on one thread inside zarr's codec pool.
+COMPRESSOR = {"cname": "lz4", "clevel": 5, "shuffle": "shuffle"}
 BLOCK_DONE = f"{ENGINE_GROUP}/block_done"
 
 
@@ -355,7 +360,14 @@ def create_store(
         warnings.filterwarnings(
             "ignore", "Consolidated metadata", category=zarr.errors.ZarrUserWarning
         )
-        ds.to_zarr(path, mode="a", zarr_format=3, compute=False, consolidated=True)
+        ds.to_zarr(
+            path,
+            mode="a",
+            zarr_format=3,
+            compute=False,
+            consolidated=True,
+            encoding={name: {"compressors": (BloscCodec(**COMPRESSOR),)} for name in CUBE},
+        )
 
 
 def write_block(path: Path, index: int, p0: int, data: dict[str, np.ndarray]) -> None:

@@ -1,0 +1,140 @@
+"""The floor of one path-month on this machine and the project's achieved rates, in one run.
+
+    python benchmarks/roofline.py [--engine-seconds S] [--scaling-seconds S] [--rounds K]
+                                  [--kernel-paths P]
+
+Measures, in this process and on every core, the three rates of the floor (batched float32
+N x N products through BLAS, raw Philox4x32-10 words, memory writes), the CPU kernel at monthly
+resolution, the engine end to end at horizon resolution (``riskengine.simulate`` into a zarr
+store, threaded scheduler), and the same run on 1 and on 2 single-threaded dask worker
+processes. Prints each figure, the floor at monthly and at horizon resolution, and as its last
+line ``kernel_vs_floor=<ratio> engine_vs_floor=<ratio>`` (floor / achieved: 1.0 is the floor).
+
+The engine's and the scaling runs are sized from the kernel's measured rate so that each takes
+about the given seconds (fixed costs then weigh as in a long run). Runs in about a minute and a
+half on the 2-core development machine. docs/performance.md records its output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+
+import measures
+import numba
+from threadpoolctl import threadpool_info
+
+from riskengine.backends import run_block
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _blas() -> str:
+    infos = [i for i in threadpool_info() if i["user_api"] == "blas"]
+    return ", ".join(f"{i['internal_api']} {i['version']}" for i in infos) or "unknown"
+
+
+def _sized(rate: float, seconds: float, horizon: int, multiple: int) -> int:
+    """Paths for about ``seconds`` at ``rate`` path-months per second, in multiples of
+    ``multiple``."""
+    return max(multiple, round(rate * seconds / horizon / multiple) * multiple)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--engine-seconds", type=float, default=10.0)
+    p.add_argument("--scaling-seconds", type=float, default=6.0, help="for 1 worker")
+    p.add_argument("--rounds", type=int, default=15, help="rounds of the short measurements")
+    p.add_argument("--kernel-paths", type=int, default=4096, help="paths of the short ones")
+    args = p.parse_args(argv)
+
+    model = measures.default_model()
+    n = model.arrays.propagation.shape[0]
+    threads = numba.get_num_threads()
+    print(
+        f"machine: {_cpu_name()}, {measures.cores()} cores; numba {numba.__version__} on "
+        f"{threads} threads; BLAS {_blas()}; Python {platform.python_version()}"
+    )
+    print(f"model: truce_collapse, N={n} nodes, C={model.arrays.exposure.shape[0]} channels, "
+          f"T={model.horizon} months")  # fmt: skip
+
+    start = time.perf_counter()
+    run_block(model, measures.SEED, 0, 1, "month")
+    print(f"kernel first call in this process (numba cache load, or compile): "
+          f"{time.perf_counter() - start:.2f} s")  # fmt: skip
+
+    size = args.kernel_paths
+    sgemm = measures.propagation(model, size)
+    flop_per_s = sgemm.count / measures.best_seconds(sgemm, args.rounds)[0]
+    words = measures.philox_words(size, 4096)
+    s_per_word = measures.best_seconds(words, args.rounds)[0] / words.count
+    write = measures.memory_write(model, size)
+    byte_per_s = write.count / measures.best_seconds(write, args.rounds)[0]
+    floors = {
+        r: measures.floor(model, r, flop_per_s, s_per_word, byte_per_s)
+        for r in ("month", "horizon")
+    }
+    print(f"rate: batched float32 {n}x{n} product (BLAS, batches of {measures.FLOOR_BATCH}): "
+          f"{flop_per_s / 1e9:.1f} GFLOP/s -> 2 N^2 = {2 * n * n} flop: "
+          f"{floors['month'].propagation_ns:.1f} ns per path-month")  # fmt: skip
+    print(f"rate: raw Philox4x32-10 words: {s_per_word * 1e9:.3f} ns per word -> "
+          f"{measures.normals_per_path_month(model):.2f} normals per path-month: "
+          f"{floors['month'].random_ns:.1f} ns")  # fmt: skip
+    print(f"rate: memory write: {byte_per_s / 1e9:.1f} GB/s")
+    for r, f in floors.items():
+        print(f"floor at {r} resolution: {f.total_ns:.1f} ns per path-month "
+              f"(propagation {f.propagation_ns:.1f} + random {f.random_ns:.1f} + write "
+              f"{f.write_ns:.2f} for {measures.bytes_per_path_month(model, r):.1f} B)")  # fmt: skip
+
+    kernel = measures.kernel(model, size, "month")
+    kernel_ns = 1e9 * measures.best_seconds(kernel, args.rounds)[0] / kernel.count
+    print(f"achieved: CPU kernel, month, {size} paths, {threads} threads: {kernel_ns:.1f} ns per "
+          f"path-month ({1e3 / kernel_ns:.2f} M path-months/s)")  # fmt: skip
+
+    with measures.scratch("roofline-") as folder:
+        paths = _sized(1e9 / kernel_ns, args.engine_seconds, model.horizon, 1000)
+        engine = measures.engine(model, paths, folder / "engine.zarr", "horizon")
+        wall, cpu = measures.best_seconds(engine, 2)
+        engine_ns = 1e9 * wall / engine.count
+        print(f"achieved: engine end to end, horizon, {paths:,} paths into a zarr store, threaded "
+              f"scheduler: {engine_ns:.1f} ns per path-month ({1e3 / engine_ns:.2f} M "
+              "path-months/s)")  # fmt: skip
+        # Where the engine's time goes: its CPU time against the kernel's alone on one thread
+        # (the engine runs each block's kernel on one core) and the cores it kept busy.
+        numba.set_num_threads(1)
+        one = measures.kernel(model, size, "horizon")
+        one_ns = 1e9 * measures.best_seconds(one, 3)[1] / one.count
+        numba.set_num_threads(threads)
+        print(f"profile: engine CPU {1e9 * cpu / engine.count:.1f} ns per path-month against "
+              f"{one_ns:.1f} for the kernel alone at horizon on one thread (overhead "
+              f"{cpu / engine.count * 1e9 / one_ns - 1:+.1%}); cores busy {cpu / wall:.2f} "
+              f"of {measures.cores()}")  # fmt: skip
+
+        blocks = 8
+        paths = _sized(1e9 / kernel_ns / threads, args.scaling_seconds, model.horizon, blocks)
+        seconds = {}
+        for workers in (1, 2):
+            with measures.local_cluster(workers, model) as client:
+                run = measures.engine(model, paths, folder / f"w{workers}.zarr", "horizon",
+                                      client=client, block_paths=paths // blocks)  # fmt: skip
+                seconds[workers] = measures.best_seconds(run, 2)[0]
+        print(f"achieved: {paths:,} paths at horizon in {blocks} blocks on a LocalCluster of 1 "
+              f"worker: {seconds[1]:.2f} s, of 2 workers: {seconds[2]:.2f} s (1 thread each); "
+              f"speedup_2_vs_1={seconds[1] / seconds[2]:.2f}")  # fmt: skip
+
+    print(f"kernel_vs_floor={floors['month'].total_ns / kernel_ns:.3f} "
+          f"engine_vs_floor={floors['horizon'].total_ns / engine_ns:.3f}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

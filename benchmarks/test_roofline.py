@@ -1,0 +1,44 @@
+"""roofline.py and the floor's arithmetic, at small sizes (a test, not a benchmark: it keeps the
+script from rotting and checks that its ratios are what docs/performance.md defines)."""
+
+from __future__ import annotations
+
+import re
+
+import measures
+import pytest
+import roofline
+
+
+def test_floor_is_the_sum_of_its_three_parts(model):
+    f = measures.floor(model, "month", flop_per_s=1e11, s_per_word=1e-9, byte_per_s=1e10)
+    assert f.propagation_ns == pytest.approx(2 * 84 * 84 / 1e11 * 1e9)
+    # monthly slots 1 + 2C = 9, per-path slots 1 + C (1 + R) + C N = 369 over 60 months
+    assert measures.normals_per_path_month(model) == pytest.approx(9 + 369 / 60)
+    assert f.random_ns == pytest.approx(9 + 369 / 60)
+    # (84 + 7 + 4 + 1) float32 a month and the float64 weight once, over 60 months
+    assert f.write_ns == pytest.approx((96 * 4 + 8 / 60) / 10)
+    assert f.total_ns == pytest.approx(f.propagation_ns + f.random_ns + f.write_ns)
+    horizon = measures.floor(model, "horizon", 1e11, 1e-9, 1e10)
+    assert horizon.write_ns == pytest.approx((96 * 4 + 8) / 60 / 10)
+
+
+def test_roofline_prints_the_ratios_of_its_own_measurements(capsys):
+    roofline.main(["--engine-seconds", "0.1", "--scaling-seconds", "0.1", "--rounds", "1",
+                   "--kernel-paths", "256"])  # fmt: skip
+    lines = capsys.readouterr().out.splitlines()
+    last = re.fullmatch(r"kernel_vs_floor=([\d.]+) engine_vs_floor=([\d.]+)", lines[-1])
+    assert last, lines[-1]
+    text = "\n".join(lines)
+
+    def number(pattern: str) -> float:
+        return float(re.search(pattern, text).group(1))
+
+    month = number(r"floor at month resolution: ([\d.]+) ns")
+    horizon = number(r"floor at horizon resolution: ([\d.]+) ns")
+    kernel = number(r"CPU kernel, month, .*: ([\d.]+) ns per path-month")
+    engine = number(r"engine end to end, horizon, .*: ([\d.]+) ns per path-month")
+    assert horizon < month
+    assert float(last.group(1)) == pytest.approx(month / kernel, rel=0.01, abs=1e-3)
+    assert float(last.group(2)) == pytest.approx(horizon / engine, rel=0.01, abs=1e-3)
+    assert re.search(r"speedup_2_vs_1=\d+\.\d\d", text)
