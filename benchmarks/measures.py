@@ -1,7 +1,7 @@
 """What the benchmarks and ``roofline.py`` measure: the floor's three machine rates and the
 project's achieved rates, each as a prepared piece of :class:`Work`, and the floor itself.
 
-One piece of code per measurement: ``test_kernels.py``, ``test_engine.py`` and
+One piece of code per measurement: ``test_kernels.py``, ``test_engine_throughput.py`` and
 ``test_scaling.py`` hand ``Work.run`` to pytest-benchmark, ``roofline.py`` times the same
 ``Work.run`` with :func:`best_seconds`, and both call ``Work.check``, which asserts that the work
 computed what it should (a benchmark of wrong work is no benchmark).

@@ -1,7 +1,8 @@
 """The engine end to end: ``riskengine.simulate`` into a zarr store on the local threaded
 scheduler (every core), at horizon and at monthly resolution.
 
-    python -m pytest benchmarks/test_engine.py --benchmark-enable --benchmark-columns=min,median
+    python -m pytest benchmarks/test_engine_throughput.py --benchmark-enable \
+        --benchmark-columns=min,median
 
 Each round replaces the store (``overwrite``); the time includes the store's creation, the
 kernel's warm-up path, every block's kernel, compression and write, and opening the cube.
