@@ -7,6 +7,7 @@ The public API::
     model = rk.compile_model(sc)
     ds = rk.simulate(sc, paths=100_000, seed=1, store="run.zarr")   # blocks on dask -> zarr
     ds = rk.open_run("run.zarr")                                    # lazy xarray.Dataset
+    tbl = rk.risk_summary(ds, levels=(0.95, 0.99))                  # EL, VaR, ES, std errors
 
 Importing riskengine compiles no kernel; kernels are built on first use.
 """

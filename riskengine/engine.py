@@ -10,7 +10,8 @@ A block's paths are a pure function of (seed, path) (see :mod:`riskengine.kernel
 cube does not depend on the block size, the scheduler, the number of workers or which worker ran
 a block: a block lost with its worker is simply run again.
 
-This module imports numpy, dask, xarray and riskengine's compile, backends, scenario and store.
+This module imports numpy, xarray and riskengine's compile, backends, scenario and store; dask
+lazily, when a run starts.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ A run holds an exclusive ``flock`` on the ``riskengine`` group's metadata file w
 (released by the OS when the process dies, even by SIGKILL), so two runs cannot write one store at
 once. Stores are directories on a local or shared (NFS, Lustre, GPFS) file system.
 
-This module imports numpy, xarray, zarr, dask.array and riskengine.compile only.
+This module imports numpy, xarray, zarr and riskengine.compile (dask.array lazily, for lazy cubes).
 """
 
 from __future__ import annotations
