@@ -1,14 +1,14 @@
 """The CPU block kernel: paths ``[p0, p1)`` into preallocated cube arrays, parallel over paths.
 
-Paths are taken in chunks of :data:`CHUNK` (32: faster here than 64 or 128, the chunk's state
-stays in cache); each chunk is one iteration of a ``numba.prange`` loop
-and runs start to end on one thread. Within a chunk, the per-path logic of
-:mod:`riskengine.kernels.step` runs path by path, and the two matrix products run for the whole
-chunk at once through BLAS: the propagation ``Q M^T`` (float32, the expensive part, at the
-machine's matrix-product rate) and, at each period's end, the credit product. Every product has
-the same shape, ``(CHUNK, N)`` (a last, shorter chunk is padded with zero rows), so that a path's
-bits cannot depend on which chunk it falls in: with one shape, the BLAS computes each row the same
-way wherever it sits (``tests/test_kernels_cpu.py`` checks this for every split).
+Paths are taken in chunks of :data:`CHUNK` (32); each chunk is one iteration of a ``numba.prange``
+loop and runs start to end on one thread, as 32 lanes of :mod:`riskengine.kernels.step`: every
+state array is (..., 32) with the paths on the last axis, so the per-path work (Philox,
+Box-Muller, regimes, the credit term, the update of ``q``) runs as loops over 32 contiguous
+lanes that the compiler vectorizes. The chunk's propagation ``M Q`` (float32, the expensive
+part) and, at each period's end, its credit product are single BLAS products. Every chunk
+computes all 32 lanes (a last, shorter chunk computes the next paths too and does not write
+them), so every product has the same shape and a path's bits cannot depend on which chunk or
+lane it falls in (``tests/test_kernels_cpu.py`` checks this for every split).
 
 Time is summed into periods inside the kernel (float64 sums, written once per period), so a run
 at a coarse resolution never holds monthly data.
@@ -39,9 +39,9 @@ from riskengine.kernels import rng, step
 from riskengine.kernels.layout import KernelModel
 from riskengine.kernels.step import (
     direct_shock,
-    init_path,
+    init_lanes,
     month_step,
-    update_path,
+    update_lanes,
     write_period,
 )
 from riskengine.kernels.targets import CPU_OPTIONS, compile_functions, rebind
@@ -61,59 +61,55 @@ def _source_digest() -> str:
 
 
 def _make_block(digest: str):
-    def block(km, k0, k1, p0, n_paths, period_of_month, loss, credit, severity, tension):
+    def block(km, k0, k1, p0, n_paths, lanes, period_of_month, loss, credit, severity, tension):
         C, N = km.exposure.shape
         F = km.factor_loadings.shape[1]
+        K = km.exposure_channel.shape[0]
         R = km.credit_scale.shape[0]
         T = period_of_month.shape[0]
-        credit_scale_t = np.ascontiguousarray(km.credit_scale.T)
-        for chunk in numba.prange((n_paths + CHUNK - 1) // CHUNK):
-            first = chunk * CHUNK
-            rows = min(CHUNK, n_paths - first)
-            on = np.zeros((CHUNK, C), np.bool_)
-            sev = np.zeros((CHUNK, C))
-            months_on = np.zeros((CHUNK, C), np.int64)
-            weights = np.zeros((CHUNK, C, N), np.float32)
-            zf = np.empty((C, F))
-            zc = np.empty(C)
-            e = np.zeros((CHUNK, C))
-            d = np.zeros((CHUNK, N))
-            g = np.zeros(CHUNK)
-            # q's padding rows stay 0, so that every product has the shape (CHUNK, N)
-            q = np.zeros((CHUNK, N), np.float32)
-            mq = np.empty((CHUNK, N), np.float32)
-            q_sum = np.zeros((CHUNK, N))
-            dpd_sum = np.zeros((CHUNK, N))
-            sev_sum = np.zeros((CHUNK, C))
-            g_sum = np.zeros(CHUNK)
-            credit_period = np.empty((CHUNK, R))
-            for i in range(rows):
-                path = p0 + first + i
-                g[i] = init_path(km, k0, k1, path, on[i], sev[i], months_on[i], weights[i], zf)
+        propagation = km.propagation
+        credit_scale = km.credit_scale
+        for chunk in numba.prange((n_paths + lanes - 1) // lanes):
+            first = chunk * lanes
+            rows = min(lanes, n_paths - first)
+            path0 = p0 + first
+            g = np.empty(lanes)
+            on = np.empty((C, lanes))
+            sev = np.empty((C, lanes))
+            months_on = np.empty((C, lanes))
+            head = np.empty((2 + C * F, lanes))
+            weights = np.empty((K, lanes))
+            z = np.empty((C + 2, lanes))
+            scratch = np.empty((C, lanes))
+            e = np.empty((C, lanes))
+            d = np.empty((N, lanes))
+            q = np.zeros((N, lanes), np.float32)
+            mq = np.empty((N, lanes), np.float32)
+            q_sum = np.zeros((N, lanes))
+            dpd_sum = np.zeros((N, lanes))
+            sev_sum = np.zeros((C, lanes))
+            g_sum = np.zeros(lanes)
+            credit_period = np.empty((R, lanes))
+            init_lanes(km, k0, k1, path0, g, on, sev, months_on, head, weights)
             for t in range(T):
-                for i in range(rows):
-                    path = p0 + first + i
-                    g[i] = month_step(
-                        km, k0, k1, path, t, g[i], on[i], sev[i], months_on[i], zc, e[i]
-                    )
-                    direct_shock(km, weights[i], e[i], d[i])
-                np.dot(q, km.propagation_t, mq)
-                for i in range(rows):
-                    update_path(km, q[i], mq[i], d[i], q_sum[i], dpd_sum[i])
-                    sev_sum[i] += e[i]
-                    g_sum[i] += g[i]
+                month_step(
+                    km, k0, k1, path0, t, g, on, sev, months_on, z, scratch, e, g_sum, sev_sum
+                )
+                direct_shock(km, weights, e, d)
+                np.dot(propagation, q, mq)
+                update_lanes(km, q, mq, d, q_sum, dpd_sum)
                 if t == T - 1 or period_of_month[t + 1] != period_of_month[t]:
                     period = period_of_month[t]
-                    np.dot(dpd_sum, credit_scale_t, credit_period)
-                    dpd_sum[:] = 0.0
+                    np.dot(credit_scale, dpd_sum, credit_period)
                     for i in range(rows):
-                        row = first + i
                         write_period(
-                            km, q_sum[i], sev_sum[i], loss[row, period], severity[row, period]
-                        )
-                        credit[row, period] = credit_period[i]
-                        tension[row, period] = g_sum[i]
-                        g_sum[i] = 0.0
+                            km, i, first + i, period, q_sum, sev_sum, g_sum, credit_period,
+                            loss, severity, credit, tension,
+                        )  # fmt: skip
+                    q_sum[:] = 0.0
+                    dpd_sum[:] = 0.0
+                    sev_sum[:] = 0.0
+                    g_sum[:] = 0.0
         return digest
 
     return block
@@ -180,6 +176,7 @@ def run_block_into(
             k1,
             p0,
             p1 - p0,
+            CHUNK,
             period_of_month,
             out["loss"],
             out["credit_loss"],

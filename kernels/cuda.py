@@ -1,14 +1,15 @@
 """The CUDA block kernel and its launcher: one thread per path, same step functions as the CPU.
 
 Each thread runs one path through :mod:`riskengine.kernels.step` (compiled as CUDA device
-functions from the same source as the CPU kernel) with its state in local memory. The
+functions from the same source as the CPU kernel) as a single lane, its state in local memory. The
 propagation matrix is read by every thread at the same time, so it sits in shared memory where it
 fits (N*N float32 within :data:`SHARED_BYTES`, so N up to 110), else in global memory (cached).
 Periods are summed inside the kernel, as on the CPU.
 
-The kernel is specialized (and compiled) once per shape (C, N, F, R), because CUDA local and
-shared arrays need sizes known at compile time. Under ``NUMBA_ENABLE_CUDASIM=1`` the same code
-runs in numba's simulator, which is how the tests check it without a GPU.
+The kernel is specialized (and compiled) once per shape (C, N, F, R and K, the nonzero
+exposures), because CUDA local and shared arrays need sizes known at compile time. Under
+``NUMBA_ENABLE_CUDASIM=1`` the same code runs in numba's simulator, which is how the tests check
+it without a GPU.
 
 This module imports numpy, numba.cuda and the kernels' own modules.
 """
@@ -25,10 +26,10 @@ from riskengine.kernels.layout import KernelModel
 from riskengine.kernels.step import (
     credit_losses,
     direct_shock,
-    init_path,
+    init_lanes,
     month_step,
     propagate,
-    update_path,
+    update_lanes,
     write_period,
 )
 from riskengine.kernels.targets import compile_functions, rebind
@@ -44,77 +45,87 @@ def available() -> bool:
     return cuda.is_available()
 
 
-def kernel_function(C: int, N: int, F: int, R: int, use_shared: bool):
+def kernel_function(C: int, N: int, F: int, R: int, K: int, use_shared: bool):
     """The plain kernel function for one shape, its device functions bound as globals.
 
-    ``cuda.jit`` of the result is the kernel; ``cuda.compile_ptx`` compiles it without a GPU.
+    ``K`` is the number of nonzero exposures. ``cuda.jit`` of the result is the kernel;
+    ``cuda.compile_ptx`` compiles it without a GPU.
     """
+    # Local array shapes must be constants: computed here, outside the kernel.
+    K_ROWS = max(K, 1)  # a local array cannot be empty
+    HEAD_ROWS = 2 + C * F
+    Z_ROWS = C + 2
 
     def kernel(km, k0, k1, p0, n_paths, period_of_month, loss, credit, severity, tension):
         if use_shared:
             tile = cuda.shared.array((N, N), np.float32)
             for idx in range(cuda.threadIdx.x, N * N, cuda.blockDim.x):
-                tile[idx // N, idx % N] = km.propagation_t[idx // N, idx % N]
+                tile[idx // N, idx % N] = km.propagation[idx // N, idx % N]
             cuda.syncthreads()
-            propagation_t = tile
+            propagation = tile
         else:
-            propagation_t = km.propagation_t
+            propagation = km.propagation
         i = cuda.grid(1)
         if i >= n_paths:
             return
-        on = cuda.local.array(C, np.bool_)
-        sev = cuda.local.array(C, np.float64)
-        months_on = cuda.local.array(C, np.int64)
-        weights = cuda.local.array((C, N), np.float32)
-        zf = cuda.local.array((C, F), np.float64)
-        zc = cuda.local.array(C, np.float64)
-        e = cuda.local.array(C, np.float64)
-        sev_sum = cuda.local.array(C, np.float64)
-        d = cuda.local.array(N, np.float64)
-        q = cuda.local.array(N, np.float32)
-        mq = cuda.local.array(N, np.float32)
-        q_sum = cuda.local.array(N, np.float64)
-        dpd_sum = cuda.local.array(N, np.float64)
-        credit_row = cuda.local.array(R, np.float64)
-        path = p0 + i
-        g = init_path(km, k0, k1, path, on, sev, months_on, weights, zf)
+        # One lane per thread: every state array has a last axis of length 1.
+        g = cuda.local.array(1, np.float64)
+        g_sum = cuda.local.array(1, np.float64)
+        on = cuda.local.array((C, 1), np.float64)
+        sev = cuda.local.array((C, 1), np.float64)
+        months_on = cuda.local.array((C, 1), np.float64)
+        head = cuda.local.array((HEAD_ROWS, 1), np.float64)
+        weights = cuda.local.array((K_ROWS, 1), np.float64)
+        z = cuda.local.array((Z_ROWS, 1), np.float64)
+        scratch = cuda.local.array((C, 1), np.float64)
+        e = cuda.local.array((C, 1), np.float64)
+        sev_sum = cuda.local.array((C, 1), np.float64)
+        d = cuda.local.array((N, 1), np.float64)
+        q = cuda.local.array((N, 1), np.float32)
+        mq = cuda.local.array((N, 1), np.float32)
+        q_sum = cuda.local.array((N, 1), np.float64)
+        dpd_sum = cuda.local.array((N, 1), np.float64)
+        credit_sum = cuda.local.array((R, 1), np.float64)
+        path0 = p0 + i
+        init_lanes(km, k0, k1, path0, g, on, sev, months_on, head, weights)
         for n in range(N):
-            q[n] = 0.0
-            q_sum[n] = 0.0
-            dpd_sum[n] = 0.0
+            q[n, 0] = 0.0
+            q_sum[n, 0] = 0.0
+            dpd_sum[n, 0] = 0.0
         for c in range(C):
-            sev_sum[c] = 0.0
-        g_sum = 0.0
+            sev_sum[c, 0] = 0.0
+        g_sum[0] = 0.0
         T = period_of_month.shape[0]
         for t in range(T):
-            g = month_step(km, k0, k1, path, t, g, on, sev, months_on, zc, e)
+            month_step(km, k0, k1, path0, t, g, on, sev, months_on, z, scratch, e, g_sum, sev_sum)
             direct_shock(km, weights, e, d)
-            propagate(propagation_t, q, mq)
-            update_path(km, q, mq, d, q_sum, dpd_sum)
-            for c in range(C):
-                sev_sum[c] += e[c]
-            g_sum += g
+            propagate(propagation, q, mq)
+            update_lanes(km, q, mq, d, q_sum, dpd_sum)
             if t == T - 1 or period_of_month[t + 1] != period_of_month[t]:
                 period = period_of_month[t]
-                credit_losses(km.credit_scale, dpd_sum, credit_row)
-                for r in range(R):
-                    credit[i, period, r] = credit_row[r]
+                credit_losses(km.credit_scale, dpd_sum, credit_sum)
+                write_period(
+                    km, 0, i, period, q_sum, sev_sum, g_sum, credit_sum,
+                    loss, severity, credit, tension,
+                )  # fmt: skip
                 for n in range(N):
-                    dpd_sum[n] = 0.0
-                write_period(km, q_sum, sev_sum, loss[i, period], severity[i, period])
-                tension[i, period] = g_sum
-                g_sum = 0.0
+                    q_sum[n, 0] = 0.0
+                    dpd_sum[n, 0] = 0.0
+                for c in range(C):
+                    sev_sum[c, 0] = 0.0
+                g_sum[0] = 0.0
 
     return rebind(kernel, compile_functions(step.FUNCTIONS, "cuda"), "cuda")
 
 
 _lock = threading.Lock()
-_kernels: dict[tuple[int, int, int, int, bool], object] = {}
+_kernels: dict[tuple[int, int, int, int, int, bool], object] = {}
 
 
 def _kernel(km: KernelModel):
     C, N = km.exposure.shape
-    key = (C, N, km.factor_loadings.shape[1], km.credit_scale.shape[0], 4 * N * N <= SHARED_BYTES)
+    F, R, K = km.factor_loadings.shape[1], km.credit_scale.shape[0], km.exposure_channel.shape[0]
+    key = (C, N, F, R, K, 4 * N * N <= SHARED_BYTES)
     with _lock:
         if key not in _kernels:
             _kernels[key] = cuda.jit(kernel_function(*key))

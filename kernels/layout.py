@@ -2,17 +2,20 @@
 
 Both targets (CPU and CUDA) read the same fields, so everything that is the same for every path
 is computed here once, on the host, in float64 numpy: the tension innovation scale, the
-off-diagonal retaliation matrix, the propagation matrix in float32 and transposed for the batched
-product, and the piecewise polynomials that give credit losses without a normal CDF per node.
+off-diagonal retaliation matrix, the propagation matrix in float32, the list of nonzero
+exposures, and the piecewise polynomials that give credit losses without a normal CDF per node.
 
 Credit losses need ``pd(q) - pd0 = Phi(Phi^-1(pd0) + gamma q) - pd0`` for every node and month,
 84 normal CDFs per path-month, which would cost more than the propagation. The difference is
 written as ``q * G(q)`` with ``G`` smooth and positive on ``[0, 1]``; each node's ``G`` is a
-piecewise cubic (``J`` equal pieces, degree :data:`CREDIT_DEGREE`: a short Horner chain per node
-and month), interpolated at Chebyshev points, with ``J`` doubled until the relative error is
-below :data:`CREDIT_RTOL` on a fine grid. Nodes that share a baseline PD share a table, so the
-tables stay small (a few kB each) however many pieces they need. Writing ``q * G(q)`` also keeps
-the difference exact near ``q = 0`` (no cancellation) and exactly 0 at ``q = 0``.
+polynomial of fixed degree :data:`CREDIT_DEGREE` on ``J`` equal pieces of ``[0, 1]``,
+interpolated at Chebyshev points, with ``J`` doubled until the relative error is below
+:data:`CREDIT_RTOL` on a fine grid. For the library's ``gamma = 3`` one piece suffices: the
+kernel then evaluates the same 16 coefficients' Horner chain for every node, which the CPU
+compiler vectorizes across nodes (coefficients are stored node-fastest for that); a table
+lookup by piece, needed for steep responses (``gamma`` above about 4), is a scalar gather.
+Writing ``q * G(q)`` also keeps the difference exact near ``q = 0`` (no cancellation) and
+exactly 0 at ``q = 0``.
 
 This module imports numpy and scipy.special only.
 """
@@ -27,8 +30,10 @@ from scipy.special import ndtr
 
 __all__ = ["CREDIT_DEGREE", "CREDIT_RTOL", "KernelModel", "credit_polynomials", "kernel_model"]
 
-CREDIT_DEGREE = 3
-CREDIT_RTOL = 1e-10
+# 15: one piece reaches CREDIT_RTOL for gamma up to about 4 (the library uses 3); 16 FMAs per
+# node vectorized across nodes cost less than 4 per node in a scalar table lookup.
+CREDIT_DEGREE = 15
+CREDIT_RTOL = 1e-9
 _MAX_PIECES = 1 << 16
 
 
@@ -53,14 +58,15 @@ class KernelModel(NamedTuple):
     initial_severity: np.ndarray  # (C,)
     initial_months_on: np.ndarray  # (C,) int64
     exposure: np.ndarray  # (C, N)
+    exposure_channel: np.ndarray  # (K,) int64: channel of each nonzero exposure, by (c, n)
+    exposure_node: np.ndarray  # (K,) int64: its node
     exposure_sigma: np.ndarray  # (N,)
     factor_loadings: np.ndarray  # (N, F)
     idiosyncratic_sd: np.ndarray  # (N,)
-    propagation_t: np.ndarray  # (N, N) float32, M transposed: propagation_t[m, n] = M[n, m]
+    propagation: np.ndarray  # (N, N) float32, M
     recovery: np.ndarray  # (N,)
     loss_scale: np.ndarray  # (N,)
-    credit_poly: np.ndarray  # (U, J, CREDIT_DEGREE + 1): G on piece j, t in [-1, 1], Horner
-    credit_table: np.ndarray  # (N,) int64: each node's table in credit_poly
+    credit_poly: np.ndarray  # (J, CREDIT_DEGREE + 1, N): G of node n on piece j, t in [-1, 1]
     credit_scale: np.ndarray  # (R, N)
 
 
@@ -71,28 +77,26 @@ def _credit_g(q: np.ndarray, x0: float, gamma: float) -> np.ndarray:
     return np.where(q == 0.0, gamma * np.exp(-0.5 * x0 * x0) / np.sqrt(2.0 * np.pi), ratio)
 
 
-def credit_polynomials(pd0_probit: np.ndarray, gamma: float) -> tuple[np.ndarray, np.ndarray]:
-    """Piecewise polynomials of G(q), with as many equal pieces as the accuracy needs.
+def credit_polynomials(pd0_probit: np.ndarray, gamma: float) -> np.ndarray:
+    """Each node's G(q) as a polynomial on as many equal pieces of ``[0, 1]`` as accuracy needs.
 
     Returns
     -------
-    tables : ndarray, shape (U, J, CREDIT_DEGREE + 1)
-        One table per distinct baseline PD: ``tables[u, j]`` holds the monomial coefficients
-        (highest first) of G on ``q in [j/J, (j+1)/J]`` in the local variable
-        ``t = 2 (J q - j) - 1``.
-    table_of_node : ndarray of int64, shape (N,)
-        The table of each node.
+    ndarray, shape (J, CREDIT_DEGREE + 1, N)
+        ``poly[j, :, n]`` holds the monomial coefficients (highest first) of node ``n``'s G on
+        ``q in [j/J, (j+1)/J]`` in the local variable ``t = 2 (J q - j) - 1``.
 
     Examples
     --------
-    >>> tables, table_of_node = credit_polynomials(np.array([-2.0, -1.0, -2.0]), 2.0)
-    >>> tables.shape[0], table_of_node.tolist()
-    (2, [0, 1, 0])
-    >>> q = 0.3; J = tables.shape[1]; j = int(q * J); t = 2 * (q * J - j) - 1
-    >>> approx = q * np.polyval(tables[0, j], t)
+    >>> poly = credit_polynomials(np.array([-2.0, -1.0, -2.0]), 2.0)
+    >>> poly.shape[1:]
+    (16, 3)
+    >>> q = 0.3; J = poly.shape[0]; j = int(q * J); t = 2 * (q * J - j) - 1
+    >>> approx = q * np.polyval(poly[j, :, 0], t)
     >>> bool(abs(approx / (ndtr(-2.0 + 2.0 * q) - ndtr(-2.0)) - 1) < 1e-9)
     True
     """
+    # Nodes that share a baseline PD share a polynomial: fit each distinct one once.
     x0s, table_of_node = np.unique(np.asarray(pd0_probit, dtype=np.float64), return_inverse=True)
     D = CREDIT_DEGREE
     # Interpolation at Chebyshev points, then to monomials: both linear maps, built once.
@@ -116,7 +120,9 @@ def credit_polynomials(pd0_probit: np.ndarray, gamma: float) -> tuple[np.ndarray
             approx = approx * t + tables[:, j, d]
         # The check's own rounding noise is about 1e-12 relative, well below the target.
         if np.max(np.abs(approx - exact) / scale) < CREDIT_RTOL or pieces >= _MAX_PIECES:
-            return np.ascontiguousarray(tables), table_of_node.astype(np.int64)
+            # (U, J, D + 1) -> (J, D + 1, N): node-fastest, so that a loop over nodes loads
+            # each coefficient as one contiguous vector
+            return np.ascontiguousarray(tables[table_of_node].transpose(1, 2, 0))
         pieces *= 2
 
 
@@ -124,7 +130,7 @@ def kernel_model(arrays) -> KernelModel:
     """Derive the kernels' arrays from a compiled model's ``ModelArrays``."""
     a = arrays
     C = len(a.loading)
-    credit_poly, credit_table = credit_polynomials(a.pd0_probit, a.credit_gamma)
+    channel_of, node_of = np.nonzero(a.exposure)  # in (c, n) order
     return KernelModel(
         tension_phi=float(a.tension_phi),
         # the reference's exact expression, so that g_t is computed from the same numbers
@@ -145,13 +151,14 @@ def kernel_model(arrays) -> KernelModel:
         initial_severity=np.ascontiguousarray(a.initial_severity, dtype=np.float64),
         initial_months_on=np.ascontiguousarray(a.initial_months_on, dtype=np.int64),
         exposure=np.ascontiguousarray(a.exposure, dtype=np.float64),
+        exposure_channel=channel_of.astype(np.int64),
+        exposure_node=node_of.astype(np.int64),
         exposure_sigma=np.ascontiguousarray(a.exposure_sigma, dtype=np.float64),
         factor_loadings=np.ascontiguousarray(a.factor_loadings, dtype=np.float64),
         idiosyncratic_sd=np.ascontiguousarray(a.idiosyncratic_sd, dtype=np.float64),
-        propagation_t=np.ascontiguousarray(a.propagation.T, dtype=np.float32),
+        propagation=np.ascontiguousarray(a.propagation, dtype=np.float32),
         recovery=np.ascontiguousarray(a.recovery, dtype=np.float64),
         loss_scale=np.ascontiguousarray(a.loss_scale, dtype=np.float64),
-        credit_poly=credit_poly,
-        credit_table=credit_table,
+        credit_poly=credit_polynomials(a.pd0_probit, a.credit_gamma),
         credit_scale=np.ascontiguousarray(a.credit_scale, dtype=np.float64),
     )

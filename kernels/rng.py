@@ -52,6 +52,8 @@ import numpy as np
 
 __all__ = [
     "box_muller",
+    "cos_sin_turns",
+    "log_uniform",
     "monthly_slots",
     "normal",
     "normals",
@@ -66,7 +68,6 @@ PHILOX_M1 = np.uint64(0xCD9E8D57)
 PHILOX_W0 = np.uint64(0x9E3779B9)
 PHILOX_W1 = np.uint64(0xBB67AE85)
 SHIFT32 = np.uint64(32)
-TWO_PI = 2.0 * math.pi
 INV_2_32 = 1.0 / 4294967296.0
 
 
@@ -116,13 +117,86 @@ def philox4x32(c0, c1, c2, c3, k0, k1):
     return philox_round(c0, c1, c2, c3, k0, k1)
 
 
+# Box-Muller's logarithm and sine/cosine in plain arithmetic (no libm call): the CPU compiler then
+# vectorizes the transform across paths (numba has no vector math library here), and numpy, the
+# CPU and CUDA compute the same formula. Comparisons turned into 0.0/1.0 factors stand in for
+# branches, so that one source runs on scalars and on numpy arrays alike.
+
+# (2**b, 2**-b, b): halving steps that bring w + 1/2 in [1/2, 2**32) into [1/2, 2), exactly
+_LOG_STEPS = tuple((2.0**b, 2.0**-b, float(b)) for b in (16, 8, 4, 2, 1))
+_SQRT_HALF = math.sqrt(0.5)
+_LN2 = math.log(2.0)
+# ln(m) = 2 atanh(s), s = (m - 1) / (m + 1), |s| <= 0.1716 for m in [sqrt(1/2), sqrt(2)):
+# the series' coefficients 1/(2k+1), highest first; the first term left out is below 1e-18.
+_ATANH = tuple(1.0 / (2 * k + 1) for k in range(11, -1, -1))
+# Taylor coefficients of sin x / x and cos x in x**2, highest first, for |x| <= pi/4: the first
+# terms left out (x**19/19!, x**20/20!) are below 1e-19.
+_SIN = tuple((-1.0) ** k / math.factorial(2 * k + 1) for k in range(8, -1, -1))
+_COS = tuple((-1.0) ** k / math.factorial(2 * k) for k in range(9, -1, -1))
+_HALF_PI = 0.5 * math.pi
+
+
+def log_uniform(w):
+    """``ln((w + 1/2) / 2**32)`` for a 32-bit word ``w``: Box-Muller's ``ln u``, to about an ulp.
+
+    The range reduction is exact (halvings by comparison), then ``ln m = 2 atanh(s)`` by its
+    series; the power of two leaves no rounding at ``u`` near 1, where ``ln u`` is tiny.
+    """
+    x = w + 0.5
+    e = -32.0
+    for scale, inverse, b in _LOG_STEPS:
+        step = (x >= scale) * 1.0
+        x = x * (1.0 + step * (inverse - 1.0))
+        e = e + step * b
+    # x in [1/2, 2) -> [sqrt(1/2), sqrt(2))
+    low = (x < _SQRT_HALF) * 1.0
+    high = (x >= 2.0 * _SQRT_HALF) * 1.0
+    x = x * (1.0 + low - 0.5 * high)
+    e = e - low + high
+    s = (x - 1.0) / (x + 1.0)
+    s2 = s * s
+    series = 0.0
+    for c in _ATANH:
+        series = series * s2 + c
+    return e * _LN2 + 2.0 * s * series
+
+
+def cos_sin_turns(w):
+    """``(cos 2 pi u, sin 2 pi u)`` for ``u = (w + 1/2) / 2**32`` and a 32-bit word ``w``.
+
+    ``4 u`` is split exactly into quarter turns ``k`` and a rest ``r`` in ``[-1/2, 1/2)``; the
+    Taylor series give the cosine and sine of ``r pi / 2``, and the quarter turns rotate them.
+    """
+    a = (w + 0.5) * (4.0 * INV_2_32)
+    k1 = (a >= 0.5) * 1.0
+    k2 = (a >= 1.5) * 1.0
+    k3 = (a >= 2.5) * 1.0
+    k4 = (a >= 3.5) * 1.0
+    x = (a - (k1 + k2 + k3 + k4)) * _HALF_PI
+    x2 = x * x
+    sin_x = 0.0
+    for c in _SIN:
+        sin_x = sin_x * x2 + c
+    sin_x = sin_x * x
+    cos_x = 0.0
+    for c in _COS:
+        cos_x = cos_x * x2 + c
+    # k quarter turns: odd k swaps cosine and sine, k in {1, 2} negates the cosine and k in
+    # {2, 3} the sine. Each sum below has one exact zero term, so it is exact.
+    odd = k1 - k2 + k3 - k4
+    cos_sign = 1.0 - 2.0 * (k1 - k3)
+    sin_sign = 1.0 - 2.0 * (k2 - k4)
+    return (
+        cos_sign * (cos_x * (1.0 - odd) + sin_x * odd),
+        sin_sign * (sin_x * (1.0 - odd) + cos_x * odd),
+    )
+
+
 def box_muller(w_a, w_b):
     """Two independent standard normals (cos part, sin part) from two 32-bit words."""
-    u1 = (w_a + 0.5) * INV_2_32
-    u2 = (w_b + 0.5) * INV_2_32
-    r = np.sqrt(-2.0 * np.log(u1))
-    theta = TWO_PI * u2
-    return r * np.cos(theta), r * np.sin(theta)
+    r = np.sqrt(-2.0 * log_uniform(w_a))
+    c, s = cos_sin_turns(w_b)
+    return r * c, r * s
 
 
 def split_seed(seed: int) -> tuple[np.uint64, np.uint64]:

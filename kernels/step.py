@@ -1,25 +1,35 @@
-"""One path of the model (MODEL.md sections 1-7), written once for the CPU and CUDA kernels.
+"""The model (MODEL.md sections 1-7) over a set of lanes, written once for the CPU and CUDA kernels.
 
-These are plain Python functions on scalars and 1-D/2-D arrays, with no allocation, so that
+These are plain Python functions on scalars and arrays, with no allocation, so that
 :func:`riskengine.kernels.targets.compile_functions` can compile the same source with
-``numba.njit`` and with ``numba.cuda.jit(device=True)``. The kernels allocate each path's state
-and call, per path:
+``numba.njit`` and with ``numba.cuda.jit(device=True)``.
 
-1. :func:`init_path` once: initial regimes, ``g_0`` and the exposure weights ``E * eta``;
-2. each month ``t``: :func:`month_step` (tension, latents, regimes, effective severity),
-   :func:`direct_shock`, then the propagation product ``mq = M q`` (batched through BLAS on the
-   CPU, :func:`propagate` on CUDA), then :func:`update_path` (inoperability, period sums);
-3. at each period's end: :func:`write_period` and the credit product (:func:`credit_losses`
-   on CUDA, BLAS on the CPU).
+Lanes: every state array has the paths of one set of lanes on its **last** axis, ``L`` of them,
+lane ``i`` holding path ``path0 + i``. The CPU kernel runs a chunk of 32 paths as 32 lanes: each
+function's innermost loop then runs over the lanes, a fixed count of contiguous elements that the
+compiler vectorizes (Philox, Box-Muller, the regimes, the credit term: all across paths). The
+CUDA kernel runs one path per thread with ``L = 1``. A lane's numbers never depend on the other
+lanes, so a path's bits do not depend on the chunk it falls in.
 
-Random numbers follow the slot layout of :mod:`riskengine.kernels.rng`; a draw is turned into a
-normal only when the model uses it (``g_0`` when stationary, exposures that are not zero, a
-severity when its channel starts), which changes no number and saves most of the Box-Muller work.
+The kernels allocate the state and call, per set of lanes:
+
+1. :func:`init_lanes` once: initial regimes, ``g_0`` and the exposure weights ``E * eta``;
+2. each month ``t``: :func:`month_step` (tension, latents, regimes, effective severity, their
+   period sums), :func:`direct_shock`, then the propagation ``mq = M q`` (one BLAS product per
+   chunk on the CPU, :func:`propagate` on CUDA), then :func:`update_lanes` (inoperability and
+   the period sums of ``q`` and ``pd - pd0``);
+3. at each period's end: the credit product (:func:`credit_losses` on CUDA, BLAS on the CPU),
+   :func:`write_period` for each lane, and the period sums set back to 0.
+
+Random numbers follow the slot layout of :mod:`riskengine.kernels.rng`. A severity is drawn
+(out of the vectorized loops) only for the lanes whose channel starts an episode, and
+exposures that are zero draw nothing; neither changes any number.
 
 Precision: the state ``q`` is float32 (the propagation is a float32 product, the expensive part);
 every other quantity, the update of ``q`` and the period sums are float64. Credit losses are
 linear in ``pd - pd0``, so the kernels sum ``pd - pd0`` per node over the period and apply the
-(R, N) credit matrix once per period (:func:`credit_losses`).
+(R, N) credit matrix once per period. Regimes are held as 0.0/1.0 and months as float64 counts
+(exact), so that the regime update is arithmetic, not branches.
 
 This module imports numpy, math, the rng module and layout's ``CREDIT_DEGREE`` only.
 """
@@ -35,6 +45,8 @@ from riskengine.kernels.rng import (
     MASK32,
     SHIFT32,
     box_muller,
+    cos_sin_turns,
+    log_uniform,
     normal,
     philox4x32,
     philox_round,
@@ -45,10 +57,10 @@ __all__ = [
     "OUT_OF_LINE",
     "credit_losses",
     "direct_shock",
-    "init_path",
+    "init_lanes",
     "month_step",
     "propagate",
-    "update_path",
+    "update_lanes",
     "write_period",
 ]
 
@@ -64,60 +76,64 @@ def _pair(k0, k1, path, month, pair):
     return box_muller(w2, w3)
 
 
-def _exposure_weight(km, c, n, z, zf):
-    """``E[c, n] * eta[c, n]`` (section 5) from the idiosyncratic draw ``z`` and ``zf[c]``."""
-    loadings = km.factor_loadings
-    xi = km.idiosyncratic_sd[n] * z
-    for f in range(loadings.shape[1]):
-        xi += loadings[n, f] * zf[c, f]
-    sigma = km.exposure_sigma[n]
-    return km.exposure[c, n] * math.exp(sigma * xi - 0.5 * sigma**2)
+def _draw_pairs(k0, k1, path0, month, pairs, z):
+    """Slots ``0 .. 2 pairs - 1`` of ``month`` into ``z[slot, lane]``."""
+    L = z.shape[1]
+    for pair in range(pairs):
+        for i in range(L):
+            z_cos, z_sin = _pair(k0, k1, path0 + i, month, pair)
+            z[2 * pair, i] = z_cos
+            z[2 * pair + 1, i] = z_sin
 
 
-def init_path(km, k0, k1, path, on, severity, months_on, weights, zf):
-    """Start one path: regimes from the scenario, exposure weights ``E[c, n] * eta[c, n]``.
+def init_lanes(km, k0, k1, path0, g, on, severity, months_on, head, weights):
+    """Start the lanes: regimes from the scenario, ``g_0``, the exposure weights.
 
-    ``weights`` (C, N) and ``zf`` (C, F) are written; returns ``g_0``. Slots are visited in
-    order and each Box-Muller pair is computed once; exposures that are 0 draw nothing.
+    ``head`` (at least ``1 + C F`` rows) receives month 0's first slots (``g_0`` when stationary,
+    then ``zf[c, f]`` at row ``1 + c F + f``); ``weights[k, i]`` is ``E[c, n] eta[c, n]`` of the
+    ``k``-th nonzero exposure (``km.exposure_channel[k]``, ``km.exposure_node[k]``).
     """
     # Arrays are read into locals once: each read of a tuple field costs numba a reference count.
     exposure = km.exposure
+    loadings = km.factor_loadings
+    idiosyncratic_sd = km.idiosyncratic_sd
+    exposure_sigma = km.exposure_sigma
+    channel_of = km.exposure_channel
+    node_of = km.exposure_node
     C, N = exposure.shape
-    F = km.factor_loadings.shape[1]
+    F = loadings.shape[1]
+    L = g.shape[0]
     for c in range(C):
-        on[c] = km.initial_on[c]
-        severity[c] = km.initial_severity[c]
-        months_on[c] = km.initial_months_on[c]
-    g0 = km.tension_start
-    last = -1
-    z_cos = z_sin = 0.0
-    for slot in range(0 if km.tension_stationary else 1, 1 + C * F):
-        if slot // 2 != last:
-            last = slot // 2
-            z_cos, z_sin = _pair(k0, k1, path, 0, last)
-        z = z_cos if slot % 2 == 0 else z_sin
-        if slot == 0:
-            g0 = z
-        else:
-            zf[(slot - 1) // F, (slot - 1) % F] = z
-    for c in range(C):
-        for n in range(N):
-            weights[c, n] = 0.0
-            if exposure[c, n] != 0.0:
-                slot = 1 + C * F + c * N + n
-                if slot // 2 != last:
-                    last = slot // 2
-                    z_cos, z_sin = _pair(k0, k1, path, 0, last)
-                z = z_cos if slot % 2 == 0 else z_sin
-                weights[c, n] = _exposure_weight(km, c, n, z, zf)
-    return g0
+        for i in range(L):
+            on[c, i] = 1.0 if km.initial_on[c] else 0.0
+            severity[c, i] = km.initial_severity[c]
+            months_on[c, i] = km.initial_months_on[c]
+    _draw_pairs(k0, k1, path0, 0, (2 + C * F) // 2, head)
+    for i in range(L):
+        g[i] = head[0, i] if km.tension_stationary else km.tension_start
+    # xi, then E eta, in passes over the lanes: the draws vectorize, the exponentials (libm)
+    # do not and run in a pass of their own.
+    for k in range(channel_of.shape[0]):
+        c = channel_of[k]
+        n = node_of[k]
+        slot = 1 + C * F + c * N + n
+        for i in range(L):
+            z_cos, z_sin = _pair(k0, k1, path0 + i, 0, slot // 2)
+            weights[k, i] = idiosyncratic_sd[n] * (z_cos if slot % 2 == 0 else z_sin)
+        for f in range(F):
+            for i in range(L):
+                weights[k, i] += loadings[n, f] * head[1 + c * F + f, i]
+        sigma = exposure_sigma[n]
+        for i in range(L):
+            weights[k, i] = exposure[c, n] * math.exp(sigma * weights[k, i] - 0.5 * sigma**2)
 
 
-def month_step(km, k0, k1, path, t, g, on, severity, months_on, zc, e):
-    """Month ``t`` (0-based; rng month ``t + 1``) of sections 1-4; returns ``g_t``.
+def month_step(km, k0, k1, path0, t, g, on, severity, months_on, z, scratch, e, g_sum, sev_sum):
+    """Month ``t`` (0-based; rng month ``t + 1``) of sections 1-4 for every lane.
 
-    Updates the regimes in place and writes the effective severities into ``e`` (C,);
-    ``zc`` (C,) is scratch for the channel innovations.
+    Updates ``g`` and the regimes in place, writes the effective severities into ``e`` (C, L)
+    and adds ``g`` and ``e`` to their period sums. ``z`` (at least ``C + 1`` rows) and
+    ``scratch`` (C, L) are work space.
     """
     loading = km.loading
     idiosyncratic = km.idiosyncratic_loading
@@ -128,135 +144,164 @@ def month_step(km, k0, k1, path, t, g, on, severity, months_on, zc, e):
     buffer_months = km.buffer_months
     supply_left = km.supply_left
     C = loading.shape[0]
+    L = g.shape[0]
     month = t + 1
-    zg = 0.0
-    for pair in range((C + 2) // 2):  # slots 0..C: tension and channel innovations
-        z_cos, z_sin = _pair(k0, k1, path, month, pair)
-        if pair == 0:
-            zg = z_cos
-        else:
-            zc[2 * pair - 1] = z_cos
-        if 2 * pair + 1 <= C:
-            zc[2 * pair] = z_sin
-    g = km.tension_phi * g + km.tension_innovation_sd * zg
-    # Retaliation lowers the onset bar by last month's regimes: keep the amounts in e until
-    # each channel's new effective severity replaces them.
+    _draw_pairs(k0, k1, path0, month, (C + 2) // 2, z)  # slots 0..C: tension, innovations
+    phi = km.tension_phi
+    innovation_sd = km.tension_innovation_sd
+    for i in range(L):
+        g[i] = phi * g[i] + innovation_sd * z[0, i]
+        g_sum[i] += g[i]
+    # Retaliation lowers the onset bar by last month's regimes: all bars before any update.
     for c in range(C):
-        lower = 0.0
+        for i in range(L):
+            scratch[c, i] = 0.0
         for c2 in range(C):
-            if on[c2]:
-                lower += retaliation[c, c2]
-        e[c] = lower
+            for i in range(L):
+                scratch[c, i] += retaliation[c, c2] * on[c2, i]
+    # The latents (L zc) go into e until the effective severities replace them; lanes are the
+    # innermost loop everywhere, which is what the compiler vectorizes.
     for c in range(C):
-        latent = 0.0
+        for i in range(L):
+            e[c, i] = 0.0
         for c2 in range(c + 1):
-            latent += chol[c, c2] * zc[c2]
-        u = loading[c] * g + idiosyncratic[c] * latent
-        if on[c]:
-            if u < threshold_off[c]:
-                on[c] = False
-                months_on[c] = 0
-            else:
-                months_on[c] += 1
-        elif u > threshold_on[c] - e[c]:
-            on[c] = True
-            months_on[c] = 1
-            zs = normal(k0, k1, path, month, 1 + C + c)
-            x = km.severity_logit_median[c] + km.severity_dispersion[c] * zs
-            severity[c] = 1.0 / (1.0 + math.exp(-x))
+            for i in range(L):
+                e[c, i] += chol[c, c2] * z[1 + c2, i]
+    for c in range(C):
+        for i in range(L):
+            u = loading[c] * g[i] + idiosyncratic[c] * e[c, i]
+            was_on = on[c, i]
+            stays = was_on * (u >= threshold_off[c])
+            starts = (1.0 - was_on) * (u > threshold_on[c] - scratch[c, i])
+            on[c, i] = stays + starts
+            months_on[c, i] = (months_on[c, i] + 1.0) * stays + starts
+            scratch[c, i] = starts
+    # Severity draws at onsets: rare, so out of the vectorized loops.
+    for c in range(C):
+        for i in range(L):
+            if scratch[c, i] != 0.0:
+                zs = normal(k0, k1, path0 + i, month, 1 + C + c)
+                x = km.severity_logit_median[c] + km.severity_dispersion[c] * zs
+                severity[c, i] = 1.0 / (1.0 + math.exp(-x))
+    for c in range(C):
+        b = buffer_months[c]
+        left = supply_left[c, t]
+        if b > 0.0:
+            for i in range(L):
+                ramp = min(1.0, months_on[c, i] / b)
+                e[c, i] = on[c, i] * severity[c, i] * ramp * left
         else:
-            months_on[c] = 0
-        if on[c]:
-            b = buffer_months[c]
-            ramp = min(1.0, months_on[c] / b) if b > 0.0 else 1.0
-            e[c] = severity[c] * ramp * supply_left[c, t]
-        else:
-            e[c] = 0.0
-    return g
+            for i in range(L):
+                e[c, i] = on[c, i] * severity[c, i] * 1.0 * left
+        for i in range(L):
+            sev_sum[c, i] += e[c, i]
 
 
 def direct_shock(km, weights, e, d):
-    """Section 5: ``d[n] = min(1, sum_c weights[c, n] * e[c])``."""
-    C, N = weights.shape
+    """Section 5: ``d[n] = min(1, sum_c E[c, n] eta[c, n] e[c])``, over the nonzero exposures."""
+    channel_of = km.exposure_channel
+    node_of = km.exposure_node
+    N, L = d.shape
     for n in range(N):
-        d[n] = 0.0
-    for c in range(C):
-        if e[c] != 0.0:
-            for n in range(N):
-                d[n] += weights[c, n] * e[c]
+        for i in range(L):
+            d[n, i] = 0.0
+    # Exposures are ordered by channel, so each node's sum runs over channels in order.
+    for k in range(channel_of.shape[0]):
+        c = channel_of[k]
+        n = node_of[k]
+        for i in range(L):
+            d[n, i] += weights[k, i] * e[c, i]
     for n in range(N):
-        d[n] = min(1.0, d[n])
+        for i in range(L):
+            d[n, i] = min(1.0, d[n, i])
 
 
-def propagate(propagation_t, q, mq):
-    """``mq = M q`` in float32, one path (the CPU kernel batches this product through BLAS)."""
-    N = q.shape[0]
+def propagate(propagation, q, mq):
+    """``mq = M q`` in float32 (CUDA; the CPU kernel computes it through BLAS)."""
+    N, L = q.shape
     for n in range(N):
-        acc = np.float32(0.0)
-        for m in range(N):
-            acc += propagation_t[m, n] * q[m]
-        mq[n] = acc
+        for i in range(L):
+            acc = np.float32(0.0)
+            for m in range(N):
+                acc += propagation[n, m] * q[m, i]
+            mq[n, i] = acc
 
 
-def update_path(km, q, mq, d, q_sum, dpd_sum):
+def _credit_g(poly, j, n, t):
+    """Node ``n``'s ``G`` on piece ``j`` at local ``t`` (see ``layout``): a fixed-degree Horner
+    chain, which the CPU compiler unrolls."""
+    g = poly[j, 0, n]
+    for k in range(1, CREDIT_DEGREE + 1):
+        g = g * t + poly[j, k, n]
+    return g
+
+
+def update_lanes(km, q, mq, d, q_sum, dpd_sum):
     """Section 6's update of ``q`` (float32) and the period sums of ``q`` and ``pd - pd0``.
 
-    ``pd - pd0 = q * G(q)`` with ``G`` the node's piecewise cubic (see ``layout``). The update
-    of ``q`` is a loop of its own, so that the CPU compiler vectorizes it.
+    ``pd - pd0 = q * G(q)`` with ``G`` the node's piecewise polynomial (see ``layout``).
     """
-    N = q.shape[0]
+    N, L = q.shape
     recovery = km.recovery
     for n in range(N):
-        q_old = np.float64(q[n])
-        q_new = q_old + recovery[n] * (np.float64(mq[n]) + d[n] - q_old)
-        q32 = np.float32(min(max(q_new, 0.0), 1.0))
-        q[n] = q32
-        q_sum[n] += np.float64(q32)
+        k = recovery[n]
+        for i in range(L):
+            q_old = np.float64(q[n, i])
+            q_new = q_old + k * (np.float64(mq[n, i]) + d[n, i] - q_old)
+            q32 = np.float32(min(max(q_new, 0.0), 1.0))
+            q[n, i] = q32
+            q_sum[n, i] += np.float64(q32)
     poly = km.credit_poly
-    table = km.credit_table
-    # Unsigned indices and a fixed degree: no negative-index wraparound to check and a Horner
-    # chain the compiler unrolls, which halves this loop's time on the CPU.
-    pieces = np.uint64(poly.shape[1])
-    last = pieces - np.uint64(1)
-    for n in range(N):
-        qv = np.float64(q[n])
-        x = qv * np.float64(pieces)
-        j = min(np.uint64(x), last)
-        local = 2.0 * (x - np.float64(j)) - 1.0
-        u = np.uint64(table[n])
-        g = poly[u, j, 0]
-        for k in range(1, CREDIT_DEGREE + 1):
-            g = g * local + poly[u, j, k]
-        dpd_sum[n] += qv * g
+    pieces = poly.shape[0]
+    if pieces == 1:
+        # One piece for every lane: the node's coefficients are the same across the lanes.
+        for n in range(N):
+            for i in range(L):
+                qv = np.float64(q[n, i])
+                dpd_sum[n, i] += qv * _credit_g(poly, 0, n, 2.0 * qv - 1.0)
+    else:
+        # Unsigned indices: no negative-index wraparound to check.
+        last = np.uint64(pieces - 1)
+        for n in range(N):
+            for i in range(L):
+                qv = np.float64(q[n, i])
+                x = qv * np.float64(pieces)
+                j = min(np.uint64(x), last)
+                dpd_sum[n, i] += qv * _credit_g(poly, j, n, 2.0 * (x - np.float64(j)) - 1.0)
 
 
 def credit_losses(credit_scale, dpd_sum, out):
-    """``out[r] = sum_n credit_scale[r, n] * dpd_sum[n]`` (CUDA; the CPU batches it via BLAS)."""
+    """``out[r, i] = sum_n credit_scale[r, n] dpd_sum[n, i]`` (CUDA; the CPU uses BLAS)."""
     R, N = credit_scale.shape
+    L = dpd_sum.shape[1]
     for r in range(R):
-        acc = 0.0
-        for n in range(N):
-            acc += credit_scale[r, n] * dpd_sum[n]
-        out[r] = acc
+        for i in range(L):
+            acc = 0.0
+            for n in range(N):
+                acc += credit_scale[r, n] * dpd_sum[n, i]
+            out[r, i] = acc
 
 
-def write_period(km, q_sum, sev_sum, loss, severity):
-    """Write one path's period sums of loss and severity in the cube's layout and reset them.
+def write_period(
+    km, i, row, period, q_sum, sev_sum, g_sum, credit_sum, loss, severity, credit, tension
+):
+    """Write lane ``i``'s period sums into ``row`` and ``period`` of the cube's arrays.
 
-    ``loss`` is the path's (S, R) slice of the period; node ``n = r * S + s``.
+    ``credit_sum`` (R, L) holds the period's credit losses (the credit product of ``dpd_sum``);
+    node ``n = r * S + s``. Indices, not per-lane views: a view costs numba a reference count.
     """
     loss_scale = km.loss_scale
-    S, R = loss.shape
+    S, R = loss.shape[2], loss.shape[3]
     # Written in the cube's order (contiguous stores into the large output), read strided.
     for s in range(S):
         for r in range(R):
             n = r * S + s
-            loss[s, r] = q_sum[n] * loss_scale[n]
-    for n in range(q_sum.shape[0]):
-        q_sum[n] = 0.0
+            loss[row, period, s, r] = q_sum[n, i] * loss_scale[n]
     for c in range(sev_sum.shape[0]):
-        severity[c] = sev_sum[c]
-        sev_sum[c] = 0.0
+        severity[row, period, c] = sev_sum[c, i]
+    for r in range(credit_sum.shape[0]):
+        credit[row, period, r] = credit_sum[r, i]
+    tension[row, period] = g_sum[i]
 
 
 # Called at onsets only: the CPU kernel keeps it out of line (see targets.compile_functions).
@@ -266,15 +311,18 @@ OUT_OF_LINE = ("normal",)
 FUNCTIONS = (
     philox_round,
     philox4x32,
+    log_uniform,
+    cos_sin_turns,
     box_muller,
     normal,
     _pair,
-    _exposure_weight,
-    init_path,
+    _draw_pairs,
+    init_lanes,
     month_step,
     direct_shock,
     propagate,
-    update_path,
+    _credit_g,
+    update_lanes,
     credit_losses,
     write_period,
 )

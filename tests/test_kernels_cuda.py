@@ -81,7 +81,8 @@ def test_cuda_kernel_compiles_for_compute_90(truce_collapse, use_shared, monkeyp
     args = (km, *rng.split_seed(1), 0, 2, period_of_month)
     args += tuple(out[n] for n in ("loss", "credit_loss", "severity", "tension"))
     signature = tuple(typeof(a) for a in args)
-    fn = kernel_function(C, N, km.factor_loadings.shape[1], km.credit_scale.shape[0], use_shared)
+    F, R, K = km.factor_loadings.shape[1], km.credit_scale.shape[0], km.exposure_channel.shape[0]
+    fn = kernel_function(C, N, F, R, K, use_shared)
     ptx, _ = cuda.compile_ptx(fn, signature, cc=(9, 0))
     assert ".target sm_90" in ptx
     assert (".shared" in ptx) == use_shared
