@@ -41,6 +41,7 @@ from riskengine.kernels.step import (
     direct_shock,
     init_lanes,
     month_step,
+    period_losses,
     update_lanes,
     write_period,
 )
@@ -90,6 +91,7 @@ def _make_block(digest: str):
             sev_sum = np.zeros((C, lanes))
             g_sum = np.zeros(lanes)
             credit_period = np.empty((R, lanes))
+            values = np.empty((N, lanes), np.float32)
             init_lanes(km, k0, k1, path0, g, on, sev, months_on, head, weights)
             for t in range(T):
                 month_step(
@@ -101,9 +103,10 @@ def _make_block(digest: str):
                 if t == T - 1 or period_of_month[t + 1] != period_of_month[t]:
                     period = period_of_month[t]
                     np.dot(credit_scale, dpd_sum, credit_period)
+                    period_losses(km, q_sum, values)
                     for i in range(rows):
                         write_period(
-                            km, i, first + i, period, q_sum, sev_sum, g_sum, credit_period,
+                            i, first + i, period, values, sev_sum, g_sum, credit_period,
                             loss, severity, credit, tension,
                         )  # fmt: skip
                     q_sum[:] = 0.0

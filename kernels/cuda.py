@@ -28,6 +28,7 @@ from riskengine.kernels.step import (
     direct_shock,
     init_lanes,
     month_step,
+    period_losses,
     propagate,
     update_lanes,
     write_period,
@@ -86,6 +87,7 @@ def kernel_function(C: int, N: int, F: int, R: int, K: int, use_shared: bool):
         q_sum = cuda.local.array((N, 1), np.float64)
         dpd_sum = cuda.local.array((N, 1), np.float64)
         credit_sum = cuda.local.array((R, 1), np.float64)
+        values = cuda.local.array((N, 1), np.float32)
         path0 = p0 + i
         init_lanes(km, k0, k1, path0, g, on, sev, months_on, head, weights)
         for n in range(N):
@@ -104,10 +106,20 @@ def kernel_function(C: int, N: int, F: int, R: int, K: int, use_shared: bool):
             if t == T - 1 or period_of_month[t + 1] != period_of_month[t]:
                 period = period_of_month[t]
                 credit_losses(km.credit_scale, dpd_sum, credit_sum)
+                period_losses(km, q_sum, values)
                 write_period(
-                    km, 0, i, period, q_sum, sev_sum, g_sum, credit_sum,
-                    loss, severity, credit, tension,
-                )  # fmt: skip
+                    0,
+                    i,
+                    period,
+                    values,
+                    sev_sum,
+                    g_sum,
+                    credit_sum,
+                    loss,
+                    severity,
+                    credit,
+                    tension,
+                )
                 for n in range(N):
                     q_sum[n, 0] = 0.0
                     dpd_sum[n, 0] = 0.0

@@ -66,6 +66,7 @@ class KernelModel(NamedTuple):
     propagation: np.ndarray  # (N, N) float32, M
     recovery: np.ndarray  # (N,)
     loss_scale: np.ndarray  # (N,)
+    cube_node: np.ndarray  # (N,) int64: the node n = r S + s of the cube's cell m = s R + r
     credit_poly: np.ndarray  # (J, CREDIT_DEGREE + 1, N): G of node n on piece j, t in [-1, 1]
     credit_scale: np.ndarray  # (R, N)
 
@@ -131,6 +132,8 @@ def kernel_model(arrays) -> KernelModel:
     a = arrays
     C = len(a.loading)
     channel_of, node_of = np.nonzero(a.exposure)  # in (c, n) order
+    R, N = a.credit_scale.shape
+    S = N // R
     return KernelModel(
         tension_phi=float(a.tension_phi),
         # the reference's exact expression, so that g_t is computed from the same numbers
@@ -159,6 +162,7 @@ def kernel_model(arrays) -> KernelModel:
         propagation=np.ascontiguousarray(a.propagation, dtype=np.float32),
         recovery=np.ascontiguousarray(a.recovery, dtype=np.float64),
         loss_scale=np.ascontiguousarray(a.loss_scale, dtype=np.float64),
+        cube_node=np.arange(N).reshape(R, S).T.ravel().astype(np.int64),
         credit_poly=credit_polynomials(a.pd0_probit, a.credit_gamma),
         credit_scale=np.ascontiguousarray(a.credit_scale, dtype=np.float64),
     )

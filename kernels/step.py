@@ -19,7 +19,8 @@ The kernels allocate the state and call, per set of lanes:
    chunk on the CPU, :func:`propagate` on CUDA), then :func:`update_lanes` (inoperability and
    the period sums of ``q`` and ``pd - pd0``);
 3. at each period's end: the credit product (:func:`credit_losses` on CUDA, BLAS on the CPU),
-   :func:`write_period` for each lane, and the period sums set back to 0.
+   :func:`period_losses`, :func:`write_period` for each lane, and the period sums set back
+   to 0.
 
 Random numbers follow the slot layout of :mod:`riskengine.kernels.rng`. A severity is drawn
 (out of the vectorized loops) only for the lanes whose channel starts an episode, and
@@ -59,6 +60,7 @@ __all__ = [
     "direct_shock",
     "init_lanes",
     "month_step",
+    "period_losses",
     "propagate",
     "update_lanes",
     "write_period",
@@ -282,21 +284,32 @@ def credit_losses(credit_scale, dpd_sum, out):
             out[r, i] = acc
 
 
-def write_period(
-    km, i, row, period, q_sum, sev_sum, g_sum, credit_sum, loss, severity, credit, tension
-):
-    """Write lane ``i``'s period sums into ``row`` and ``period`` of the cube's arrays.
-
-    ``credit_sum`` (R, L) holds the period's credit losses (the credit product of ``dpd_sum``);
-    node ``n = r * S + s``. Indices, not per-lane views: a view costs numba a reference count.
-    """
+def period_losses(km, q_sum, values):
+    """The period's loss of every lane in the cube's (sector, region) order: ``values[s R + r]``
+    (float32, the cube's type) is node ``r S + s``'s ``q`` summed times ``x / 12``."""
+    cube_node = km.cube_node
     loss_scale = km.loss_scale
+    L = q_sum.shape[1]
+    for m in range(cube_node.shape[0]):
+        n = cube_node[m]
+        scale = loss_scale[n]
+        for i in range(L):
+            values[m, i] = q_sum[n, i] * scale
+
+
+def write_period(
+    i, row, period, values, sev_sum, g_sum, credit_sum, loss, severity, credit, tension
+):
+    """Write lane ``i``'s period into ``row`` and ``period`` of the cube's arrays.
+
+    ``values`` holds the losses from :func:`period_losses`, ``credit_sum`` (R, L) the period's
+    credit losses (the credit product of ``dpd_sum``). Indices, not per-lane views: a view costs
+    numba a reference count.
+    """
     S, R = loss.shape[2], loss.shape[3]
-    # Written in the cube's order (contiguous stores into the large output), read strided.
     for s in range(S):
         for r in range(R):
-            n = r * S + s
-            loss[row, period, s, r] = q_sum[n, i] * loss_scale[n]
+            loss[row, period, s, r] = values[s * R + r, i]
     for c in range(sev_sum.shape[0]):
         severity[row, period, c] = sev_sum[c, i]
     for r in range(credit_sum.shape[0]):
@@ -324,5 +337,6 @@ FUNCTIONS = (
     _credit_g,
     update_lanes,
     credit_losses,
+    period_losses,
     write_period,
 )
