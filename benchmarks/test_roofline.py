@@ -42,3 +42,4 @@ def test_roofline_prints_the_ratios_of_its_own_measurements(capsys):
     assert float(last.group(1)) == pytest.approx(month / kernel, rel=0.01, abs=1e-3)
     assert float(last.group(2)) == pytest.approx(horizon / engine, rel=0.01, abs=1e-3)
     assert re.search(r"speedup_2_vs_1=\d+\.\d\d", text)
+    assert re.search(r"machine: raw Philox words on \d+ threads vs 1: \d+\.\d\dx", text)
