@@ -63,14 +63,23 @@ def default_model() -> CompiledModel:
 def best_seconds(work: Work, rounds: int) -> tuple[float, float]:
     """Wall and process CPU seconds (all threads) of the fastest of ``rounds`` timed calls of
     ``work.run``, after one untimed warm-up call."""
-    work.run()
-    times = []
-    for _ in range(rounds):
-        wall, cpu = time.perf_counter(), time.process_time()
+    return interleaved_best_seconds([work], rounds)[0]
+
+
+def interleaved_best_seconds(works: list[Work], rounds: int) -> list[tuple[float, float]]:
+    """:func:`best_seconds` of several pieces of work timed in turn, round after round, so that
+    a spell of contention on a shared machine falls on all of them alike."""
+    for work in works:
         work.run()
-        times.append((time.perf_counter() - wall, time.process_time() - cpu))
-    work.check()
-    return min(times)
+    times: list[list[tuple[float, float]]] = [[] for _ in works]
+    for _ in range(rounds):
+        for work, kept in zip(works, times, strict=True):
+            wall, cpu = time.perf_counter(), time.process_time()
+            work.run()
+            kept.append((time.perf_counter() - wall, time.process_time() - cpu))
+    for work in works:
+        work.check()
+    return [min(kept) for kept in times]
 
 
 # --- the floor's three rates, each on all of numba's threads -----------------------------------

@@ -4,17 +4,17 @@
                                   [--kernel-paths P]
 
 Measures, in this process and on every core, the three rates of the floor (batched float32
-N x N products through BLAS, raw Philox4x32-10 words, memory writes), the CPU kernel at monthly
-resolution, the engine end to end at horizon resolution (``riskengine.simulate`` into a zarr
-store, threaded scheduler), the same run on 1 and on 2 single-threaded dask worker
-processes, and how much faster the cores run a pure compute loop on all threads than on one (on
-a VM, its cores may be shared). Prints each figure, the floor at monthly and at horizon
-resolution, and as its last line ``kernel_vs_floor=<ratio> engine_vs_floor=<ratio>`` (floor /
-achieved: 1.0 is the floor).
+N x N products through BLAS, raw Philox4x32-10 words, memory writes) and the CPU kernel at
+monthly resolution, timed in turn round after round (each figure is its best round); then the
+engine end to end at horizon resolution (``riskengine.simulate`` into a zarr store, threaded
+scheduler), the same run on 1 and on 2 single-threaded dask worker processes, and how much faster
+the cores run a pure compute loop on all threads than on one (on a VM, its cores may be shared).
+Prints each figure, the floor at monthly and at horizon resolution, and as its last line
+``kernel_vs_floor=<ratio> engine_vs_floor=<ratio>`` (floor / achieved: 1.0 is the floor).
 
-The engine's and the scaling runs are sized from the kernel's measured rate so that each takes
-about the given seconds (fixed costs then weigh as in a long run). Runs in about a minute and a
-half on the 2-core development machine. docs/performance.md records its output.
+The engine's and the scaling runs are sized from the kernel's measured rates so that each takes
+about the given seconds (fixed costs then weigh as in a long run). Runs in about two minutes on
+the 2-core development machine. docs/performance.md records its output.
 """
 
 from __future__ import annotations
@@ -75,13 +75,18 @@ def main(argv: list[str] | None = None) -> None:
     print(f"kernel first call in this process (numba cache load, or compile): "
           f"{time.perf_counter() - start:.2f} s")  # fmt: skip
 
+    # The floor's three rates and the kernel, timed in turn round after round: on a shared
+    # machine a spell of contention then weighs on the floor and on the kernel alike.
     size = args.kernel_paths
     sgemm = measures.propagation(model, size)
-    flop_per_s = sgemm.count / measures.best_seconds(sgemm, args.rounds)[0]
     words = measures.philox_words(size, 4096)
-    s_per_word = measures.best_seconds(words, args.rounds)[0] / words.count
     write = measures.memory_write(model, size)
-    byte_per_s = write.count / measures.best_seconds(write, args.rounds)[0]
+    kernel = measures.kernel(model, size, "month")
+    best = measures.interleaved_best_seconds([sgemm, words, write, kernel], args.rounds)
+    flop_per_s = sgemm.count / best[0][0]
+    s_per_word = best[1][0] / words.count
+    byte_per_s = write.count / best[2][0]
+    kernel_ns = 1e9 * best[3][0] / kernel.count
     floors = {
         r: measures.floor(model, r, flop_per_s, s_per_word, byte_per_s)
         for r in ("month", "horizon")
@@ -98,8 +103,6 @@ def main(argv: list[str] | None = None) -> None:
               f"(propagation {f.propagation_ns:.1f} + random {f.random_ns:.1f} + write "
               f"{f.write_ns:.2f} for {measures.bytes_per_path_month(model, r):.1f} B)")  # fmt: skip
 
-    kernel = measures.kernel(model, size, "month")
-    kernel_ns = 1e9 * measures.best_seconds(kernel, args.rounds)[0] / kernel.count
     print(f"achieved: CPU kernel, month, {size} paths, {threads} threads: {kernel_ns:.1f} ns per "
           f"path-month ({1e3 / kernel_ns:.2f} M path-months/s)")  # fmt: skip
 
