@@ -26,8 +26,9 @@ Random numbers follow the slot layout of :mod:`riskengine.kernels.rng`. A severi
 (out of the vectorized loops) only for the lanes whose channel starts an episode, and
 exposures that are zero draw nothing; neither changes any number.
 
-Precision: the state ``q`` is float32 (the propagation is a float32 product, the expensive part);
-every other quantity, the update of ``q`` and the period sums are float64. Credit losses are
+Precision: the state ``q`` and the work on it (its update and the credit term ``G(q)``) are
+float32, like the propagation product, the expensive part (16 lanes to a vector instead of 8);
+draws, regimes, direct shocks and every period sum are float64. Credit losses are
 linear in ``pd - pd0``, so the kernels sum ``pd - pd0`` per node over the period and apply the
 (R, N) credit matrix once per period. Regimes are held as 0.0/1.0 and months as float64 counts
 (exact), so that the regime update is arithmetic, not branches.
@@ -231,7 +232,7 @@ def propagate(propagation, q, mq):
 
 def _credit_g(poly, j, n, t):
     """Node ``n``'s ``G`` on piece ``j`` at local ``t`` (see ``layout``): a fixed-degree Horner
-    chain, which the CPU compiler unrolls."""
+    chain in the coefficients' type (float32), which the CPU compiler unrolls."""
     g = poly[j, 0, n]
     for k in range(1, CREDIT_DEGREE + 1):
         g = g * t + poly[j, k, n]
@@ -245,31 +246,36 @@ def update_lanes(km, q, mq, d, q_sum, dpd_sum):
     """
     N, L = q.shape
     recovery = km.recovery
+    zero = np.float32(0.0)
+    one = np.float32(1.0)
     for n in range(N):
-        k = recovery[n]
+        k = np.float32(recovery[n])
         for i in range(L):
-            q_old = np.float64(q[n, i])
-            q_new = q_old + k * (np.float64(mq[n, i]) + d[n, i] - q_old)
-            q32 = np.float32(min(max(q_new, 0.0), 1.0))
+            q_old = q[n, i]
+            q_new = q_old + k * (mq[n, i] + np.float32(d[n, i]) - q_old)
+            q32 = min(max(q_new, zero), one)
             q[n, i] = q32
             q_sum[n, i] += np.float64(q32)
     poly = km.credit_poly
     pieces = poly.shape[0]
+    two = np.float32(2.0)
     if pieces == 1:
         # One piece for every lane: the node's coefficients are the same across the lanes.
         for n in range(N):
             for i in range(L):
-                qv = np.float64(q[n, i])
-                dpd_sum[n, i] += qv * _credit_g(poly, 0, n, 2.0 * qv - 1.0)
+                qv = q[n, i]
+                dpd_sum[n, i] += np.float64(qv) * np.float64(_credit_g(poly, 0, n, two * qv - one))
     else:
         # Unsigned indices: no negative-index wraparound to check.
         last = np.uint64(pieces - 1)
+        scale = np.float32(pieces)
         for n in range(N):
             for i in range(L):
-                qv = np.float64(q[n, i])
-                x = qv * np.float64(pieces)
+                qv = q[n, i]
+                x = qv * scale
                 j = min(np.uint64(x), last)
-                dpd_sum[n, i] += qv * _credit_g(poly, j, n, 2.0 * (x - np.float64(j)) - 1.0)
+                g = _credit_g(poly, j, n, two * (x - np.float32(j)) - one)
+                dpd_sum[n, i] += np.float64(qv) * np.float64(g)
 
 
 def credit_losses(credit_scale, dpd_sum, out):
