@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import re
 
+import kernel_profile
 import measures
+import numba
 import pytest
 import roofline
 
@@ -43,3 +45,18 @@ def test_roofline_prints_the_ratios_of_its_own_measurements(capsys):
     assert float(last.group(2)) == pytest.approx(horizon / engine, rel=0.01, abs=1e-3)
     assert re.search(r"speedup_2_vs_1=\d+\.\d\d", text)
     assert re.search(r"machine: raw Philox words on \d+ threads vs 1: \d+\.\d\dx", text)
+
+
+def test_kernel_profile_prints_every_step_and_their_sum(capsys):
+    threads = numba.get_num_threads()
+    kernel_profile.main(["--repeats", "120", "--rounds", "1", "--kernel-paths", "64"])
+    assert numba.get_num_threads() == threads  # restored for the rest of the session
+    lines = capsys.readouterr().out.splitlines()
+    figures = {}
+    for line in lines:
+        name, value = re.fullmatch(r"(.+?)\s+([\d.]+)( ns per path-month)?", line).group(1, 2)
+        figures[name] = float(value)
+    steps = [figures[name] for name in kernel_profile.STEPS]
+    assert len(figures) == len(steps) + 2 and all(ns > 0 for ns in steps)
+    # the draws are part of month_step and are not counted twice
+    assert figures["sum of the steps"] == pytest.approx(sum(steps) - steps[1], abs=0.2)

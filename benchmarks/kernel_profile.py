@@ -1,0 +1,151 @@
+"""Where the CPU kernel's time goes: each step of one chunk, timed on its own, on one thread.
+
+    python benchmarks/kernel_profile.py [--repeats R] [--rounds K] [--kernel-paths P]
+
+Runs one chunk of :data:`riskengine.kernels.cpu.CHUNK` lanes of the default model through the
+kernel's own step functions (compiled as the kernel compiles them), brings its state to month 60,
+then times each step ``R`` times in a compiled loop and prints its cost in ns per path-month on
+one thread (``init_lanes`` runs once per path: its cost is spread over the 60 months). The steps'
+sum against the whole kernel on one thread (monthly resolution, same run) shows what the loop
+itself adds. docs/performance.md records the output.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import measures
+import numba
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from riskengine.kernels import rng, step
+from riskengine.kernels.cpu import CHUNK
+from riskengine.kernels.layout import kernel_model
+from riskengine.kernels.targets import CPU_OPTIONS, compile_functions
+
+_f = compile_functions(step.FUNCTIONS, "cpu", out_of_line=step.OUT_OF_LINE)
+_init, _month, _draw = _f["init_lanes"], _f["month_step"], _f["_draw_pairs"]
+_shock, _update = _f["direct_shock"], _f["update_lanes"]
+_losses, _write = _f["period_losses"], _f["write_period"]
+
+STEPS = (
+    "init_lanes (once per path, over 60 months)",
+    "month_step: draws (Philox, Box-Muller)",
+    "month_step: all (draws, tension, regimes, severity)",
+    "direct_shock",
+    "propagation M Q (BLAS sgemm)",
+    "update_lanes (q, credit term)",
+    "period end: credit product (BLAS dgemm)",
+    "period end: period_losses",
+    "period end: write_period, every lane",
+    "period end: period sums set back to 0",
+)
+
+
+@numba.njit(**CPU_OPTIONS)
+def _run(km, k0, k1, lanes, step_index, repeats, loss, severity, credit, tension):
+    C, N = km.exposure.shape
+    F = km.factor_loadings.shape[1]
+    K = km.exposure_channel.shape[0]
+    R = km.credit_scale.shape[0]
+    g = np.empty(lanes)
+    on = np.empty((C, lanes))
+    sev = np.empty((C, lanes))
+    months_on = np.empty((C, lanes))
+    head = np.empty((2 + C * F, lanes))
+    weights = np.empty((K, lanes))
+    z = np.empty((C + 2, lanes))
+    scratch = np.empty((C, lanes))
+    e = np.empty((C, lanes))
+    d = np.empty((N, lanes))
+    q = np.zeros((N, lanes), np.float32)
+    mq = np.empty((N, lanes), np.float32)
+    q_sum = np.zeros((N, lanes))
+    dpd_sum = np.zeros((N, lanes))
+    sev_sum = np.zeros((C, lanes))
+    g_sum = np.zeros(lanes)
+    credit_period = np.empty((R, lanes))
+    values = np.empty((N, lanes), np.float32)
+    _init(km, k0, k1, 0, g, on, sev, months_on, head, weights)
+    for t in range(60):  # a state as in the middle of a run
+        _month(km, k0, k1, 0, t, g, on, sev, months_on, z, scratch, e, g_sum, sev_sum)
+        _shock(km, weights, e, d)
+        np.dot(km.propagation, q, mq)
+        _update(km, q, mq, d, q_sum, dpd_sum)
+    for r in range(repeats):
+        t = r % 60
+        if step_index == 0:
+            _init(km, k0, k1, r * lanes, g, on, sev, months_on, head, weights)
+        elif step_index == 1:
+            _draw(k0, k1, r * lanes, t + 1, (C + 2) // 2, z)
+        elif step_index == 2:
+            _month(km, k0, k1, 0, t, g, on, sev, months_on, z, scratch, e, g_sum, sev_sum)
+        elif step_index == 3:
+            _shock(km, weights, e, d)
+        elif step_index == 4:
+            np.dot(km.propagation, q, mq)
+        elif step_index == 5:
+            _update(km, q, mq, d, q_sum, dpd_sum)
+        elif step_index == 6:
+            np.dot(km.credit_scale, dpd_sum, credit_period)
+        elif step_index == 7:
+            _losses(km, q_sum, values)
+        elif step_index == 8:
+            for i in range(lanes):
+                _write(i, i, t, values, sev_sum, g_sum, credit_period, loss, severity, credit,
+                       tension)  # fmt: skip
+        else:
+            q_sum[:] = 0.0
+            dpd_sum[:] = 0.0
+            sev_sum[:] = 0.0
+            g_sum[:] = 0.0
+    return q.sum()
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--repeats", type=int, default=20_000, help="calls of each step per round")
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--kernel-paths", type=int, default=4096)
+    args = p.parse_args(argv)
+
+    model = measures.default_model()
+    km = kernel_model(model.arrays)
+    k0, k1 = rng.split_seed(measures.SEED)
+    out = {
+        "loss": np.zeros((CHUNK, 60, len(model.sectors), len(model.regions)), np.float32),
+        "severity": np.zeros((CHUNK, 60, len(model.channels)), np.float32),
+        "credit": np.zeros((CHUNK, 60, len(model.regions)), np.float32),
+        "tension": np.zeros((CHUNK, 60), np.float32),
+    }
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        _profile(args, model, km, k0, k1, out)
+    finally:
+        numba.set_num_threads(threads)
+
+
+def _profile(args, model, km, k0, k1, out) -> None:
+    total = 0.0
+    with threadpool_limits(1, user_api="blas"):
+        for index, name in enumerate(STEPS):
+            repeats = max(1, args.repeats // 60) if index == 0 else args.repeats
+
+            def run(index=index, repeats=repeats):
+                _run(km, k0, k1, CHUNK, index, repeats, *out.values())
+
+            work = measures.Work(run, repeats * CHUNK * (60 if index == 0 else 1), "", lambda: None)
+            ns = 1e9 * measures.best_seconds(work, args.rounds)[0] / work.count
+            if index != 1:  # the draws are part of month_step
+                total += ns
+            print(f"{name:62s} {ns:7.1f} ns per path-month")
+    kernel = measures.kernel(model, args.kernel_paths, "month")
+    kernel_ns = 1e9 * measures.best_seconds(kernel, args.rounds)[0] / kernel.count
+    print(f"{'sum of the steps':62s} {total:7.1f}")
+    print(f"{f'the kernel, monthly, {args.kernel_paths} paths, 1 thread':62s} {kernel_ns:7.1f}")
+
+
+if __name__ == "__main__":
+    main()
