@@ -58,9 +58,11 @@ BLOCK_SECONDS = 2.0
 # Cap on a block's output in the cube's layout, which bounds a worker's memory per block.
 BLOCK_BYTES = 64 * 2**20
 # Rough cost of one path-month on one core (one GPU for cuda), for sizing blocks only. Measured
-# on the 2-core development machine while shared with other jobs: reference about 1 ms per
-# 60-month path, cpu 1-2.5 us per path-month (docs/performance.md); cuda is a guess until
-# measured on a GPU (a block of a few 10^5 paths).
+# on the 2-core development machine: reference about 1 ms per 60-month path; cpu 1-2.5 us per
+# path-month under load before the kernel ran paths as vector lanes, 0.31 us on a quiet core
+# since (docs/performance.md), so CPU blocks take about 0.6 s: still far above dask's cost per
+# task, and smaller blocks hold less memory. cuda is a guess until measured on a GPU (a block of
+# a few 10^5 paths).
 SECONDS_PER_PATH_MONTH = {"reference": 2e-5, "cpu": 1e-6, "cuda": 5e-8}
 SEED_LIMIT = 2**64
 
