@@ -20,7 +20,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from riskengine.kernels import rng, step
-from riskengine.kernels.cpu import CHUNK
+from riskengine.kernels.cpu import CHUNK, chunk_state
 from riskengine.kernels.layout import kernel_model
 from riskengine.kernels.targets import CPU_OPTIONS, compile_functions
 
@@ -45,28 +45,9 @@ STEPS = (
 
 @numba.njit(**CPU_OPTIONS)
 def _run(km, k0, k1, lanes, step_index, repeats, loss, severity, credit, tension):
-    C, N = km.exposure.shape
-    F = km.factor_loadings.shape[1]
-    K = km.exposure_channel.shape[0]
-    R = km.credit_scale.shape[0]
-    g = np.empty(lanes)
-    on = np.empty((C, lanes))
-    sev = np.empty((C, lanes))
-    months_on = np.empty((C, lanes))
-    head = np.empty((2 + C * F, lanes))
-    weights = np.empty((K, lanes))
-    z = np.empty((C + 2, lanes))
-    scratch = np.empty((C, lanes))
-    e = np.empty((C, lanes))
-    d = np.empty((N, lanes))
-    q = np.zeros((N, lanes), np.float32)
-    mq = np.empty((N, lanes), np.float32)
-    q_sum = np.zeros((N, lanes))
-    dpd_sum = np.zeros((N, lanes))
-    sev_sum = np.zeros((C, lanes))
-    g_sum = np.zeros(lanes)
-    credit_period = np.empty((R, lanes))
-    values = np.empty((N, lanes), np.float32)
+    C = km.exposure.shape[0]
+    (g, on, sev, months_on, head, weights, z, scratch, e, d, q, mq, q_sum, dpd_sum, sev_sum,
+     g_sum, credit_period, values) = chunk_state(km, lanes)  # fmt: skip
     _init(km, k0, k1, 0, g, on, sev, months_on, head, weights)
     for t in range(60):  # a state as in the middle of a run
         _month(km, k0, k1, 0, t, g, on, sev, months_on, z, scratch, e, g_sum, sev_sum)

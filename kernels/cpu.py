@@ -47,7 +47,7 @@ from riskengine.kernels.step import (
 )
 from riskengine.kernels.targets import CPU_OPTIONS, compile_functions, rebind
 
-__all__ = ["CHUNK", "run_block_into"]
+__all__ = ["CHUNK", "chunk_state", "run_block_into"]
 
 CHUNK = 32
 
@@ -61,12 +61,43 @@ def _source_digest() -> str:
     return hashlib.sha256(b"".join((here / f).read_bytes() for f in files)).hexdigest()
 
 
+@numba.njit(inline="always", **CPU_OPTIONS)
+def chunk_state(km, lanes):
+    """A chunk's arrays for :mod:`riskengine.kernels.step`, ``lanes`` paths on their last axis:
+    ``g, on, sev, months_on, head, weights, z, scratch, e, d, q, mq, q_sum, dpd_sum, sev_sum,
+    g_sum, credit_period, values``; ``q`` and the period sums start at 0.
+
+    ``lanes`` is a run-time value on purpose: with a constant, LLVM unrolls the lane loops fully
+    and then leaves them scalar instead of vectorizing them.
+    """
+    C, N = km.exposure.shape
+    F = km.factor_loadings.shape[1]
+    K = km.exposure_channel.shape[0]
+    R = km.credit_scale.shape[0]
+    return (
+        np.empty(lanes),  # g
+        np.empty((C, lanes)),  # on
+        np.empty((C, lanes)),  # sev
+        np.empty((C, lanes)),  # months_on
+        np.empty((2 + C * F, lanes)),  # head
+        np.empty((K, lanes)),  # weights
+        np.empty((C + 2, lanes)),  # z
+        np.empty((C, lanes)),  # scratch
+        np.empty((C, lanes)),  # e
+        np.empty((N, lanes)),  # d
+        np.zeros((N, lanes), np.float32),  # q
+        np.empty((N, lanes), np.float32),  # mq
+        np.zeros((N, lanes)),  # q_sum
+        np.zeros((N, lanes)),  # dpd_sum
+        np.zeros((C, lanes)),  # sev_sum
+        np.zeros(lanes),  # g_sum
+        np.empty((R, lanes)),  # credit_period
+        np.empty((N, lanes), np.float32),  # values
+    )
+
+
 def _make_block(digest: str):
     def block(km, k0, k1, p0, n_paths, lanes, period_of_month, loss, credit, severity, tension):
-        C, N = km.exposure.shape
-        F = km.factor_loadings.shape[1]
-        K = km.exposure_channel.shape[0]
-        R = km.credit_scale.shape[0]
         T = period_of_month.shape[0]
         propagation = km.propagation
         credit_scale = km.credit_scale
@@ -74,24 +105,8 @@ def _make_block(digest: str):
             first = chunk * lanes
             rows = min(lanes, n_paths - first)
             path0 = p0 + first
-            g = np.empty(lanes)
-            on = np.empty((C, lanes))
-            sev = np.empty((C, lanes))
-            months_on = np.empty((C, lanes))
-            head = np.empty((2 + C * F, lanes))
-            weights = np.empty((K, lanes))
-            z = np.empty((C + 2, lanes))
-            scratch = np.empty((C, lanes))
-            e = np.empty((C, lanes))
-            d = np.empty((N, lanes))
-            q = np.zeros((N, lanes), np.float32)
-            mq = np.empty((N, lanes), np.float32)
-            q_sum = np.zeros((N, lanes))
-            dpd_sum = np.zeros((N, lanes))
-            sev_sum = np.zeros((C, lanes))
-            g_sum = np.zeros(lanes)
-            credit_period = np.empty((R, lanes))
-            values = np.empty((N, lanes), np.float32)
+            (g, on, sev, months_on, head, weights, z, scratch, e, d, q, mq, q_sum, dpd_sum,
+             sev_sum, g_sum, credit_period, values) = chunk_state(km, lanes)  # fmt: skip
             init_lanes(km, k0, k1, path0, g, on, sev, months_on, head, weights)
             for t in range(T):
                 month_step(
