@@ -40,8 +40,9 @@ from riskengine.reference import simulate_block
 from riskengine.store import estimated_bytes, periods
 
 SEED = 1
-# Paths per BLAS call of the floor's product: large enough for the BLAS's best rate on an 84 x 84
-# matrix (a batch the kernel could use), small enough to stay in the L2 cache with the matrix.
+# Paths per BLAS call of the floor's product: the fastest shape tried on an 84 x 84 matrix here
+# (M Q with 32 or 64 lanes, Q M^T with 32 or 64 rows; docs/performance.md), a batch the kernel
+# could use, small enough for the L2 cache.
 FLOOR_BATCH = 64
 
 
@@ -86,29 +87,30 @@ def interleaved_best_seconds(works: list[Work], rounds: int) -> list[tuple[float
 
 
 @numba.njit(parallel=True, cache=True)
-def _batched_products(q, propagation_t, mq, months):
-    for batch in numba.prange(q.shape[0] // FLOOR_BATCH):
-        rows = slice(batch * FLOOR_BATCH, (batch + 1) * FLOOR_BATCH)
+def _batched_products(propagation, q, mq, months):
+    for batch in numba.prange(q.shape[0]):
         for _ in range(months):
-            np.dot(q[rows], propagation_t, mq[rows])
+            np.dot(propagation, q[batch], mq[batch])
 
 
 def propagation(model: CompiledModel, paths: int) -> Work:
-    """``paths x T`` products of a path's float32 ``q`` by the N x N propagation matrix, in
-    batches of :data:`FLOOR_BATCH` paths through single-threaded BLAS, one batch per thread."""
+    """``paths x T`` products of the N x N propagation matrix by a path's float32 ``q``, as
+    ``M Q`` on batches of :data:`FLOOR_BATCH` paths (``Q`` is N x FLOOR_BATCH, paths on the last
+    axis as in the kernel) through single-threaded BLAS, one batch per thread."""
     m = model.arrays.propagation
-    propagation_t = np.ascontiguousarray(m.T, dtype=np.float32)
-    q = np.random.default_rng(0).random((paths - paths % FLOOR_BATCH, m.shape[0]), np.float32)
+    matrix = np.ascontiguousarray(m, dtype=np.float32)
+    batches = paths // FLOOR_BATCH
+    q = np.random.default_rng(0).random((batches, m.shape[0], FLOOR_BATCH), np.float32)
     mq = np.empty_like(q)
 
     def run() -> None:
         with threadpool_limits(1, user_api="blas"):
-            _batched_products(q, propagation_t, mq, model.horizon)
+            _batched_products(matrix, q, mq, model.horizon)
 
     def check() -> None:
-        np.testing.assert_allclose(mq, q @ propagation_t, rtol=1e-4)
+        np.testing.assert_allclose(mq, np.matmul(matrix, q), rtol=1e-4)
 
-    return Work(run, 2.0 * m.shape[0] ** 2 * q.shape[0] * model.horizon, "flop", check)
+    return Work(run, 2.0 * m.shape[0] ** 2 * batches * FLOOR_BATCH * model.horizon, "flop", check)
 
 
 _philox = compile_functions([rng.philox_round, rng.philox4x32], "cpu")["philox4x32"]

@@ -57,6 +57,6 @@ def test_kernel_profile_prints_every_step_and_their_sum(capsys):
         name, value = re.fullmatch(r"(.+?)\s+([\d.]+)( ns per path-month)?", line).group(1, 2)
         figures[name] = float(value)
     steps = [figures[name] for name in kernel_profile.STEPS]
-    assert len(figures) == len(steps) + 2 and all(ns > 0 for ns in steps)
-    # the draws are part of month_step and are not counted twice
-    assert figures["sum of the steps"] == pytest.approx(sum(steps) - steps[1], abs=0.2)
+    assert len(figures) == len(steps) + 2 and all(ns >= 0 for ns in steps)
+    # the draws are part of month_step and are not counted twice; 10 figures rounded to 0.1
+    assert figures["sum of the steps"] == pytest.approx(sum(steps) - steps[1], abs=0.55)

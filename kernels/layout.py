@@ -10,13 +10,17 @@ Credit losses need ``pd(q) - pd0 = Phi(Phi^-1(pd0) + gamma q) - pd0`` for every 
 written as ``q * G(q)`` with ``G`` smooth and positive on ``[0, 1]``; each node's ``G`` is a
 polynomial of fixed degree :data:`CREDIT_DEGREE` on ``J`` equal pieces of ``[0, 1]``,
 interpolated at Chebyshev points, with ``J`` doubled until the relative error is below
-:data:`CREDIT_RTOL` on a fine grid. For the library's ``gamma = 3`` one piece suffices: the
-kernel then evaluates the same 16 coefficients' Horner chain for every node, which the CPU
-compiler vectorizes across nodes (coefficients are stored node-fastest for that); a table
-lookup by piece, needed for steep responses (``gamma`` above about 4), is a scalar gather.
-Writing ``q * G(q)`` also keeps the difference exact near ``q = 0`` (no cancellation) and
-exactly 0 at ``q = 0``. The kernels evaluate ``G`` in float32, like ``q`` itself: the fit's
-error (below 1e-9) is then far below the evaluation's (a few 1e-7, the rounding of float32).
+:data:`CREDIT_RTOL` on a fine grid. For the library (gamma 3, baseline PDs 0.5 and 1 %) one piece
+suffices: the kernel then runs the same Horner chain on every lane of a node, vectorized across
+lanes with the node's coefficients broadcast; steeper responses or smaller baseline PDs need more
+pieces, and the lookup by piece is a scalar gather. Writing ``q * G(q)`` also keeps the
+difference exact near ``q = 0`` (no cancellation) and exactly 0 at ``q = 0``.
+
+The kernels evaluate ``G`` in float32, like ``q`` itself (twice the lanes to a vector), where
+that keeps its relative error below :data:`CREDIT_FLOAT32_RTOL` (a few 1e-7 for the library),
+checked here by evaluating the float32 chain; else in float64. Small baseline PDs need float64:
+``G`` then spans orders of magnitude on ``[0, 1]`` and the float32 chain loses its small values
+(1e-5 relative for pd0 = 1e-6).
 
 This module imports numpy and scipy.special only.
 """
@@ -29,13 +33,24 @@ import numpy as np
 from numpy.polynomial import chebyshev
 from scipy.special import ndtr
 
-__all__ = ["CREDIT_DEGREE", "CREDIT_RTOL", "KernelModel", "credit_polynomials", "kernel_model"]
+__all__ = [
+    "CREDIT_DEGREE",
+    "CREDIT_FLOAT32_RTOL",
+    "CREDIT_RTOL",
+    "KernelModel",
+    "credit_polynomials",
+    "float32_error",
+    "kernel_model",
+]
 
-# 15: one piece reaches CREDIT_RTOL for gamma up to about 3 (the library's value); the kernel's
-# 15 fused multiply-adds per node, vectorized across lanes, cost less than a table lookup.
+# 15: one piece reaches CREDIT_RTOL for the library's gamma and baseline PDs; the kernel's 15
+# fused multiply-adds per node, vectorized across lanes, cost less than a table lookup.
 CREDIT_DEGREE = 15
 CREDIT_RTOL = 1e-9
-_MAX_PIECES = 1 << 16
+# A third of the tests' tolerance on the kernels against the reference (1e-5).
+CREDIT_FLOAT32_RTOL = 3e-6
+# 1024 pieces reach CREDIT_RTOL for gamma in the thousands; beyond, the fit is refused.
+_MAX_PIECES = 1 << 10
 
 
 class KernelModel(NamedTuple):
@@ -68,7 +83,7 @@ class KernelModel(NamedTuple):
     recovery: np.ndarray  # (N,)
     loss_scale: np.ndarray  # (N,)
     cube_node: np.ndarray  # (N,) int64: the node n = r S + s of the cube's cell m = s R + r
-    credit_poly: np.ndarray  # (J, CREDIT_DEGREE + 1, N) float32: node n's G on piece j
+    credit_poly: np.ndarray  # (J, CREDIT_DEGREE + 1, N) float32 or 64: node n's G on piece j
     credit_scale: np.ndarray  # (R, N)
 
 
@@ -121,11 +136,41 @@ def credit_polynomials(pd0_probit: np.ndarray, gamma: float) -> np.ndarray:
         for d in range(1, D + 1):
             approx = approx * t + tables[:, j, d]
         # The check's own rounding noise is about 1e-12 relative, well below the target.
-        if np.max(np.abs(approx - exact) / scale) < CREDIT_RTOL or pieces >= _MAX_PIECES:
-            # (U, J, D + 1) -> (J, D + 1, N): node-fastest, so that a loop over nodes loads
-            # each coefficient as one contiguous vector
+        if np.max(np.abs(approx - exact) / scale) < CREDIT_RTOL:
+            # (U, J, D + 1) -> (J, D + 1, N): a node's coefficient k of piece j at [j, k, n]
             return np.ascontiguousarray(tables[table_of_node].transpose(1, 2, 0))
+        if pieces >= _MAX_PIECES:
+            raise ValueError(
+                f"credit.gamma = {gamma:g}: the credit response is too steep to tabulate with "
+                f"{_MAX_PIECES} pieces; use a smaller gamma"
+            )
         pieces *= 2
+
+
+def float32_error(poly: np.ndarray, pd0_probit: np.ndarray, gamma: float) -> float:
+    """The largest relative error of ``G`` evaluated as the kernels do in float32 (piece,
+    local variable and Horner chain), on a grid of ``q`` in ``(0, 1]`` fine near 0.
+
+    Examples
+    --------
+    >>> x0 = np.array([-2.326, -4.753])  # pd0 of 1 % and 1e-6
+    >>> bool(float32_error(credit_polynomials(x0[:1], 2.0), x0[:1], 2.0) < CREDIT_FLOAT32_RTOL)
+    True
+    >>> bool(float32_error(credit_polynomials(x0, 2.0), x0, 2.0) < CREDIT_FLOAT32_RTOL)
+    False
+    """
+    grid = np.concatenate([np.geomspace(1e-7, 1e-3, 200), np.linspace(0.0, 1.0, 4097)[1:]])
+    q = grid.astype(np.float32)
+    poly32 = poly.astype(np.float32)
+    pieces = poly.shape[0]
+    x = q * np.float32(pieces)
+    j = np.minimum(x.astype(np.int64), pieces - 1)
+    t = np.float32(2.0) * (x - j.astype(np.float32)) - np.float32(1.0)
+    g = poly32[j, 0, :]
+    for k in range(1, CREDIT_DEGREE + 1):
+        g = g * t[:, None] + poly32[j, k, :]
+    exact = _credit_g(q.astype(np.float64)[:, None], np.asarray(pd0_probit)[None, :], gamma)
+    return float(np.max(np.abs(g / exact - 1.0)))
 
 
 def kernel_model(arrays) -> KernelModel:
@@ -133,6 +178,9 @@ def kernel_model(arrays) -> KernelModel:
     a = arrays
     C = len(a.loading)
     channel_of, node_of = np.nonzero(a.exposure)  # in (c, n) order
+    credit_poly = credit_polynomials(a.pd0_probit, a.credit_gamma)
+    if float32_error(credit_poly, a.pd0_probit, a.credit_gamma) < CREDIT_FLOAT32_RTOL:
+        credit_poly = credit_poly.astype(np.float32)
     R, N = a.credit_scale.shape
     S = N // R
     return KernelModel(
@@ -164,6 +212,6 @@ def kernel_model(arrays) -> KernelModel:
         recovery=np.ascontiguousarray(a.recovery, dtype=np.float64),
         loss_scale=np.ascontiguousarray(a.loss_scale, dtype=np.float64),
         cube_node=np.arange(N).reshape(R, S).T.ravel().astype(np.int64),
-        credit_poly=credit_polynomials(a.pd0_probit, a.credit_gamma).astype(np.float32),
+        credit_poly=credit_poly,
         credit_scale=np.ascontiguousarray(a.credit_scale, dtype=np.float64),
     )

@@ -92,9 +92,10 @@ def _draw_pairs(k0, k1, path0, month, pairs, z):
 def init_lanes(km, k0, k1, path0, g, on, severity, months_on, head, weights):
     """Start the lanes: regimes from the scenario, ``g_0``, the exposure weights.
 
-    ``head`` (at least ``1 + C F`` rows) receives month 0's first slots (``g_0`` when stationary,
-    then ``zf[c, f]`` at row ``1 + c F + f``); ``weights[k, i]`` is ``E[c, n] eta[c, n]`` of the
-    ``k``-th nonzero exposure (``km.exposure_channel[k]``, ``km.exposure_node[k]``).
+    ``head`` (``2 + C F`` rows: whole normal pairs) receives month 0's first slots (``g_0`` when
+    stationary, then ``zf[c, f]`` at row ``1 + c F + f``); ``weights[k, i]`` is
+    ``E[c, n] eta[c, n]`` of the ``k``-th nonzero exposure (``km.exposure_channel[k]``,
+    ``km.exposure_node[k]``).
     """
     # Arrays are read into locals once: each read of a tuple field costs numba a reference count.
     exposure = km.exposure
@@ -135,8 +136,8 @@ def month_step(km, k0, k1, path0, t, g, on, severity, months_on, z, scratch, e, 
     """Month ``t`` (0-based; rng month ``t + 1``) of sections 1-4 for every lane.
 
     Updates ``g`` and the regimes in place, writes the effective severities into ``e`` (C, L)
-    and adds ``g`` and ``e`` to their period sums. ``z`` (at least ``C + 1`` rows) and
-    ``scratch`` (C, L) are work space.
+    and adds ``g`` and ``e`` to their period sums. ``z`` (``C + 2`` rows: whole normal pairs
+    for slots ``0 .. C``) and ``scratch`` (C, L) are work space.
     """
     loading = km.loading
     idiosyncratic = km.idiosyncratic_loading

@@ -16,9 +16,10 @@ from scipy.special import ndtr, ndtri
 import riskengine as rk
 from riskengine.backends import BackendError, block_arrays, run_block, run_block_into
 from riskengine.kernels import rng, step
-from riskengine.kernels.layout import credit_polynomials
+from riskengine.kernels.layout import credit_polynomials, kernel_model
 from riskengine.kernels.targets import compile_functions
 from riskengine.reference import simulate_block
+from riskengine.scenario import NodeValues
 from riskengine.store import periods
 
 PATHS = 200
@@ -144,7 +145,8 @@ def test_credit_polynomials_give_pd_increase_to_1e_9(gamma):
     pd0 = np.array([0.01, 1e-4, 0.2, 0.6, 0.01])
     x0 = ndtri(pd0)
     poly = credit_polynomials(x0, gamma)
-    assert poly.shape[1:] == (16, 5) and (poly.shape[0] == 1 or gamma > 0.5)
+    # pieces: one up to gamma 0.5; steeper responses and pd0 = 1e-4 need more
+    assert poly.shape == ({0.0: 1, 0.5: 1, 3.0: 2, 8.0: 4}[gamma], 16, 5)
     np.testing.assert_array_equal(poly[..., 0], poly[..., 4])  # nodes sharing a pd0
     q = np.concatenate([[0.0, 1e-12, 1e-6], np.linspace(0.001, 1.0, 997)])
     pieces = poly.shape[0]
@@ -162,6 +164,19 @@ def test_library_credit_terms_need_one_piece(name):
     """The kernel's vectorized case (docs/performance.md): no table lookup by piece."""
     arrays = rk.compile_model(rk.load_scenario(name)).arrays
     assert credit_polynomials(arrays.pd0_probit, arrays.credit_gamma).shape[0] == 1
+
+
+@pytest.mark.parametrize(("pd0", "gamma", "pieces"), [(1e-6, 2.0, 1), (1e-8, 3.0, 2)])
+def test_cpu_kernel_equals_reference_for_small_baseline_pds(truce_collapse, pd0, gamma, pieces):
+    """Small baseline PDs make G span orders of magnitude: the kernels then evaluate it in
+    float64 (float32 would be off by 1e-5 relative), on one or more pieces."""
+    sc = truce_collapse.scenario
+    credit = sc.credit.model_copy(update={"gamma": gamma, "pd0": NodeValues(default=pd0)})
+    model = rk.compile_model(sc.model_copy(update={"credit": credit}))
+    poly = kernel_model(model.arrays).credit_poly
+    assert poly.dtype == np.float64 and poly.shape[0] == pieces
+    kernel = run_block(model, SEED, 0, 100, "month", backend="cpu")
+    assert_block_equal(kernel, simulate_block(model, SEED, 0, 100, "month"))
 
 
 def test_run_block_into_writes_caller_arrays(truce_collapse):
