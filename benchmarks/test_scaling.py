@@ -20,7 +20,7 @@ BLOCKS = 8
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_workers(measure, model, size, tmp_path, workers):
-    paths = size(240_000, 16 * BLOCKS)
+    paths = size(480_000, 16 * BLOCKS)
     with measures.local_cluster(workers, model) as client:
         work = measures.engine(model, paths, tmp_path / "run.zarr", "horizon", client=client,
                                block_paths=paths // BLOCKS)  # fmt: skip
