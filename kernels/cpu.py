@@ -182,7 +182,7 @@ def run_block_into(
 ) -> None:
     """Compute paths ``[p0, p1)`` into ``out`` (arrays checked by the caller, see backends).
 
-    The first call in a process compiles the kernel (several seconds) or loads it from numba's
+    The first call in a process compiles the kernel (about 40 s) or loads it from numba's
     cache (under a second).
     """
     k0, k1 = rng.split_seed(seed)
