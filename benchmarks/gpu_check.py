@@ -23,7 +23,7 @@ from numba import cuda
 
 import riskengine as rk
 from riskengine.backends import block_arrays, run_block_into
-from riskengine.store import periods
+from riskengine.schema import periods
 
 RTOL = 1e-5
 ATOL_OF_MAX = 1e-12

@@ -3,12 +3,12 @@
     python benchmarks/kernel_profile.py [--repeats R] [--rounds K] [--kernel-paths P]
 
 Runs one chunk of :data:`riskengine.kernels.cpu.CHUNK` lanes of the default model through the
-kernel's own step functions (compiled as the kernel compiles them), brings its state to month 60,
-then times each step ``R`` times in a compiled loop, less the time of building that state, and
-prints its cost in ns per path-month on one thread (``init_lanes`` runs once per path: its cost
-is spread over the 60 months). The steps'
-sum against the whole kernel on one thread (monthly resolution, same run) shows what the loop
-itself adds. docs/performance.md records the output.
+kernel's own compiled functions (:func:`riskengine.kernels.cpu.compiled_steps`): the kernel's
+month loop (``simulate_lanes``) brings the chunk's state to the horizon's end, then each step is
+timed ``R`` times in a compiled loop, less the time of building that state, and printed as its
+cost in ns per path-month on one thread (``init_lanes`` runs once per path: its cost is spread
+over the horizon's months). The steps' sum against the whole kernel on one thread (monthly
+resolution, same run) shows what the loop itself adds. docs/performance.md records the output.
 """
 
 from __future__ import annotations
@@ -20,18 +20,21 @@ import numba
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from riskengine.kernels import rng, step
-from riskengine.kernels.cpu import CHUNK, chunk_state
+from riskengine.kernels import rng
+from riskengine.kernels.cpu import CHUNK, chunk_state, compiled_steps
 from riskengine.kernels.layout import kernel_model
-from riskengine.kernels.targets import CPU_OPTIONS, compile_functions
+from riskengine.kernels.targets import CPU_OPTIONS
+from riskengine.schema import periods
 
-_f = compile_functions(step.FUNCTIONS, "cpu", out_of_line=step.OUT_OF_LINE)
-_init, _month, _draw = _f["init_lanes"], _f["month_step"], _f["_draw_pairs"]
-_shock, _update = _f["direct_shock"], _f["update_lanes"]
-_losses, _write = _f["period_losses"], _f["write_period"]
+_f = compiled_steps()
+_simulate, _init, _month, _draw = (
+    _f[name] for name in ("simulate_lanes", "init_lanes", "month_step", "_draw_pairs")
+)
+_shock, _propagate, _update = _f["direct_shock"], _f["propagate"], _f["update_lanes"]
+_credit, _losses, _write = _f["credit_losses"], _f["period_losses"], _f["write_period"]
 
 STEPS = (
-    "init_lanes (once per path, over 60 months)",
+    "init_lanes (once per path, over the horizon)",
     "month_step: draws (Philox, Box-Muller)",
     "month_step: all (draws, tension, regimes, severity)",
     "direct_shock",
@@ -45,18 +48,17 @@ STEPS = (
 
 
 @numba.njit(**CPU_OPTIONS)
-def _run(km, k0, k1, lanes, step_index, repeats, loss, severity, credit, tension):
+def _run(km, k0, k1, lanes, period_of_month, step_index, repeats, loss, credit, severity, tension):
     C = km.exposure.shape[0]
+    T = period_of_month.shape[0]
+    state = chunk_state(km, lanes)
     (g, on, sev, months_on, head, weights, z, scratch, e, d, q, mq, q_sum, dpd_sum, sev_sum,
-     g_sum, credit_period, values) = chunk_state(km, lanes)  # fmt: skip
-    _init(km, k0, k1, 0, g, on, sev, months_on, head, weights)
-    for t in range(60):  # a state as in the middle of a run
-        _month(km, k0, k1, 0, t, g, on, sev, months_on, z, scratch, e, g_sum, sev_sum)
-        _shock(km, weights, e, d)
-        np.dot(km.propagation, q, mq)
-        _update(km, q, mq, d, q_sum, dpd_sum)
+     g_sum, credit_period, values) = state  # fmt: skip
+    # A state as at the end of a run: the kernel's own month loop over the whole horizon.
+    cube = (loss, credit, severity, tension)
+    _simulate(km, k0, k1, 0, 0, lanes, period_of_month, km.propagation, state, cube)
     for r in range(repeats):
-        t = r % 60
+        t = r % T
         if step_index == 0:
             _init(km, k0, k1, r * lanes, g, on, sev, months_on, head, weights)
         elif step_index == 1:
@@ -66,11 +68,11 @@ def _run(km, k0, k1, lanes, step_index, repeats, loss, severity, credit, tension
         elif step_index == 3:
             _shock(km, weights, e, d)
         elif step_index == 4:
-            np.dot(km.propagation, q, mq)
+            _propagate(km.propagation, q, mq)
         elif step_index == 5:
             _update(km, q, mq, d, q_sum, dpd_sum)
         elif step_index == 6:
-            np.dot(km.credit_scale, dpd_sum, credit_period)
+            _credit(km.credit_scale, dpd_sum, credit_period)
         elif step_index == 7:
             _losses(km, q_sum, values)
         elif step_index == 8:
@@ -95,34 +97,40 @@ def main(argv: list[str] | None = None) -> None:
     model = measures.default_model()
     km = kernel_model(model.arrays)
     k0, k1 = rng.split_seed(measures.SEED)
-    out = {
-        "loss": np.zeros((CHUNK, 60, len(model.sectors), len(model.regions)), np.float32),
-        "severity": np.zeros((CHUNK, 60, len(model.channels)), np.float32),
-        "credit": np.zeros((CHUNK, 60, len(model.regions)), np.float32),
-        "tension": np.zeros((CHUNK, 60), np.float32),
-    }
+    T = model.horizon
+    S, R, C = len(model.sectors), len(model.regions), len(model.channels)
+    # The cube arrays of one chunk at monthly resolution, in simulate_lanes's order.
+    cube = (
+        np.zeros((CHUNK, T, S, R), np.float32),  # loss
+        np.zeros((CHUNK, T, R), np.float32),  # credit_loss
+        np.zeros((CHUNK, T, C), np.float32),  # severity
+        np.zeros((CHUNK, T), np.float32),  # tension
+    )
+    period_of_month = periods(model.start, T, "month")[0]
     threads = numba.get_num_threads()
     numba.set_num_threads(1)
     try:
-        _profile(args, model, km, k0, k1, out)
+        _profile(args, model, km, k0, k1, period_of_month, cube)
     finally:
         numba.set_num_threads(threads)
 
 
-def _profile(args, model, km, k0, k1, out) -> None:
+def _profile(args, model, km, k0, k1, period_of_month, cube) -> None:
+    T = len(period_of_month)
+
     def seconds(index: int, repeats: int) -> float:
         def run() -> None:
-            _run(km, k0, k1, CHUNK, index, repeats, *out.values())
+            _run(km, k0, k1, CHUNK, period_of_month, index, repeats, *cube)
 
         return measures.best_seconds(measures.Work(run, 1, "", lambda: None), args.rounds)[0]
 
     total = 0.0
     with threadpool_limits(1, user_api="blas"):
-        # Each call first builds a chunk's state (60 months): timed alone and taken off.
+        # Each call first builds a chunk's state (the whole horizon): timed alone, taken off.
         setup = seconds(0, 0)
         for index, name in enumerate(STEPS):
-            repeats = max(1, args.repeats // 60) if index == 0 else args.repeats
-            path_months = repeats * CHUNK * (60 if index == 0 else 1)
+            repeats = max(1, args.repeats // T) if index == 0 else args.repeats
+            path_months = repeats * CHUNK * (T if index == 0 else 1)
             ns = 1e9 * max(0.0, seconds(index, repeats) - setup) / path_months
             if index != 1:  # the draws are part of month_step
                 total += ns

@@ -37,7 +37,7 @@ from riskengine.compile import CompiledModel
 from riskengine.kernels import rng
 from riskengine.kernels.targets import compile_functions
 from riskengine.reference import simulate_block
-from riskengine.store import estimated_bytes, periods
+from riskengine.schema import estimated_bytes, periods
 
 SEED = 1
 # Paths per BLAS call of the floor's product: the fastest shape tried on an 84 x 84 matrix here

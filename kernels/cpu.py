@@ -1,14 +1,20 @@
 """The CPU block kernel: paths ``[p0, p1)`` into preallocated cube arrays, parallel over paths.
 
-Paths are taken in chunks of :data:`CHUNK` (32); each chunk is one iteration of a ``numba.prange``
-loop and runs start to end on one thread, as 32 lanes of :mod:`riskengine.kernels.step`: every
-state array is (..., 32) with the paths on the last axis, so the per-path work (Philox,
-Box-Muller, regimes, the credit term, the update of ``q``) runs as loops over 32 contiguous
-lanes that the compiler vectorizes. The chunk's propagation ``M Q`` (float32, the expensive
-part) and, at each period's end, its credit product are single BLAS products. Every chunk
-computes all 32 lanes (a last, shorter chunk computes the next paths too and does not write
-them), so every product has the same shape and a path's bits cannot depend on which chunk or
-lane it falls in (``tests/test_kernels_cpu.py`` checks this for every split).
+Paths are taken in chunks of :data:`CHUNK` (32) lanes; each chunk is one iteration of a
+``numba.prange`` loop and runs :func:`riskengine.kernels.step.simulate_lanes` (the month loop all
+targets share) start to end on one thread: every state array is (..., 32) with the paths on the
+last axis, so the per-path work (Philox, Box-Muller, regimes, the credit term, the update of
+``q``) runs as loops over 32 contiguous lanes that the compiler vectorizes. This target supplies
+only its products: the chunk's propagation ``M Q`` (float32, the expensive part) and, at each
+period's end, its credit product are single BLAS calls (:func:`_blas_propagate`,
+:func:`_blas_credit_losses`).
+
+**Chunks are aligned on global path indices**: chunk ``k`` holds paths ``32 k .. 32 k + 31``, lane
+``i`` always path ``32 k + i``, whatever the block; a block's first and last chunks compute the
+neighbouring paths too and do not write them. A BLAS product's bits for one column can depend on
+the column's position in the matrix (OpenBLAS's Haswell kernels do), never on the other columns'
+values, so a path's bits cannot depend on the block or the thread it falls in
+(``tests/test_kernels_cpu.py`` checks every split).
 
 Time is summed into periods inside the kernel (float64 sums, written once per period), so a run
 at a coarse resolution never holds monthly data.
@@ -17,10 +23,12 @@ Threads: numba's ``parallel=True`` inside dask's thread pool needs a thread-safe
 so this module selects ``threadsafe`` (OpenMP or TBB) unless the user chose one; the BLAS is kept
 single-threaded while a kernel runs, so that numba's threads do not each start BLAS threads.
 
-The kernel is cached on disk (``cache=True``). numba checks only this file's time stamp, so the
-kernel closes over a digest of the sources it is built from (this file, step, rng, targets,
-layout), which numba's cache key includes: a change in any of them rebuilds the kernel. The
-kernel returns the digest and the launcher checks it, so a stale kernel could not go unnoticed.
+The compiled kernel is cached on disk in the user's cache folder
+(:func:`riskengine.kernels.targets.kernel_cache_dir`), never inside the installed package. numba
+checks only this file's contents, so the kernel closes over a digest of the sources it is built
+from (this file, step, rng, targets, layout), which numba's cache key includes: a change in any of
+them rebuilds the kernel. The kernel returns the digest and the launcher checks it, so a stale
+kernel could not go unnoticed.
 
 This module imports numpy, numba, threadpoolctl and the kernels' own modules.
 """
@@ -37,17 +45,16 @@ from threadpoolctl import threadpool_limits
 
 from riskengine.kernels import rng, step
 from riskengine.kernels.layout import KernelModel
-from riskengine.kernels.step import (
-    direct_shock,
-    init_lanes,
-    month_step,
-    period_losses,
-    update_lanes,
-    write_period,
+from riskengine.kernels.step import simulate_lanes
+from riskengine.kernels.targets import (
+    CPU_OPTIONS,
+    cached,
+    compile_functions,
+    kernel_cache_dir,
+    rebind,
 )
-from riskengine.kernels.targets import CPU_OPTIONS, compile_functions, rebind
 
-__all__ = ["CHUNK", "chunk_state", "run_block_into"]
+__all__ = ["CHUNK", "chunk_state", "compiled_steps", "run_block_into"]
 
 CHUNK = 32
 
@@ -63,9 +70,9 @@ def _source_digest() -> str:
 
 @numba.njit(inline="always", **CPU_OPTIONS)
 def chunk_state(km, lanes):
-    """A chunk's arrays for :mod:`riskengine.kernels.step`, ``lanes`` paths on their last axis:
-    ``g, on, sev, months_on, head, weights, z, scratch, e, d, q, mq, q_sum, dpd_sum, sev_sum,
-    g_sum, credit_period, values``; ``q`` and the period sums start at 0.
+    """A chunk's state for :func:`riskengine.kernels.step.simulate_lanes`, ``lanes`` paths on
+    their last axis, in the order of :data:`riskengine.kernels.step.STATE` (uninitialized:
+    ``simulate_lanes`` sets what it reads).
 
     ``lanes`` is a run-time value on purpose: with a constant, LLVM unrolls the lane loops fully
     and then leaves them scalar instead of vectorizing them.
@@ -77,7 +84,7 @@ def chunk_state(km, lanes):
     return (
         np.empty(lanes),  # g
         np.empty((C, lanes)),  # on
-        np.empty((C, lanes)),  # sev
+        np.empty((C, lanes)),  # severity
         np.empty((C, lanes)),  # months_on
         np.empty((2 + C * F, lanes)),  # head
         np.empty((K, lanes)),  # weights
@@ -85,70 +92,79 @@ def chunk_state(km, lanes):
         np.empty((C, lanes)),  # scratch
         np.empty((C, lanes)),  # e
         np.empty((N, lanes)),  # d
-        np.zeros((N, lanes), np.float32),  # q
+        np.empty((N, lanes), np.float32),  # q
         np.empty((N, lanes), np.float32),  # mq
-        np.zeros((N, lanes)),  # q_sum
-        np.zeros((N, lanes)),  # dpd_sum
-        np.zeros((C, lanes)),  # sev_sum
-        np.zeros(lanes),  # g_sum
+        np.empty((N, lanes)),  # q_sum
+        np.empty((N, lanes)),  # dpd_sum
+        np.empty((C, lanes)),  # sev_sum
+        np.empty(lanes),  # g_sum
         np.empty((R, lanes)),  # credit_period
         np.empty((N, lanes), np.float32),  # values
     )
 
 
-def _make_block(digest: str):
-    def block(km, k0, k1, p0, n_paths, lanes, period_of_month, loss, credit, severity, tension):
-        T = period_of_month.shape[0]
-        propagation = km.propagation
-        credit_scale = km.credit_scale
-        for chunk in numba.prange((n_paths + lanes - 1) // lanes):
-            first = chunk * lanes
-            rows = min(lanes, n_paths - first)
-            path0 = p0 + first
-            (g, on, sev, months_on, head, weights, z, scratch, e, d, q, mq, q_sum, dpd_sum,
-             sev_sum, g_sum, credit_period, values) = chunk_state(km, lanes)  # fmt: skip
-            init_lanes(km, k0, k1, path0, g, on, sev, months_on, head, weights)
-            for t in range(T):
-                month_step(
-                    km, k0, k1, path0, t, g, on, sev, months_on, z, scratch, e, g_sum, sev_sum
-                )
-                direct_shock(km, weights, e, d)
-                np.dot(propagation, q, mq)
-                update_lanes(km, q, mq, d, q_sum, dpd_sum)
-                if t == T - 1 or period_of_month[t + 1] != period_of_month[t]:
-                    period = period_of_month[t]
-                    np.dot(credit_scale, dpd_sum, credit_period)
-                    period_losses(km, q_sum, values)
-                    for i in range(rows):
-                        write_period(
-                            i, first + i, period, values, sev_sum, g_sum, credit_period,
-                            loss, severity, credit, tension,
-                        )  # fmt: skip
-                    q_sum[:] = 0.0
-                    dpd_sum[:] = 0.0
-                    sev_sum[:] = 0.0
-                    g_sum[:] = 0.0
-        return digest
+def _blas_propagate(propagation, q, mq):
+    """``mq = M q`` for a chunk: one float32 BLAS product (step.propagate on the CPU)."""
+    np.dot(propagation, q, mq)
 
-    return block
+
+def _blas_credit_losses(credit_scale, dpd_sum, out):
+    """A chunk's period credit losses: one float64 BLAS product (step.credit_losses on the CPU)."""
+    np.dot(credit_scale, dpd_sum, out)
 
 
 _lock = threading.Lock()
+_steps: dict | None = None
 _kernel = None
 _digest = ""
 _blas_users = 0
 _blas_limits = None
 
 
+def compiled_steps() -> dict:
+    """The step functions as this kernel compiles them (BLAS products in place of the loops),
+    by name; ``benchmarks/kernel_profile.py`` times these very functions."""
+    global _steps
+    with _lock:
+        if _steps is None:
+            _steps = compile_functions(
+                step.FUNCTIONS,
+                "cpu",
+                out_of_line=step.OUT_OF_LINE,
+                replace={
+                    "propagate": _blas_propagate,
+                    "credit_losses": _blas_credit_losses,
+                },
+            )
+        return _steps
+
+
+def _make_block(digest: str):
+    def block(km, k0, k1, p0, n_paths, lanes, period_of_month, loss, credit, severity, tension):
+        first_chunk = p0 // lanes
+        chunks = (p0 + n_paths - 1) // lanes - first_chunk + 1
+        cube = (loss, credit, severity, tension)
+        for chunk in numba.prange(chunks):
+            path0 = (first_chunk + chunk) * lanes
+            simulate_lanes(
+                km, k0, k1, path0, path0 - p0, n_paths, period_of_month, km.propagation,
+                chunk_state(km, lanes), cube,
+            )  # fmt: skip
+        return digest
+
+    return block
+
+
 def _compiled_kernel():
     global _kernel, _digest
+    functions = compiled_steps()
     with _lock:
         if _kernel is None:
             _digest = _source_digest()
-            functions = compile_functions(step.FUNCTIONS, "cpu", out_of_line=step.OUT_OF_LINE)
-            _kernel = numba.njit(parallel=True, cache=True, **CPU_OPTIONS)(
+            kernel = numba.njit(parallel=True, **CPU_OPTIONS)(
                 rebind(_make_block(_digest), functions)
             )
+            _kernel = cached(kernel)
         return _kernel
 
 
@@ -203,7 +219,7 @@ def run_block_into(
         )
     if built_from != _digest:
         raise RuntimeError(
-            "the CPU kernel loaded from numba's cache was built from other sources; "
-            "delete the kernels' __pycache__ folder"
+            "the CPU kernel loaded from numba's cache was built from other sources; delete "
+            f"the kernel cache folder {kernel_cache_dir()}"
         )
     out["weight"][:] = 1.0

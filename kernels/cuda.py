@@ -1,7 +1,8 @@
-"""The CUDA block kernel and its launcher: one thread per path, same step functions as the CPU.
+"""The CUDA block kernel and its launcher: one thread per path, the same month loop as the CPU.
 
-Each thread runs one path through :mod:`riskengine.kernels.step` (compiled as CUDA device
-functions from the same source as the CPU kernel) as a single lane, its state in local memory. The
+Each thread runs one path through :func:`riskengine.kernels.step.simulate_lanes` (compiled as
+CUDA device functions from the same source as the CPU kernel) as a single lane, its state in
+local memory; the step module's own loops are this target's products. The
 propagation matrix is read by every thread at the same time, so it sits in shared memory where it
 fits (N*N float32 within :data:`SHARED_BYTES`, so N up to 110), else in global memory (cached).
 Periods are summed inside the kernel, as on the CPU.
@@ -23,16 +24,7 @@ from numba import cuda
 
 from riskengine.kernels import rng, step
 from riskengine.kernels.layout import KernelModel
-from riskengine.kernels.step import (
-    credit_losses,
-    direct_shock,
-    init_lanes,
-    month_step,
-    period_losses,
-    propagate,
-    update_lanes,
-    write_period,
-)
+from riskengine.kernels.step import simulate_lanes
 from riskengine.kernels.targets import compile_functions, rebind
 
 __all__ = ["SHARED_BYTES", "THREADS_PER_BLOCK", "available", "kernel_function", "run_block_into"]
@@ -69,63 +61,32 @@ def kernel_function(C: int, N: int, F: int, R: int, K: int, use_shared: bool):
         i = cuda.grid(1)
         if i >= n_paths:
             return
-        # One lane per thread: every state array has a last axis of length 1.
-        g = cuda.local.array(1, np.float64)
-        g_sum = cuda.local.array(1, np.float64)
-        on = cuda.local.array((C, 1), np.float64)
-        sev = cuda.local.array((C, 1), np.float64)
-        months_on = cuda.local.array((C, 1), np.float64)
-        head = cuda.local.array((HEAD_ROWS, 1), np.float64)
-        weights = cuda.local.array((K_ROWS, 1), np.float64)
-        z = cuda.local.array((Z_ROWS, 1), np.float64)
-        scratch = cuda.local.array((C, 1), np.float64)
-        e = cuda.local.array((C, 1), np.float64)
-        sev_sum = cuda.local.array((C, 1), np.float64)
-        d = cuda.local.array((N, 1), np.float64)
-        q = cuda.local.array((N, 1), np.float32)
-        mq = cuda.local.array((N, 1), np.float32)
-        q_sum = cuda.local.array((N, 1), np.float64)
-        dpd_sum = cuda.local.array((N, 1), np.float64)
-        credit_sum = cuda.local.array((R, 1), np.float64)
-        values = cuda.local.array((N, 1), np.float32)
-        path0 = p0 + i
-        init_lanes(km, k0, k1, path0, g, on, sev, months_on, head, weights)
-        for n in range(N):
-            q[n, 0] = 0.0
-            q_sum[n, 0] = 0.0
-            dpd_sum[n, 0] = 0.0
-        for c in range(C):
-            sev_sum[c, 0] = 0.0
-        g_sum[0] = 0.0
-        T = period_of_month.shape[0]
-        for t in range(T):
-            month_step(km, k0, k1, path0, t, g, on, sev, months_on, z, scratch, e, g_sum, sev_sum)
-            direct_shock(km, weights, e, d)
-            propagate(propagation, q, mq)
-            update_lanes(km, q, mq, d, q_sum, dpd_sum)
-            if t == T - 1 or period_of_month[t + 1] != period_of_month[t]:
-                period = period_of_month[t]
-                credit_losses(km.credit_scale, dpd_sum, credit_sum)
-                period_losses(km, q_sum, values)
-                write_period(
-                    0,
-                    i,
-                    period,
-                    values,
-                    sev_sum,
-                    g_sum,
-                    credit_sum,
-                    loss,
-                    severity,
-                    credit,
-                    tension,
-                )
-                for n in range(N):
-                    q_sum[n, 0] = 0.0
-                    dpd_sum[n, 0] = 0.0
-                for c in range(C):
-                    sev_sum[c, 0] = 0.0
-                g_sum[0] = 0.0
+        # One lane per thread: every state array has a last axis of length 1, in the order of
+        # step.STATE.
+        state = (
+            cuda.local.array(1, np.float64),  # g
+            cuda.local.array((C, 1), np.float64),  # on
+            cuda.local.array((C, 1), np.float64),  # severity
+            cuda.local.array((C, 1), np.float64),  # months_on
+            cuda.local.array((HEAD_ROWS, 1), np.float64),  # head
+            cuda.local.array((K_ROWS, 1), np.float64),  # weights
+            cuda.local.array((Z_ROWS, 1), np.float64),  # z
+            cuda.local.array((C, 1), np.float64),  # scratch
+            cuda.local.array((C, 1), np.float64),  # e
+            cuda.local.array((N, 1), np.float64),  # d
+            cuda.local.array((N, 1), np.float32),  # q
+            cuda.local.array((N, 1), np.float32),  # mq
+            cuda.local.array((N, 1), np.float64),  # q_sum
+            cuda.local.array((N, 1), np.float64),  # dpd_sum
+            cuda.local.array((C, 1), np.float64),  # sev_sum
+            cuda.local.array(1, np.float64),  # g_sum
+            cuda.local.array((R, 1), np.float64),  # credit_period
+            cuda.local.array((N, 1), np.float32),  # values
+        )
+        simulate_lanes(
+            km, k0, k1, p0 + i, i, n_paths, period_of_month, propagation, state,
+            (loss, credit, severity, tension),
+        )  # fmt: skip
 
     return rebind(kernel, compile_functions(step.FUNCTIONS, "cuda"), "cuda")
 

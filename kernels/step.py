@@ -11,16 +11,21 @@ compiler vectorizes (Philox, Box-Muller, the regimes, the credit term: all acros
 CUDA kernel runs one path per thread with ``L = 1``. A lane's numbers never depend on the other
 lanes, so a path's bits do not depend on the chunk it falls in.
 
-The kernels allocate the state and call, per set of lanes:
+The month loop, :func:`simulate_lanes`, is written once here for every target: per set of lanes
+it calls
 
 1. :func:`init_lanes` once: initial regimes, ``g_0`` and the exposure weights ``E * eta``;
 2. each month ``t``: :func:`month_step` (tension, latents, regimes, effective severity, their
-   period sums), :func:`direct_shock`, then the propagation ``mq = M q`` (one BLAS product per
-   chunk on the CPU, :func:`propagate` on CUDA), then :func:`update_lanes` (inoperability and
-   the period sums of ``q`` and ``pd - pd0``);
-3. at each period's end: the credit product (:func:`credit_losses` on CUDA, BLAS on the CPU),
-   :func:`period_losses`, :func:`write_period` for each lane, and the period sums set back
-   to 0.
+   period sums), :func:`direct_shock`, :func:`propagate` (``mq = M q``), then
+   :func:`update_lanes` (inoperability and the period sums of ``q`` and ``pd - pd0``);
+3. at each period's end: :func:`credit_losses`, :func:`period_losses`, :func:`write_period` for
+   each lane, and the period sums set back to 0.
+
+A target supplies only what differs: the state's allocation and the lanes' grid (the CPU kernel
+runs chunks of 32 lanes in a ``prange``, the CUDA kernel one lane per thread), and its own
+products: :func:`propagate` and :func:`credit_losses` are loops here (the CUDA kernel's), which
+the CPU kernel replaces with single BLAS products over a chunk
+(``targets.compile_functions(..., replace=...)``).
 
 Random numbers follow the slot layout of :mod:`riskengine.kernels.rng`. A severity is drawn
 (out of the vectorized loops) only for the lanes whose channel starts an episode, and
@@ -57,15 +62,24 @@ from riskengine.kernels.rng import (
 __all__ = [
     "FUNCTIONS",
     "OUT_OF_LINE",
+    "STATE",
     "credit_losses",
     "direct_shock",
     "init_lanes",
     "month_step",
     "period_losses",
     "propagate",
+    "simulate_lanes",
     "update_lanes",
     "write_period",
 ]
+
+# The names of a set of lanes' state arrays, in the order of the tuple ``simulate_lanes`` takes
+# (each target allocates it: cpu.chunk_state, the CUDA kernel's local arrays).
+STATE = (
+    "g", "on", "severity", "months_on", "head", "weights", "z", "scratch", "e", "d", "q", "mq",
+    "q_sum", "dpd_sum", "sev_sum", "g_sum", "credit_period", "values",
+)  # fmt: skip
 
 
 def _pair(k0, k1, path, month, pair):
@@ -324,6 +338,72 @@ def write_period(
     tension[row, period] = g_sum[i]
 
 
+def _zero_rows(a):
+    """Set every element of the 2-d array ``a`` to 0 (a loop: CUDA's local arrays take no
+    slice assignment)."""
+    for n in range(a.shape[0]):
+        for i in range(a.shape[1]):
+            a[n, i] = 0.0
+
+
+def simulate_lanes(km, k0, k1, path0, first_row, n_rows, period_of_month, propagation, state, cube):
+    """The model's month loop for one set of lanes, written once for every target.
+
+    Lane ``i`` runs path ``path0 + i`` from month 1 to the horizon and writes each period's sums
+    into row ``first_row + i`` of the cube arrays when that row lies in ``[0, n_rows)``; other
+    lanes are computed and not written (the CPU kernel aligns its chunks on global path indices,
+    so a chunk may start before a block's first path or end after its last).
+
+    Parameters
+    ----------
+    km
+        The kernels' model (:class:`riskengine.kernels.layout.KernelModel`).
+    k0, k1
+        The seed's two key words (``rng.split_seed``).
+    period_of_month
+        int64, one entry per month: its period (``riskengine.schema.periods``).
+    propagation
+        ``M`` in float32 (the model's, or a copy in CUDA shared memory).
+    state
+        The lanes' arrays, in the order of :data:`STATE`; overwritten.
+    cube
+        ``(loss, credit_loss, severity, tension)`` in the cube's layout (rows = the block's paths).
+    """
+    (g, on, sev, months_on, head, weights, z, scratch, e, d, q, mq, q_sum, dpd_sum, sev_sum,
+     g_sum, credit_period, values) = state  # fmt: skip
+    loss, credit, severity, tension = cube
+    L = g.shape[0]
+    init_lanes(km, k0, k1, path0, g, on, sev, months_on, head, weights)
+    _zero_rows(q)
+    _zero_rows(q_sum)
+    _zero_rows(dpd_sum)
+    _zero_rows(sev_sum)
+    for i in range(L):
+        g_sum[i] = 0.0
+    T = period_of_month.shape[0]
+    for t in range(T):
+        month_step(km, k0, k1, path0, t, g, on, sev, months_on, z, scratch, e, g_sum, sev_sum)
+        direct_shock(km, weights, e, d)
+        propagate(propagation, q, mq)
+        update_lanes(km, q, mq, d, q_sum, dpd_sum)
+        if t == T - 1 or period_of_month[t + 1] != period_of_month[t]:
+            period = period_of_month[t]
+            credit_losses(km.credit_scale, dpd_sum, credit_period)
+            period_losses(km, q_sum, values)
+            for i in range(L):
+                row = first_row + i
+                if 0 <= row < n_rows:
+                    write_period(
+                        i, row, period, values, sev_sum, g_sum, credit_period,
+                        loss, severity, credit, tension,
+                    )  # fmt: skip
+            _zero_rows(q_sum)
+            _zero_rows(dpd_sum)
+            _zero_rows(sev_sum)
+            for i in range(L):
+                g_sum[i] = 0.0
+
+
 # Called at onsets only: the CPU kernel keeps it out of line (see targets.compile_functions).
 OUT_OF_LINE = ("normal",)
 
@@ -346,4 +426,6 @@ FUNCTIONS = (
     credit_losses,
     period_losses,
     write_period,
+    _zero_rows,
+    simulate_lanes,
 )

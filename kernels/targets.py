@@ -6,24 +6,31 @@ Python and call each other by bare name. A compiled function can only call compi
 globals in which the names of the functions compiled before it refer to their compiled versions.
 The plain functions themselves stay untouched (numpy code such as ``rng.normals`` keeps using them).
 
-All jit options of the package live here (numbagg and sgkit keep theirs in one module too).
+All jit options of the package live here (numbagg and sgkit keep theirs in one module too), and
+so does the on-disk kernel cache: :func:`cached` points numba's cache at
+:func:`kernel_cache_dir`, a per-user folder, never at a ``__pycache__`` inside the installed
+package (files there outlive ``pip uninstall`` and would turn a reinstalled ``riskengine`` into an
+empty namespace package).
 Of fastmath only ``contract`` is on (fused multiply-add, as CUDA does by default): it halves the
 latency of the polynomial and update chains and is decided at compile time, so a path's bits still
 do not depend on blocks or threads. No reassociation: sums keep their written order.
 
-This module imports math, numpy and numba (numba.cuda only when the CUDA target is asked for).
+This module imports math, os, numpy and numba (numba.cuda only when the CUDA target is asked for).
 """
 
 from __future__ import annotations
 
 import math
+import os
 import types
-from collections.abc import Callable, Collection, Sequence
+import warnings
+from collections.abc import Callable, Collection, Mapping, Sequence
+from pathlib import Path
 
 import numba
 import numpy as np
 
-__all__ = ["CPU_OPTIONS", "compile_functions", "rebind"]
+__all__ = ["CPU_OPTIONS", "cached", "compile_functions", "kernel_cache_dir", "rebind"]
 
 _MATH_FOR_CUDA = ("sqrt", "log", "exp", "cos", "sin")
 
@@ -61,6 +68,7 @@ def compile_functions(
     target: str,
     compiled: dict[str, Callable] | None = None,
     out_of_line: Collection[str] = (),
+    replace: Mapping[str, Callable] | None = None,
 ) -> dict[str, Callable]:
     """Compile ``functions`` (callees before callers) for ``target`` (``"cpu"`` or ``"cuda"``).
 
@@ -76,6 +84,9 @@ def compile_functions(
     out_of_line
         Names of CPU functions called rarely (a severity draw at an onset): kept as calls, so
         that their bodies do not crowd the loops that call them.
+    replace
+        This target's own versions of some of ``functions``, by name (the CPU kernel's BLAS
+        products): compiled in their place, and called by the others under the same name.
 
     Returns
     -------
@@ -104,6 +115,70 @@ def compile_functions(
         jits = {fn.__name__: cuda.jit(device=True) for fn in functions}
     else:
         raise ValueError(f"target must be 'cpu' or 'cuda', got {target!r}")
+    own = dict(replace or {})
+    unknown = set(own) - set(jits)
+    if unknown:
+        raise ValueError(f"replace names functions that are not compiled: {sorted(unknown)}")
     for fn in functions:
-        done[fn.__name__] = jits[fn.__name__](rebind(fn, done, target))
+        done[fn.__name__] = jits[fn.__name__](rebind(own.get(fn.__name__, fn), done, target))
     return done
+
+
+def kernel_cache_dir() -> Path:
+    """The folder of riskengine's compiled kernels: ``$NUMBA_CACHE_DIR`` when set (numba's own
+    setting), else ``$XDG_CACHE_HOME/riskengine/kernels``, else ``~/.cache/riskengine/kernels``.
+
+    Each kernel's files sit in a subfolder named after the folder of its source (as numba names
+    them), so two installations of riskengine never share files.
+    """
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return Path(os.environ["NUMBA_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "riskengine" / "kernels"
+
+
+def _cache_class():
+    """numba's function cache with one locator: :func:`kernel_cache_dir`."""
+    from numba.core import caching
+
+    # numba's locator for NUMBA_CACHE_DIR (renamed without its underscore in numba 0.61)
+    base = getattr(caching, "UserProvidedCacheLocator", None) or caching._UserProvidedCacheLocator
+
+    class Locator(base):
+        def __init__(self, py_func, py_file):
+            super().__init__(py_func, py_file)
+            subpath = self.get_suitable_cache_subpath(py_file)
+            self._cache_path = str(kernel_cache_dir() / subpath)
+
+        @classmethod
+        def from_function(cls, py_func, py_file):
+            # Skip the base's "is NUMBA_CACHE_DIR set" test: the source file must exist and the
+            # folder be writable (the mixin's checks), nothing else.
+            return super(base, cls).from_function(py_func, py_file)
+
+    class Impl(caching.CompileResultCacheImpl):
+        _locator_classes = (Locator,)
+
+    class Cache(caching.FunctionCache):
+        _impl_class = Impl
+
+    return Cache
+
+
+def cached(dispatcher):
+    """``dispatcher`` (a ``numba.njit`` function compiled without ``cache=True``) with its
+    compiled code cached on disk in :func:`kernel_cache_dir`.
+
+    Where that folder cannot be written, the kernel is compiled in every process instead (with a
+    warning saying so and where to point ``NUMBA_CACHE_DIR``).
+    """
+    try:
+        dispatcher._cache = _cache_class()(dispatcher.py_func)
+    except RuntimeError:  # numba found no writable place for the cache
+        warnings.warn(
+            f"riskengine cannot write its kernel cache to {kernel_cache_dir()}; kernels are "
+            "compiled in every process (set NUMBA_CACHE_DIR to a writable folder)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return dispatcher

@@ -9,36 +9,48 @@ The public API::
     ds = rk.open_run("run.zarr")                                    # lazy xarray.Dataset
     tbl = rk.risk_summary(ds, levels=(0.95, 0.99))                  # EL, VaR, ES, std errors
 
-Importing riskengine compiles no kernel; kernels are built on first use.
+Every error a user can cause is an :class:`InputError` (one line naming the field or file and
+the fix). Importing riskengine compiles no kernel; kernels are built on first use.
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("riskengine")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0+unknown"
-
+# First: in a checkout, maps riskengine.kernels and riskengine.data (see its docstring).
+import riskengine._checkout  # noqa: F401
 from riskengine.compile import CompiledModel, ModelArrays, compile_model
-from riskengine.economy import Economy, EconomyError, load_economy
-from riskengine.engine import open_run, simulate
+from riskengine.economy import Economy, load_economy
+from riskengine.engine import simulate
+from riskengine.errors import (
+    BackendError,
+    CubeError,
+    EconomyError,
+    InputError,
+    RunError,
+    ScenarioError,
+    StoreError,
+)
+from riskengine.formatting import risk_table
 from riskengine.risk import (
     attribution,
     cumulative_loss_quantiles,
     exceedance_curves,
     path_totals,
     risk_summary,
-    risk_table,
 )
-from riskengine.scenario import Scenario, ScenarioError, builtin_scenarios, load_scenario
+from riskengine.scenario import Scenario, builtin_scenarios, load_scenario
+from riskengine.store import open_run
+from riskengine.version import __version__
 
 __all__ = [
+    "BackendError",
     "CompiledModel",
+    "CubeError",
     "Economy",
     "EconomyError",
+    "InputError",
     "ModelArrays",
+    "RunError",
     "Scenario",
     "ScenarioError",
+    "StoreError",
     "__version__",
     "attribution",
     "builtin_scenarios",

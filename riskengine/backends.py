@@ -11,7 +11,7 @@ Kernel modules are imported lazily: importing riskengine compiles nothing, and c
 backend compiles only that backend (``cpu``: about 40 s the first time, then numba's disk
 cache; ``cuda``: compiled for the device on each process's first block).
 
-This module imports numpy and riskengine's compile and store modules; kernels lazily.
+This module imports numpy and riskengine's compile, errors and schema modules; kernels lazily.
 """
 
 from __future__ import annotations
@@ -22,12 +22,12 @@ from typing import Literal
 import numpy as np
 
 from riskengine.compile import CompiledModel
-from riskengine.store import CUBE, cube_shapes, periods
+from riskengine.errors import BackendError
+from riskengine.schema import CUBE, cube_shapes, periods
 
 __all__ = [
     "BACKENDS",
     "Backend",
-    "BackendError",
     "block_arrays",
     "block_shapes",
     "run_block",
@@ -38,10 +38,6 @@ Backend = Literal["cpu", "cuda", "reference"]
 BACKENDS: tuple[str, ...] = ("cpu", "cuda", "reference")
 
 _kernel_models: dict[int, object] = {}
-
-
-class BackendError(RuntimeError):
-    """A backend that cannot run here (unknown name, no GPU); the message says what to use."""
 
 
 def _check_backend(backend: str) -> None:
@@ -95,7 +91,7 @@ def _check_out(model, p0, p1, period_of_month, out) -> None:
     ):
         raise ValueError(
             "period_of_month must be int64 of one entry per month, counting periods 0, 1, ... "
-            "in order; use riskengine.store.periods"
+            "in order; use riskengine.schema.periods"
         )
     shapes = block_shapes(model, p1 - p0, int(pom[-1]) + 1)
     for name, shape in shapes.items():
@@ -134,7 +130,7 @@ def run_block_into(
         Global path indices: row ``i`` of every output holds path ``p0 + i``.
     period_of_month
         int64, one entry per month: the period each month is summed into
-        (``riskengine.store.periods(model.start, model.horizon, resolution)[0]``).
+        (``riskengine.schema.periods(model.start, model.horizon, resolution)[0]``).
     out
         Every cube variable, in the cube's layout and dtype (see :func:`block_arrays`), all
         overwritten: ``loss`` (P, n_periods, S, R), ``credit_loss`` (P, n_periods, R),
@@ -153,7 +149,7 @@ def run_block_into(
     Examples
     --------
     >>> import riskengine as rk
-    >>> from riskengine.store import periods
+    >>> from riskengine.schema import periods
     >>> model = rk.compile_model(rk.load_scenario("truce_collapse"))
     >>> period_of_month, starts = periods(model.start, model.horizon, "year")
     >>> out = block_arrays(model, paths=2, n_periods=len(starts))

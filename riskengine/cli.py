@@ -1,7 +1,9 @@
 """The ``riskengine`` command line (typer).
 
-Exit codes: 0 success; 2 bad input (scenario, arguments, stores), with a one-line message naming
-the field or file and the fix, never a traceback; 1 an unexpected failure.
+Exit codes: 0 success; 2 bad input (scenario, arguments, stores): every
+:class:`~riskengine.errors.InputError`, and typer's own usage errors, print one line naming the
+field or file and the fix, never a traceback; 1 an unexpected failure. Commands raise
+``InputError`` and :func:`main` turns it into that line and the exit code.
 """
 
 from __future__ import annotations
@@ -32,12 +34,13 @@ try:  # recent typer vendors click as typer._click; older releases raise click's
 except ImportError:
     from click.exceptions import ClickException
 
-from riskengine.backends import BackendError
 from riskengine.compile import compile_model
-from riskengine.engine import RunError, simulate
-from riskengine.risk import risk_table
-from riskengine.scenario import ScenarioError, builtin_scenarios, load_scenario
-from riskengine.store import StoreError, estimated_bytes
+from riskengine.engine import simulate
+from riskengine.errors import InputError, ScenarioError
+from riskengine.formatting import risk_table
+from riskengine.scenario import builtin_scenarios, load_scenario
+from riskengine.schema import estimated_bytes
+from riskengine.store import open_run
 
 app = typer.Typer(
     add_completion=False,
@@ -49,23 +52,15 @@ console = Console()
 err_console = Console(stderr=True, soft_wrap=True)
 
 
-class UsageError(Exception):
-    """Bad input from the user: printed as one line, exit code 2."""
-
-
-def fail(message: str) -> None:
-    """Print a one-line error and exit with code 2."""
+def _error_line(message: str) -> None:
+    """Print ``error: message`` on one line of stderr (no markup: messages quote user input)."""
     err_console.print(f"error: {message}", highlight=False, markup=False, soft_wrap=True)
-    raise typer.Exit(2)
 
 
 @app.command()
 def validate(scenario: str = typer.Argument(..., help="Built-in name or path to a YAML file.")):
     """Check a scenario and print what it holds."""
-    try:
-        model = compile_model(load_scenario(scenario))
-    except ScenarioError as exc:
-        fail(str(exc))
+    model = compile_model(load_scenario(scenario))
     sc = model.scenario
     lines = [
         f"[bold]{sc.name}[/]: valid ({sc.source_path})",
@@ -174,10 +169,10 @@ def _dask_client(workers: int | None, scheduler: str | None) -> Iterator[object]
     try:
         client = Client(timeout="10s", **where)
     except (OSError, TimeoutError, ValueError) as exc:
-        fail(
+        raise InputError(
             f"--scheduler {scheduler}: cannot reach a dask scheduler there ({exc}); give its "
             "address (tcp://host:port) or its scheduler file"
-        )
+        ) from None
     with client:
         yield client
 
@@ -206,13 +201,10 @@ def run(
 ):
     """Simulate a scenario into a zarr cube, block by block on dask."""
     if workers is not None and scheduler is not None:
-        fail("--workers and --scheduler exclude each other; give one")
+        raise InputError("--workers and --scheduler exclude each other; give one")
     if workers is not None and workers <= 0:
-        fail(f"--workers must be a positive integer, got {workers}")
-    try:
-        model = compile_model(load_scenario(scenario))
-    except ScenarioError as exc:
-        fail(str(exc))
+        raise InputError(f"--workers must be a positive integer, got {workers}")
+    model = compile_model(load_scenario(scenario))
     progress = _RunProgress(
         lambda: (
             f"[bold]{model.scenario.name}[/]: {paths:,} paths, seed {seed}, {resolution} "
@@ -235,8 +227,6 @@ def run(
                 overwrite=overwrite,
                 progress=progress,
             )
-        except (RunError, StoreError, BackendError) as exc:
-            fail(str(exc))
         finally:
             progress.stop()
         console.print(f"wrote {progress.blocks} of {progress.blocks_total} blocks to {out}")
@@ -248,28 +238,12 @@ def _parse_levels(text: str) -> list[float]:
     try:
         levels = [float(part) for part in text.split(",")]
     except ValueError:
-        fail(f"--levels {text!r}: give comma-separated numbers, e.g. 0.95,0.99,0.995")
+        raise InputError(
+            f"--levels {text!r}: give comma-separated numbers, e.g. 0.95,0.99,0.995"
+        ) from None
     if not all(0 < level < 1 for level in levels):
-        fail(f"--levels {text!r}: each level must lie strictly between 0 and 1")
+        raise InputError(f"--levels {text!r}: each level must lie strictly between 0 and 1")
     return levels
-
-
-def _open_cube(run: Path):
-    """Open a run's store lazily, or fail with a one-line message naming it."""
-    import xarray as xr
-
-    from riskengine.risk import CubeError, check_cube
-
-    if not run.is_dir():
-        fail(f"{run}: no such run store; give the RUN.zarr folder that `riskengine run` wrote")
-    try:
-        ds = xr.open_zarr(run)
-        check_cube(ds)
-    except CubeError as exc:
-        fail(f"{run}: {exc}")
-    except (OSError, ValueError, KeyError) as exc:  # zarr's errors for a folder that is no store
-        fail(f"{run}: not a zarr store written by `riskengine run` ({type(exc).__name__})")
-    return ds
 
 
 @app.command()
@@ -287,15 +261,15 @@ def report(
     from riskengine.report import FIGURES, write_report
 
     parsed = _parse_levels(levels)
-    ds = _open_cube(run)
+    ds = open_run(run)
     out = out if out is not None else run.with_name(f"{run.stem}-report")
     clashes = [
         out / n for n in ["index.html", *(f"{f}.png" for f in FIGURES)] if (out / n).exists()
     ]
     if out.exists() and not out.is_dir():
-        fail(f"--out {out}: exists and is not a folder; choose another --out")
+        raise InputError(f"--out {out}: exists and is not a folder; choose another --out")
     if clashes and not overwrite:
-        fail(
+        raise InputError(
             f"--out {out}: already holds a report ({clashes[0].name}); "
             "add --overwrite or choose another --out"
         )
@@ -307,18 +281,16 @@ def report(
 def main() -> None:
     """Entry point of the console script."""
     try:
-        # Outside standalone mode typer returns the code of a typer.Exit (as raised by fail())
-        # instead of exiting with it, and re-raises click's errors for us to print on one line.
+        # Outside standalone mode typer returns the code of a typer.Exit instead of exiting with
+        # it, and re-raises click's errors for us to print on one line.
         code = app(standalone_mode=False)
-    except UsageError as exc:
-        err_console.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)
+    except InputError as exc:
+        _error_line(str(exc))
         sys.exit(2)
     except ClickException as exc:
         # A bare `riskengine` has printed its help already; its error carries no message.
         if exc.format_message():
-            err_console.print(
-                f"error: {exc.format_message()}", highlight=False, markup=False, soft_wrap=True
-            )
+            _error_line(exc.format_message())
         sys.exit(2)
     except typer.Abort:
         sys.exit(130)

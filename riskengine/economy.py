@@ -11,7 +11,7 @@ File format (the project's own; ``configs/economy/wiod2011_7x12`` is an example)
 (first column ``node``, then one column per region) and ``unit.txt`` (the currency unit, one
 line; ``USD million`` when absent).
 
-This module imports numpy and the standard library only (pymrio lazily, when asked for).
+This module imports numpy and riskengine.errors (pymrio's objects are only read).
 """
 
 from __future__ import annotations
@@ -23,13 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
+from riskengine.errors import EconomyError
+
 __all__ = ["DEFAULT_ECONOMY", "Economy", "EconomyError", "load_economy"]
 
 DEFAULT_ECONOMY = "wiod2011_7x12"
-
-
-class EconomyError(ValueError):
-    """An input-output table that cannot be used; the message names the file and the fix."""
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,11 @@ A block's paths are a pure function of (seed, path) (see :mod:`riskengine.kernel
 cube does not depend on the block size, the scheduler, the number of workers or which worker ran
 a block: a block lost with its worker is simply run again.
 
-This module imports numpy, xarray and riskengine's compile, backends, scenario and store; dask
-lazily, when a run starts.
+Everything about the store (checks, lock, creation, resume, opening) is in
+:mod:`riskengine.store`; this module only cuts paths into blocks and runs them.
+
+This module imports numpy, xarray and riskengine's backends, compile, errors, scenario, schema
+and store modules; dask lazily, when a run starts.
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import shutil
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -30,27 +32,12 @@ import xarray as xr
 
 from riskengine.backends import BACKENDS, block_arrays, block_shapes, run_block, run_block_into
 from riskengine.compile import CompiledModel, compile_model
+from riskengine.errors import RunError
 from riskengine.scenario import Scenario, load_scenario
-from riskengine.store import (
-    CUBE,
-    ENGINE_GROUP,
-    RESOLUTIONS,
-    StoreError,
-    build_dataset,
-    clear,
-    create_store,
-    estimated_bytes,
-    holds_nothing_else,
-    is_store,
-    locked,
-    open_cube,
-    periods,
-    read_run,
-    remove_partial_writes,
-    write_block,
-)
+from riskengine.schema import CUBE, RESOLUTIONS, build_dataset, estimated_bytes, periods
+from riskengine.store import claim, open_run, write_block
 
-__all__ = ["Progress", "RunError", "default_block_paths", "open_run", "simulate"]
+__all__ = ["Progress", "default_block_paths", "simulate"]
 
 # Work per block: far above dask's ~3 ms per task, short enough for a live progress bar and for
 # cheap re-runs of a block lost with its worker.
@@ -65,10 +52,6 @@ BLOCK_BYTES = 64 * 2**20
 # a few 10^5 paths).
 SECONDS_PER_PATH_MONTH = {"reference": 2e-5, "cpu": 1e-6, "cuda": 5e-8}
 SEED_LIMIT = 2**64
-
-
-class RunError(ValueError):
-    """Bad arguments to a run; ``str(err)`` is one line naming the argument and the fix."""
 
 
 class Progress(Protocol):
@@ -249,90 +232,22 @@ def _check_args(paths: int, seed: int, resolution: str, backend: str, block_path
         raise RunError(f"paths must be a positive integer, got {paths!r}; give --paths N > 0")
     if not integer(seed) or not 0 <= seed < SEED_LIMIT:
         raise RunError(f"seed must lie in [0, 2**64), got {seed}; give another --seed")
-    if resolution not in (*RESOLUTIONS, "horizon"):
-        raise RunError(
-            f"resolution {resolution!r} is unknown; use one of month, quarter, year, horizon"
-        )
+    if resolution not in RESOLUTIONS:
+        raise RunError(f"resolution {resolution!r} is unknown; use one of {', '.join(RESOLUTIONS)}")
     if backend not in BACKENDS:
         raise RunError(f"backend {backend!r} is unknown; use one of {', '.join(BACKENDS)}")
     if block_paths is not None and block_paths <= 0:
         raise RunError(f"block_paths must be a positive integer, got {block_paths}")
 
 
-def _check_resumable(path: Path, asked: dict, block_paths: int | None):
-    """The store's run and the asked one must be the same run; returns the store's blocks."""
-    info = read_run(path)
-    stored = {k: info.attrs.get(k) for k in asked}
-    for key, value in asked.items():
-        if stored[key] != value:
-            shown = {"scenario_sha256": "scenario (sha256)"}.get(key, key)
-            raise StoreError(
-                f"{path}: cannot resume: {shown} is {value!r} but the stored run has "
-                f"{stored[key]!r}; resume with the stored run's values or start over with "
-                "--overwrite"
-            )
-    if block_paths is not None and block_paths != info.block_paths:
-        raise StoreError(
-            f"{path}: cannot resume: block paths {block_paths} but the store is cut into blocks "
-            f"of {info.block_paths}; drop --block-paths"
-        )
-    return info
-
-
-def _check_disk(path: Path, needed: int) -> None:
-    where = next(p for p in path.parents if p.exists())
-    free = shutil.disk_usage(where).free
-    if needed > free:
-        raise StoreError(
-            f"{path}: the store needs about {needed / 1e9:.3g} GB but {where} has "
-            f"{free / 1e9:.3g} GB free; use a coarser --resolution, fewer --paths or another --out"
-        )
-
-
 def _check_backend(model: CompiledModel, seed: int, resolution: str, backend: str, client):
     """Run one path where the blocks will run (on every worker of a cluster) before a store is
     written: a backend that cannot run there (no GPU) fails here, and every process has its
-    kernel compiled (or loaded from numba's cache) before the first block starts."""
+    kernel compiled (or loaded from its cache) before the first block starts."""
     if client is None:
         _compute(model, seed, 0, 1, resolution, backend)
     else:
         client.run(_compute, model, seed, 0, 1, resolution, backend)
-
-
-@contextlib.contextmanager
-def _claimed(path: Path, resume: bool) -> Iterator[None]:
-    """Hold the store's lock, creating its directory (and missing parents) if needed. What this
-    call created is removed again if an error comes before the store itself is written."""
-    if path.exists() and not path.is_dir():
-        raise StoreError(f"{path}: exists and is not a store directory; choose another --out")
-    if path.exists() and not is_store(path) and not holds_nothing_else(path):
-        raise StoreError(f"{path}: exists and is not a riskengine store; choose another --out")
-    created = [p for p in (path, *path.parents) if not p.exists()]
-    if created:
-        if resume:
-            raise StoreError(f"{path}: there is no run to resume; drop --resume to start one")
-        try:
-            path.mkdir(parents=True, exist_ok=True)  # exists: another run was faster; see lock
-        except OSError as exc:
-            raise StoreError(
-                f"{path}: cannot create the store ({exc.strerror}); choose a writable --out"
-            ) from None
-    lock_group = path / ENGINE_GROUP
-    had_lock = lock_group.exists()
-    try:
-        with locked(path):
-            try:
-                yield
-            except BaseException:
-                if not is_store(path) and created:  # remove only what this call made
-                    shutil.rmtree(path)
-                elif not is_store(path) and not had_lock:
-                    shutil.rmtree(lock_group)
-                raise
-    finally:
-        for folder in created[1:]:  # parents, deepest first
-            if folder.is_dir() and not any(folder.iterdir()):
-                folder.rmdir()
 
 
 def simulate(
@@ -422,67 +337,23 @@ def simulate(
         )
 
     path = Path(store).absolute()
-    with _claimed(path, resume):
-        if is_store(path) and resume:
-            asked = {
-                "scenario_sha256": model.scenario.sha256,
-                "seed": seed,
-                "paths": paths,
-                "resolution": resolution,
-                "backend": backend,
-            }
-            info = _check_resumable(path, asked, block_paths)
-            bp, done = info.block_paths, info.done
-            todo_bytes = estimated_bytes(model, paths, resolution) * int((~done).sum())
-            _check_disk(path, todo_bytes // len(done))
-            _check_backend(model, seed, resolution, backend, client)
-            remove_partial_writes(path)  # left by the writers of the interrupted run
-        elif is_store(path) and not overwrite:
-            raise StoreError(
-                f"{path}: a run store exists there; use --resume to finish it, --overwrite to "
-                "replace it, or another --out"
-            )
-        elif resume:
-            raise StoreError(f"{path}: there is no run to resume; drop --resume to start one")
-        else:
-            _check_disk(path, estimated_bytes(model, paths, resolution))
-            _check_backend(model, seed, resolution, backend, client)
-            clear(path)
-            create_store(
-                path,
-                model,
-                seed=seed,
-                paths=paths,
-                backend=backend,
-                resolution=resolution,
-                block_paths=bp,
-            )
-            done = np.zeros(-(-paths // bp), dtype=bool)
-        blocks = _blocks(paths, bp)
-        todo = [(i, p0, p1) for i, (p0, p1) in enumerate(blocks) if not done[i]]
+    with claim(
+        path,
+        model,
+        seed=seed,
+        paths=paths,
+        backend=backend,
+        resolution=resolution,
+        block_paths=block_paths,
+        default_block_paths=bp,
+        resume=resume,
+        overwrite=overwrite,
+        before_writing=lambda: _check_backend(model, seed, resolution, backend, client),
+    ) as run:
+        blocks = _blocks(paths, run.block_paths)
+        todo = [(i, p0, p1) for i, (p0, p1) in enumerate(blocks) if not run.done[i]]
         if progress is not None:
             progress.start(len(todo), sum(p1 - p0 for _, p0, p1 in todo), len(blocks))
         args = [(seed, p0, p1, resolution, backend, path, i) for i, p0, p1 in todo]
         _run_tasks(_compute_and_write, model, args, client, note)
     return open_run(path)
-
-
-def open_run(path: str | Path) -> xr.Dataset:
-    """Open a complete run's cube lazily (plain ``xarray.open_zarr`` after integrity checks).
-
-    Raises
-    ------
-    StoreError
-        The path holds no run store, or the run is incomplete (finish it with ``--resume``).
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> store = tempfile.mkdtemp() + "/run.zarr"
-    >>> _ = simulate("truce_collapse", 4, seed=1, store=store, backend="reference",
-    ...              resolution="horizon")
-    >>> ds = open_run(store)
-    >>> ds.attrs["paths"], ds.loss.dims
-    (4, ('path', 'time', 'sector', 'region'))
-    """
-    return open_cube(Path(path))

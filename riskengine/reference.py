@@ -16,7 +16,7 @@ from scipy.special import expit, ndtr
 from riskengine.compile import CompiledModel, compile_model
 from riskengine.kernels import rng
 from riskengine.scenario import Scenario
-from riskengine.store import build_dataset, periods
+from riskengine.schema import build_dataset, periods
 
 __all__ = ["simulate", "simulate_block", "simulate_monthly"]
 

@@ -4,7 +4,7 @@ Figures are drawn on :class:`matplotlib.figure.Figure` objects directly (the Agg
 pyplot, no display). The cube is read in one pass (:func:`riskengine.risk.path_totals` with the
 timeline); everything after that works on the per-path totals in memory.
 
-This module imports numpy, xarray, matplotlib, rich and riskengine.risk.
+This module imports numpy, xarray, matplotlib, rich and riskengine's formatting and risk modules.
 """
 
 from __future__ import annotations
@@ -23,18 +23,20 @@ from matplotlib.ticker import StrMethodFormatter
 from rich.console import Console
 from rich.table import Table
 
+from riskengine.formatting import (
+    display_unit,
+    format_amount,
+    format_estimate,
+    format_level,
+    risk_table,
+)
 from riskengine.risk import (
     attribution,
     check_levels,
     cumulative_loss_quantiles,
-    display_unit,
     exceedance_curves,
-    format_amount,
-    format_estimate,
-    format_level,
     path_totals,
     risk_summary,
-    risk_table,
 )
 
 __all__ = ["FIGURES", "Report", "write_report"]

@@ -9,7 +9,10 @@ only those totals are loaded (8 bytes x paths x (84 nodes + 5 years x (7 + 12 + 
 sectors and credit + channels), about 1.8 GB for a million paths). Quantiles need every path of a
 column at once, so they are computed in memory from the totals.
 
-This module imports numpy, xarray, rich and riskengine.weighted.
+Presentation (tables, number formats) is in :mod:`riskengine.formatting`: this module is
+mathematics only.
+
+This module imports numpy, xarray and riskengine's errors, schema and weighted modules.
 """
 
 from __future__ import annotations
@@ -18,32 +21,20 @@ from collections.abc import Sequence
 
 import numpy as np
 import xarray as xr
-from rich.table import Table
 
+from riskengine.errors import CubeError
+from riskengine.schema import validate
 from riskengine.weighted import exceedance, mean_se, tail_stats, tail_weights, weighted_quantile
 
 __all__ = [
-    "CubeError",
     "attribution",
-    "check_cube",
     "check_levels",
     "cumulative_loss_quantiles",
-    "display_unit",
     "exceedance_curves",
-    "format_amount",
-    "format_estimate",
-    "format_level",
     "path_totals",
     "risk_summary",
-    "risk_table",
 ]
 
-_REQUIRED = {
-    "loss": ("path", "time", "sector", "region"),
-    "credit_loss": ("path", "time", "region"),
-    "severity": ("path", "time", "channel"),
-    "weight": ("path",),
-}
 _TOTALS_KIND = "riskengine path totals"
 _PER_YEAR_RESOLUTIONS = frozenset({"month", "quarter", "year"})
 
@@ -52,32 +43,6 @@ SE_METHOD = (
     "influence VaR + (x - VaR)+/(1 - alpha)); VaR: Woodruff 95 % interval of the weighted "
     "quantile, se = interval width / (2 x 1.96). Paths independent; see riskengine.weighted."
 )
-
-
-class CubeError(ValueError):
-    """The dataset is not a riskengine cube (a variable, dim or attr is missing)."""
-
-
-def check_cube(ds: xr.Dataset) -> None:
-    """Raise :class:`CubeError` naming the first missing variable, dim or attr of the cube.
-
-    Examples
-    --------
-    >>> check_cube(xr.Dataset())
-    Traceback (most recent call last):
-    ...
-    riskengine.risk.CubeError: not a riskengine cube: variable 'loss' is missing
-    """
-    for name, dims in _REQUIRED.items():
-        if name not in ds.variables:
-            raise CubeError(f"not a riskengine cube: variable {name!r} is missing")
-        if tuple(ds[name].dims) != dims:
-            raise CubeError(
-                f"not a riskengine cube: {name!r} has dims {tuple(ds[name].dims)}, expected {dims}"
-            )
-    for attr in ("resolution", "horizon_months"):
-        if attr not in ds.attrs:
-            raise CubeError(f"not a riskengine cube: dataset attr {attr!r} is missing")
 
 
 def check_levels(levels: Sequence[float]) -> np.ndarray:
@@ -92,19 +57,6 @@ def check_levels(levels: Sequence[float]) -> np.ndarray:
     if arr.size == 0 or not np.all((arr > 0) & (arr < 1)):
         raise ValueError(f"levels must be numbers strictly between 0 and 1, got {list(levels)}")
     return arr
-
-
-def display_unit(units: str) -> tuple[float, str]:
-    """Scale and label to show amounts in: USD bn for a cube in USD million.
-
-    Examples
-    --------
-    >>> display_unit("USD million")
-    (0.001, 'USD bn')
-    """
-    if units.strip().lower() in {"usd million", "million usd", "usd m"}:
-        return 1e-3, "USD bn"
-    return 1.0, units
 
 
 def _year_index(ds: xr.Dataset) -> np.ndarray | None:
@@ -160,7 +112,7 @@ def path_totals(ds: xr.Dataset, timeline: bool = False) -> xr.Dataset:
     ['credit_loss', 'credit_loss_year', 'loss', 'loss_region_year', 'loss_sector_year',
      'p_active_time', 'severity_months', 'weight']
     """
-    check_cube(ds)
+    validate(ds)
     loss, credit = ds["loss"], ds["credit_loss"]
     weight = ds["weight"].astype(np.float64)
     on = ds["severity"] > 0
@@ -462,84 +414,3 @@ def cumulative_loss_quantiles(
         },
         attrs={"units": t.attrs["units"], "long_name": "cumulative output loss"},
     )
-
-
-def format_amount(value: float) -> str:
-    """An amount with thousands separators and at least three significant digits.
-
-    Examples
-    --------
-    >>> [format_amount(v) for v in (12345.6, 42.34, 0.5, 0.0)]
-    ['12,346', '42.3', '0.500', '0']
-    """
-    if value == 0 or not np.isfinite(value):
-        return f"{value:g}"
-    decimals = max(0, 2 - int(np.floor(np.log10(abs(value)))))
-    return f"{value:,.{decimals}f}"
-
-
-def format_estimate(value: float, se: float) -> str:
-    """An estimate and its standard error.
-
-    Examples
-    --------
-    >>> format_estimate(45576.2, 404.9)
-    '45,576 ± 405'
-    """
-    return f"{format_amount(value)} ± {format_amount(se)}"
-
-
-def format_level(level: float) -> str:
-    """A level as a percentage.
-
-    Examples
-    --------
-    >>> format_level(0.995)
-    '99.5 %'
-    """
-    return f"{100 * level:g} %"
-
-
-def risk_table(
-    ds: xr.Dataset, levels: Sequence[float] = (0.99,), summary: xr.Dataset | None = None
-) -> Table:
-    """The short risk table: EL and VaR of losses over the horizon by region and in total.
-
-    Columns: output loss EL and VaR (± standard error) at each level, then the same for bank
-    credit losses. Pass ``summary`` (a :func:`risk_summary` of the same cube with these levels)
-    to reuse it instead of reading the cube again.
-
-    Examples
-    --------
-    >>> from riskengine import load_scenario
-    >>> from riskengine.reference import simulate
-    >>> ds = simulate(load_scenario("truce_collapse"), paths=200, seed=1)
-    >>> table = risk_table(ds)
-    >>> [c.header for c in table.columns]
-    ['Region', 'Loss EL', 'Loss VaR 99 %', 'Credit EL', 'Credit VaR 99 %']
-    """
-    lv = check_levels(levels)
-    s = risk_summary(ds, lv) if summary is None else summary
-    s = s.sel(period="horizon", level=lv)
-    scale, unit = display_unit(s.attrs["units"])
-    title = f"Losses over the horizon, {unit} ({s.attrs['paths']:,} paths"
-    title += f", {s.attrs['scenario_name']})" if "scenario_name" in s.attrs else ")"
-    table = Table(title=title, caption="VaR ± standard error; weighted by path weights")
-    table.add_column("Region")
-    for what in ("Loss", "Credit"):
-        table.add_column(f"{what} EL", justify="right")
-        for a in lv:
-            table.add_column(f"{what} VaR {format_level(a)}", justify="right")
-
-    def cells(prefix: str, **where) -> list[str]:
-        row = [format_amount(scale * float(s[f"{prefix}_EL"].sel(where)))]
-        for a in lv:
-            var = scale * float(s[f"{prefix}_VaR"].sel({**where, "level": a}))
-            se = scale * float(s[f"{prefix}_VaR_se"].sel({**where, "level": a}))
-            row.append(format_estimate(var, se))
-        return row
-
-    for r in s["region"].values:
-        table.add_row(str(r), *cells("region", region=r), *cells("credit", region=r))
-    table.add_row("Total", *cells("total"), *cells("credit_total"), style="bold")
-    return table

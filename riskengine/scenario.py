@@ -14,7 +14,7 @@ Checks that need the economy (unknown sector or region names, the propagation ma
 radius) run in :func:`riskengine.compile.compile_model`; every error, from either place, is a
 :class:`ScenarioError` whose message is one line naming the YAML path of the field and the fix.
 
-This module imports numpy, pydantic and yaml only.
+This module imports numpy, pydantic, yaml and riskengine.errors.
 """
 
 from __future__ import annotations
@@ -36,17 +36,14 @@ from pydantic import (
     model_validator,
 )
 
+from riskengine.errors import ScenarioError
+
 __all__ = [
     "Scenario",
     "ScenarioError",
     "builtin_scenarios",
     "load_scenario",
 ]
-
-
-class ScenarioError(ValueError):
-    """A scenario that cannot be run. ``str(err)`` is one line: the field (as a YAML path) or
-    file, what is wrong, and how to fix it."""
 
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]

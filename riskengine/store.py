@@ -1,14 +1,11 @@
-"""The cube's schema (names, dims, dtypes, attrs, time periods) and its zarr v3 store.
-
-The schema is declared once here (as sgkit's ``variables.py`` does) and used by the reference,
-the engine and the readers, so that every producer of a cube writes the same names, dims, coords
-and attrs.
+"""A run's zarr store: everything about it, from claiming a directory to opening a finished cube.
 
 A run's store is a zarr v3 group that plain ``xarray.open_zarr(path)`` opens:
 
-- the cube's variables and coordinates at the root, chunked along ``path`` exactly as the run's
-  blocks (so that concurrent block writes never share a chunk), the dataset attrs of the contract,
-  and consolidated metadata (written once, at creation; block writes never change metadata);
+- the cube's variables and coordinates at the root (:mod:`riskengine.schema`), chunked along
+  ``path`` exactly as the run's blocks (so that concurrent block writes never share a chunk), the
+  dataset attrs of the contract, and consolidated metadata (written once, at creation; block
+  writes never change metadata);
 - a subgroup ``riskengine`` (ignored by ``open_zarr``) holding ``block_done``, one uint8 per
   block, uncompressed, one chunk per block, set to 1 after the block's data is written. zarr
   writes each chunk by rename, so a block killed at any instant is either recorded complete with
@@ -18,197 +15,56 @@ A run holds an exclusive ``flock`` on the ``riskengine`` group's metadata file w
 (released by the OS when the process dies, even by SIGKILL), so two runs cannot write one store at
 once. Stores are directories on a local or shared (NFS, Lustre, GPFS) file system.
 
-This module imports numpy, xarray, zarr and riskengine.compile (dask.array lazily, for lazy cubes).
+The engine calls :func:`claim` (checks, lock, creation or resume), :func:`write_block` from its
+block tasks, and :func:`open_run` at the end; every reader of a finished run opens it through
+:func:`open_run`.
+
+This module imports numpy, xarray, zarr and riskengine's errors and schema modules (dask.array
+lazily, for the template of a new store).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import fcntl
 import os
 import shutil
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING
 
 import numpy as np
 import xarray as xr
 import zarr
 from zarr.codecs import BloscCodec
 
-from riskengine.compile import CompiledModel
+from riskengine.errors import CubeError, StoreError
+from riskengine.schema import (
+    CUBE,
+    build_dataset,
+    check_dtype,
+    cube_shapes,
+    estimated_bytes,
+    n_periods,
+    validate,
+)
+
+if TYPE_CHECKING:
+    from riskengine.compile import CompiledModel
 
 __all__ = [
-    "CUBE",
     "ENGINE_GROUP",
-    "RESOLUTIONS",
-    "CubeVariable",
-    "Resolution",
+    "Claim",
     "RunInfo",
-    "StoreError",
-    "build_dataset",
-    "clear",
-    "create_store",
-    "cube_shapes",
-    "estimated_bytes",
-    "holds_nothing_else",
+    "claim",
     "is_store",
     "locked",
-    "open_cube",
-    "periods",
+    "open_run",
     "read_run",
-    "remove_partial_writes",
     "write_block",
 ]
-
-Resolution = Literal["month", "quarter", "year", "horizon"]
-RESOLUTIONS: dict[str, int] = {"month": 1, "quarter": 3, "year": 12}
-
-
-@dataclass(frozen=True)
-class CubeVariable:
-    """One variable of the cube. ``units`` ``"economy"`` means the economy's currency unit."""
-
-    dims: tuple[str, ...]
-    dtype: type
-    units: str
-    long_name: str
-
-
-CUBE: dict[str, CubeVariable] = {
-    "loss": CubeVariable(
-        ("path", "time", "sector", "region"), np.float32, "economy", "output loss in the period"
-    ),
-    "credit_loss": CubeVariable(
-        ("path", "time", "region"), np.float32, "economy", "banks' credit losses in the period"
-    ),
-    "severity": CubeVariable(
-        ("path", "time", "channel"),
-        np.float32,
-        "1",
-        "effective severity of each channel (sum over the period's months)",
-    ),
-    "tension": CubeVariable(
-        ("path", "time"), np.float32, "1", "tension factor g (sum over the period's months)"
-    ),
-    "weight": CubeVariable(("path",), np.float64, "1", "likelihood ratio of the path"),
-}
-
-
-def periods(start: dt.date, horizon: int, resolution: str) -> tuple[np.ndarray, np.ndarray]:
-    """Map months to periods.
-
-    Returns
-    -------
-    period_of_month : ndarray of int64, shape (horizon,)
-        Period index of months 1..horizon.
-    period_start : ndarray of datetime64[ns], shape (n_periods,)
-        First day of each period. Quarters and years count from the scenario's start month, not
-        the calendar; a last period shorter than the others holds the remaining months.
-    """
-    if resolution == "horizon":
-        length = horizon
-    elif resolution in RESOLUTIONS:
-        length = RESOLUTIONS[resolution]
-    else:
-        raise ValueError(f"resolution {resolution!r} is not one of month, quarter, year, horizon")
-    period_of_month = np.arange(horizon, dtype=np.int64) // length
-    first_months = np.arange(0, horizon, length)
-    base = np.datetime64(start, "M")
-    starts = (base + first_months.astype("timedelta64[M]")).astype("datetime64[ns]")
-    return period_of_month, starts
-
-
-def dataset_attrs(model: CompiledModel, seed: int, paths: int, backend: str, resolution: str):
-    """Dataset attrs of the cube contract (DESIGN.md)."""
-    from riskengine import __version__
-
-    return {
-        "riskengine_version": __version__,
-        "scenario": model.scenario.source_text,
-        "scenario_name": model.scenario.name,
-        "scenario_sha256": model.scenario.sha256,
-        "seed": int(seed),
-        "paths": int(paths),
-        "backend": backend,
-        "resolution": resolution,
-        "horizon_months": int(model.horizon),
-        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-    }
-
-
-def coords(model: CompiledModel, path: np.ndarray, resolution: str) -> dict[str, np.ndarray]:
-    """Coordinates of a cube over the given global path indices."""
-    _, starts = periods(model.start, model.horizon, resolution)
-    return {
-        "path": np.asarray(path, dtype=np.int64),
-        "time": starts,
-        "sector": np.array(model.sectors, dtype=object),
-        "region": np.array(model.regions, dtype=object),
-        "channel": np.array(model.channels, dtype=object),
-    }
-
-
-def cube_shapes(model: CompiledModel, paths: int, n_periods: int) -> dict[str, tuple[int, ...]]:
-    """Shape of every cube variable for ``paths`` paths and ``n_periods`` time periods."""
-    size = {
-        "path": paths,
-        "time": n_periods,
-        "sector": len(model.sectors),
-        "region": len(model.regions),
-        "channel": len(model.channels),
-    }
-    return {name: tuple(size[d] for d in var.dims) for name, var in CUBE.items()}
-
-
-def _n_periods(model: CompiledModel, resolution: str) -> int:
-    return len(periods(model.start, model.horizon, resolution)[1])
-
-
-def _check_dtype(name: str, values) -> None:
-    if values.dtype != CUBE[name].dtype:
-        raise TypeError(
-            f"{name}: dtype {values.dtype}, the cube needs {np.dtype(CUBE[name].dtype)}"
-        )
-
-
-def variable_attrs(name: str, unit: str) -> dict[str, str]:
-    var = CUBE[name]
-    return {"units": unit if var.units == "economy" else var.units, "long_name": var.long_name}
-
-
-def build_dataset(
-    model: CompiledModel,
-    data: dict[str, np.ndarray],
-    path: np.ndarray,
-    *,
-    seed: int,
-    backend: str,
-    resolution: str,
-) -> xr.Dataset:
-    """An in-memory cube from arrays already in the cube's layout and dtypes.
-
-    ``data`` maps every name of :data:`CUBE` to an array with that variable's dims: numpy, or
-    dask (the engine's lazy template of a store).
-    """
-    c = coords(model, path, resolution)
-    variables = {}
-    for name, var in CUBE.items():
-        values = data[name] if hasattr(data[name], "dtype") else np.asarray(data[name])
-        _check_dtype(name, values)
-        variables[name] = xr.Variable(var.dims, values, variable_attrs(name, model.unit))
-    return xr.Dataset(
-        variables,
-        coords=c,
-        attrs=dataset_attrs(model, seed, len(c["path"]), backend, resolution),
-    )
-
-
-# ---------------------------------------------------------------------------------------------
-# The zarr store of a run
 
 ENGINE_GROUP = "riskengine"
 # The cube's compressor: LZ4 after byte shuffling compresses the float32 sums about as well as
@@ -216,10 +72,6 @@ ENGINE_GROUP = "riskengine"
 # run (monthly resolution: 23 kB per path); blosc runs on one thread inside zarr's codec pool.
 COMPRESSOR = {"cname": "lz4", "clevel": 5, "shuffle": "shuffle"}
 BLOCK_DONE = f"{ENGINE_GROUP}/block_done"
-
-
-class StoreError(ValueError):
-    """A store that cannot be used as asked; ``str(err)`` is one line: the store and the fix."""
 
 
 @dataclass(frozen=True)
@@ -235,18 +87,13 @@ class RunInfo:
         return len(self.done)
 
 
-def estimated_bytes(model: CompiledModel, paths: int, resolution: str) -> int:
-    """Uncompressed size of a cube's variables: an upper bound of its store's size on disk.
+@dataclass(frozen=True)
+class Claim:
+    """A store claimed for a run: its block size and which blocks are already written."""
 
-    Examples
-    --------
-    >>> from riskengine import compile_model, load_scenario
-    >>> model = compile_model(load_scenario("truce_collapse"))
-    >>> estimated_bytes(model, 1, "month")  # (84 + 7 + 4 + 1) float32 x 60 months + the weight
-    23048
-    """
-    shapes = cube_shapes(model, paths, _n_periods(model, resolution))
-    return sum(int(np.prod(s)) * np.dtype(CUBE[n].dtype).itemsize for n, s in shapes.items())
+    path: Path
+    block_paths: int
+    done: np.ndarray  # bool, one per block
 
 
 def is_store(path: Path) -> bool:
@@ -258,7 +105,7 @@ def _lock_file(path: Path) -> Path:
     return path / ENGINE_GROUP / "zarr.json"
 
 
-def holds_nothing_else(path: Path) -> bool:
+def _holds_nothing_else(path: Path) -> bool:
     """Whether the directory ``path`` is empty but for a store's lock (see :func:`locked`)."""
     entries = list(path.iterdir())
     return not entries or (
@@ -300,7 +147,7 @@ def locked(path: Path) -> Iterator[None]:
         os.close(fd)  # closing the descriptor releases the lock
 
 
-def clear(path: Path) -> None:
+def _clear(path: Path) -> None:
     """Delete a store's contents but for its lock (held by the caller)."""
     keep = _lock_file(path)
     for child in [*path.iterdir(), *(path / ENGINE_GROUP).iterdir()]:
@@ -312,14 +159,24 @@ def clear(path: Path) -> None:
             child.unlink()
 
 
-def remove_partial_writes(path: Path) -> None:
+def _remove_partial_writes(path: Path) -> None:
     """Delete the temporary files of chunk writes cut short (zarr writes ``KEY.UUID.partial``,
     then renames it to ``KEY``); the caller holds the lock."""
     for f in list(path.rglob("*.partial")):
         f.unlink()
 
 
-def create_store(
+def _check_disk(path: Path, needed: int) -> None:
+    where = next(p for p in (path, *path.parents) if p.exists())
+    free = shutil.disk_usage(where).free
+    if needed > free:
+        raise StoreError(
+            f"{path}: the store needs about {needed / 1e9:.3g} GB but {where} has "
+            f"{free / 1e9:.3g} GB free; use a coarser --resolution, fewer --paths or another --out"
+        )
+
+
+def _create(
     path: Path,
     model: CompiledModel,
     *,
@@ -349,7 +206,7 @@ def create_store(
     )
     template = {
         name: da.zeros(shape, dtype=CUBE[name].dtype, chunks=(block_paths, *shape[1:]))
-        for name, shape in cube_shapes(model, paths, _n_periods(model, resolution)).items()
+        for name, shape in cube_shapes(model, paths, n_periods(model, resolution)).items()
     }
     ds = build_dataset(
         model, template, np.arange(paths), seed=seed, backend=backend, resolution=resolution
@@ -370,15 +227,6 @@ def create_store(
         )
 
 
-def write_block(path: Path, index: int, p0: int, data: dict[str, np.ndarray]) -> None:
-    """Write one block's arrays into its region of the store, then record the block as done."""
-    root = zarr.open_group(path, mode="r+", zarr_format=3, use_consolidated=False)
-    for name in CUBE:
-        _check_dtype(name, data[name])
-        root[name][p0 : p0 + len(data[name])] = data[name]
-    root[BLOCK_DONE][index] = 1
-
-
 def read_run(path: Path) -> RunInfo:
     """The run recorded in the store at ``path``; :class:`StoreError` if it holds none."""
     try:
@@ -392,12 +240,188 @@ def read_run(path: Path) -> RunInfo:
     return RunInfo(attrs, int(flags.attrs["block_paths"]), flags[:] == 1)
 
 
-def open_cube(path: Path) -> xr.Dataset:
-    """Open a complete run's cube lazily; :class:`StoreError` if it is incomplete."""
+def _check_resumable(path: Path, asked: dict, block_paths: int | None) -> RunInfo:
+    """The store's run and the asked one must be the same run; returns the store's run."""
     info = read_run(path)
-    if not info.done.all():
+    for key, value in asked.items():
+        stored = info.attrs.get(key)
+        if stored != value:
+            shown = {"scenario_sha256": "scenario (sha256)"}.get(key, key)
+            raise StoreError(
+                f"{path}: cannot resume: {shown} is {value!r} but the stored run has "
+                f"{stored!r}; resume with the stored run's values or start over with --overwrite"
+            )
+    if block_paths is not None and block_paths != info.block_paths:
         raise StoreError(
-            f"{path}: the run is incomplete ({int(info.done.sum())} of {info.n_blocks} blocks "
-            "written); finish it with `riskengine run ... --resume`"
+            f"{path}: cannot resume: block paths {block_paths} but the store is cut into blocks "
+            f"of {info.block_paths}; drop --block-paths"
         )
-    return xr.open_zarr(path)
+    return info
+
+
+@contextmanager
+def _claimed_directory(path: Path, resume: bool) -> Iterator[None]:
+    """Hold the store's lock, creating its directory (and missing parents) if needed. What this
+    call created is removed again if an error comes before the store itself is written."""
+    if path.exists() and not path.is_dir():
+        raise StoreError(f"{path}: exists and is not a store directory; choose another --out")
+    if path.exists() and not is_store(path) and not _holds_nothing_else(path):
+        raise StoreError(f"{path}: exists and is not a riskengine store; choose another --out")
+    created = [p for p in (path, *path.parents) if not p.exists()]
+    if created:
+        if resume:
+            raise StoreError(f"{path}: there is no run to resume; drop --resume to start one")
+        try:
+            path.mkdir(parents=True, exist_ok=True)  # exists: another run was faster; see lock
+        except OSError as exc:
+            raise StoreError(
+                f"{path}: cannot create the store ({exc.strerror}); choose a writable --out"
+            ) from None
+    lock_group = path / ENGINE_GROUP
+    had_lock = lock_group.exists()
+    try:
+        with locked(path):
+            try:
+                yield
+            except BaseException:
+                if not is_store(path) and created:  # remove only what this call made
+                    shutil.rmtree(path)
+                elif not is_store(path) and not had_lock:
+                    shutil.rmtree(lock_group)
+                raise
+    finally:
+        for folder in created[1:]:  # parents, deepest first
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+
+
+@contextmanager
+def claim(
+    path: Path,
+    model: CompiledModel,
+    *,
+    seed: int,
+    paths: int,
+    backend: str,
+    resolution: str,
+    block_paths: int | None,
+    default_block_paths: int,
+    resume: bool,
+    overwrite: bool,
+    before_writing: Callable[[], None] = lambda: None,
+) -> Iterator[Claim]:
+    """Claim the store at ``path`` for a run and hold its lock until the block writes are done.
+
+    A new run (or ``overwrite``) gets a freshly created store cut into blocks of ``block_paths``
+    (``default_block_paths`` when None); ``resume`` gets the interrupted run's blocks, after
+    checking that the store holds the same run (scenario, seed, paths, resolution, backend and
+    block size where one is asked). Every check that can fail (the store's state, the disk's free
+    space, ``before_writing``: the engine checks its backend there) runs before anything in the
+    store is changed, so a refused run leaves an existing store as it was.
+
+    Raises
+    ------
+    StoreError
+        A store that exists (without ``resume`` or ``overwrite``), is locked by another run,
+        does not match on ``resume``, cannot be created, or would not fit on the disk.
+    """
+    with _claimed_directory(path, resume):
+        if is_store(path) and resume:
+            asked = {
+                "scenario_sha256": model.scenario.sha256,
+                "seed": seed,
+                "paths": paths,
+                "resolution": resolution,
+                "backend": backend,
+            }
+            info = _check_resumable(path, asked, block_paths)
+            bp, done = info.block_paths, info.done
+            todo = int((~done).sum())
+            _check_disk(path, estimated_bytes(model, paths, resolution) * todo // len(done))
+            before_writing()
+            _remove_partial_writes(path)  # left by the writers of the interrupted run
+        elif is_store(path) and not overwrite:
+            raise StoreError(
+                f"{path}: a run store exists there; use --resume to finish it, --overwrite to "
+                "replace it, or another --out"
+            )
+        elif resume:
+            raise StoreError(f"{path}: there is no run to resume; drop --resume to start one")
+        else:
+            bp = block_paths or default_block_paths
+            _check_disk(path, estimated_bytes(model, paths, resolution))
+            before_writing()
+            _clear(path)
+            _create(
+                path,
+                model,
+                seed=seed,
+                paths=paths,
+                backend=backend,
+                resolution=resolution,
+                block_paths=bp,
+            )
+            done = np.zeros(-(-paths // bp), dtype=bool)
+        yield Claim(path, bp, done)
+
+
+def write_block(path: Path, index: int, p0: int, data: dict[str, np.ndarray]) -> None:
+    """Write one block's arrays into its region of the store, then record the block as done."""
+    root = zarr.open_group(path, mode="r+", zarr_format=3, use_consolidated=False)
+    for name in CUBE:
+        check_dtype(name, data[name])
+        root[name][p0 : p0 + len(data[name])] = data[name]
+    root[BLOCK_DONE][index] = 1
+
+
+def open_run(path: str | Path) -> xr.Dataset:
+    """Open a run's cube lazily, after the checks every reader of a run goes through.
+
+    ``path`` is a store written by a run (which must be complete: finish an interrupted one with
+    ``--resume``) or a cube written with ``Dataset.to_zarr`` (for example the reference's); the
+    dataset must follow the cube's contract (:func:`riskengine.schema.validate`).
+
+    Raises
+    ------
+    StoreError
+        No such store, no zarr store, or an incomplete run.
+    CubeError
+        A zarr store that holds no riskengine cube.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from riskengine import simulate
+    >>> store = tempfile.mkdtemp() + "/run.zarr"
+    >>> _ = simulate("truce_collapse", 4, seed=1, store=store, backend="reference",
+    ...              resolution="horizon")
+    >>> ds = open_run(store)
+    >>> ds.attrs["paths"], ds.loss.dims
+    (4, ('path', 'time', 'sector', 'region'))
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise StoreError(
+            f"{path}: no such run store; give the RUN.zarr folder that `riskengine run` wrote"
+        )
+    if is_store(path):
+        info = read_run(path)
+        if not info.done.all():
+            raise StoreError(
+                f"{path}: the run is incomplete ({int(info.done.sum())} of {info.n_blocks} "
+                "blocks written); finish it with `riskengine run ... --resume`"
+            )
+    try:
+        with warnings.catch_warnings():
+            # A cube written without consolidated metadata (not by a run) opens all the same.
+            warnings.filterwarnings("ignore", "Failed to open Zarr store with consolidated")
+            ds = xr.open_zarr(path)
+    except (OSError, ValueError, KeyError, zarr.errors.BaseZarrError) as exc:
+        raise StoreError(
+            f"{path}: not a zarr store written by `riskengine run` ({type(exc).__name__}); give "
+            "the RUN.zarr folder a run wrote"
+        ) from None
+    try:
+        return validate(ds)
+    except CubeError as exc:
+        raise CubeError(f"{path}: {exc}") from None

@@ -183,9 +183,13 @@ def tail_stats(x: np.ndarray, w: np.ndarray, levels: np.ndarray) -> TailStats:
         s_f = np.sqrt(np.sum((wn * ((s.x <= v) - alpha)) ** 2))
         lower[k], upper[k] = _quantile_sorted(s, [alpha - Z95 * s_f, alpha + Z95 * s_f])
         var_se[k] = (upper[k] - lower[k]) / (2 * Z95)
-        influence = v + np.maximum(s.x - v, 0.0) / (1.0 - alpha)
-        es[k] = wn @ influence
-        es_se[k] = np.sqrt(np.sum((wn * (influence - es[k])) ** 2))
+        # ES = VaR + E[(x - VaR)+] / (1 - alpha): the influence's weighted mean, written so that
+        # ES >= VaR holds in floating point too (the weights' sum is 1 only up to rounding,
+        # and VaR times it can underflow).
+        excess = np.maximum(s.x - v, 0.0) / (1.0 - alpha)
+        mean_excess = wn @ excess
+        es[k] = v + mean_excess
+        es_se[k] = np.sqrt(np.sum((wn * (excess - mean_excess)) ** 2))
     return TailStats(levels, var, var_se, lower, upper, es, es_se)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from riskengine.store import CUBE
+from riskengine.schema import CUBE
 
 # Backend of the engine tests: the CPU kernel, the engine's default (the numpy reference takes
 # the same path through the engine and is compared with it bitwise in test_engine.py).

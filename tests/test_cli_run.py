@@ -13,7 +13,8 @@ from dask_procs import COLUMNS, riskengine, wait_for
 from rich.console import Console
 
 import riskengine as rk
-from riskengine.store import StoreError, locked, read_run
+from riskengine.errors import StoreError
+from riskengine.store import locked, read_run
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -11,7 +11,7 @@ import pytest
 
 import riskengine as rk
 from riskengine.reference import simulate, simulate_monthly
-from riskengine.store import CUBE, periods
+from riskengine.schema import CUBE, periods
 
 DIMS = {
     "loss": ("path", "time", "sector", "region"),

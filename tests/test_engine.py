@@ -19,8 +19,9 @@ from kernel_checks import assert_block_equal
 
 import riskengine as rk
 from riskengine import reference
-from riskengine.engine import RunError
-from riskengine.store import CUBE, StoreError, locked, read_run
+from riskengine.errors import RunError, StoreError
+from riskengine.schema import CUBE
+from riskengine.store import locked, read_run
 
 SEED = 11
 PATHS = 2000
@@ -242,5 +243,11 @@ def test_bad_arguments(truce_collapse, args, error, message):
 
 
 def test_open_run_refuses_what_is_not_a_run(tmp_path):
-    with pytest.raises(StoreError, match="not a riskengine run store"):
+    with pytest.raises(StoreError, match="no such run store"):
+        rk.open_run(tmp_path / "missing.zarr")
+    with pytest.raises(StoreError, match="not a zarr store written by `riskengine run`"):
         rk.open_run(tmp_path)
+    not_cube = tmp_path / "not_cube.zarr"
+    xr.Dataset({"x": ("path", np.zeros(3))}).to_zarr(not_cube, zarr_format=3, consolidated=False)
+    with pytest.raises(rk.CubeError, match=r"not_cube\.zarr: not a riskengine cube: .* 'loss'"):
+        rk.open_run(not_cube)

@@ -14,13 +14,14 @@ from kernel_checks import assert_block_equal
 from scipy.special import ndtr, ndtri
 
 import riskengine as rk
-from riskengine.backends import BackendError, block_arrays, run_block, run_block_into
+from riskengine.backends import block_arrays, run_block, run_block_into
+from riskengine.errors import BackendError
 from riskengine.kernels import rng, step
 from riskengine.kernels.layout import credit_polynomials, kernel_model
 from riskengine.kernels.targets import compile_functions
 from riskengine.reference import simulate_block
 from riskengine.scenario import NodeValues
-from riskengine.store import periods
+from riskengine.schema import periods
 
 PATHS = 200
 SEED = 20261201

@@ -18,7 +18,7 @@ import riskengine as rk
 from riskengine.backends import block_arrays
 from riskengine.kernels import rng
 from riskengine.kernels.layout import kernel_model
-from riskengine.store import periods
+from riskengine.schema import periods
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent

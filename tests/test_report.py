@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pytest
 import xarray as xr
+import zarr
 from matplotlib.image import imread
 
 import riskengine as rk
+from riskengine.formatting import display_unit, format_amount
 from riskengine.reference import simulate
 from riskengine.report import FIGURES, write_report
-from riskengine.risk import display_unit, format_amount
 from riskengine.testing import raise_if_dask_computes, write_cube
 
 RISKENGINE = str(Path(sys.executable).with_name("riskengine"))
@@ -112,6 +113,19 @@ def test_bad_input_exits_2_with_one_line(run_store, tmp_path):
     not_dir.write_text("keep")
     _refused(riskengine("report", run_store, "--out", not_dir), "not a folder")
     assert not_dir.read_text() == "keep"
+
+
+def test_report_on_an_interrupted_run_says_how_to_finish_it(tmp_path):
+    """The same checks as rk.open_run: an incomplete run is refused with the resume hint, not
+    read as a corrupt store (its unwritten chunks would read as NaN)."""
+    store = tmp_path / "run.zarr"
+    rk.simulate("truce_collapse", 40, 3, store=store, block_paths=20, resolution="horizon")
+    zarr.open_array(store / "riskengine" / "block_done", mode="r+")[1] = 0  # as if killed
+    result = riskengine("report", store)
+    _refused(result, r"the run is incomplete \(1 of 2 blocks written\); finish it with .*--resume")
+    assert not (tmp_path / "run-report").exists()
+    with pytest.raises(rk.StoreError, match="incomplete"):
+        rk.open_run(store)
 
 
 def test_existing_report_is_kept_without_overwrite(run_store, report_run):
