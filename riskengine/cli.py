@@ -9,7 +9,7 @@ field or file and the fix, never a traceback; 1 an unexpected failure. Commands 
 from __future__ import annotations
 
 import contextlib
-import logging
+import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,6 +17,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -34,13 +35,14 @@ try:  # recent typer vendors click as typer._click; older releases raise click's
 except ImportError:
     from click.exceptions import ClickException
 
+from riskengine.cluster import connect, local_cluster
 from riskengine.compile import compile_model
-from riskengine.engine import simulate
+from riskengine.engine import simulating
 from riskengine.errors import InputError, ScenarioError
 from riskengine.formatting import risk_table
 from riskengine.scenario import builtin_scenarios, load_scenario
 from riskengine.schema import estimated_bytes
-from riskengine.store import open_run
+from riskengine.store import reading
 
 app = typer.Typer(
     add_completion=False,
@@ -62,16 +64,17 @@ def validate(scenario: str = typer.Argument(..., help="Built-in name or path to 
     """Check a scenario and print what it holds."""
     model = compile_model(load_scenario(scenario))
     sc = model.scenario
+    # escape(): names and paths are the user's text, which rich would read as markup.
     lines = [
-        f"[bold]{sc.name}[/]: valid ({sc.source_path})",
-        f"  economy {sc.economy}: {len(model.regions)} regions x {len(model.sectors)} sectors"
-        f" = {model.n_nodes} nodes ({model.unit})",
+        f"[bold]{escape(sc.name)}[/]: valid ({escape(sc.source_path)})",
+        f"  economy {escape(sc.economy)}: {len(model.regions)} regions x {len(model.sectors)} "
+        f"sectors = {model.n_nodes} nodes ({escape(model.unit)})",
         f"  start {sc.start:%Y-%m}, horizon {sc.horizon_months} months",
     ]
     for name, ch in sc.channels.items():
         exposed = int((model.arrays.exposure[model.channels.index(name)] > 0).sum())
         lines.append(
-            f"  channel {name}: p_on {ch.p_on:g}/month, p_off {ch.p_off:g}/month, "
+            f"  channel {escape(name)}: p_on {ch.p_on:g}/month, p_off {ch.p_off:g}/month, "
             f"severity median {ch.severity.median:g}, {exposed} exposed nodes"
             + (" (starts on)" if ch.initial.on else "")
         )
@@ -88,7 +91,9 @@ def scenarios():
             line = " ".join(sc.description.split())
         except ScenarioError as exc:  # a broken library file must not hide the others
             line = f"(invalid: {exc})"
-        console.print(f"[bold]{name:<20}[/] {line}", highlight=False, soft_wrap=True)
+        console.print(
+            f"[bold]{escape(name):<20}[/] {escape(line)}", highlight=False, soft_wrap=True
+        )
 
 
 class _PathsPerSecond(ProgressColumn):
@@ -146,35 +151,15 @@ def _size(n: int) -> str:
 
 @contextlib.contextmanager
 def _dask_client(workers: int | None, scheduler: str | None) -> Iterator[object]:
-    """None (the local threaded scheduler), a LocalCluster of processes, or an existing cluster."""
+    """None (the local threaded scheduler), a local cluster of processes, or an existing one."""
     if workers is None and scheduler is None:
         yield None
-        return
-    from distributed import Client, LocalCluster
-
-    if workers is not None:
-        with (
-            LocalCluster(
-                n_workers=workers,
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=None,
-                silence_logs=logging.ERROR,
-            ) as cluster,
-            Client(cluster) as client,
-        ):
+    elif workers is not None:
+        with local_cluster(workers) as client:
             yield client
-        return
-    where = {"scheduler_file": scheduler} if Path(scheduler).is_file() else {"address": scheduler}
-    try:
-        client = Client(timeout="10s", **where)
-    except (OSError, TimeoutError, ValueError) as exc:
-        raise InputError(
-            f"--scheduler {scheduler}: cannot reach a dask scheduler there ({exc}); give its "
-            "address (tcp://host:port) or its scheduler file"
-        ) from None
-    with client:
-        yield client
+    else:
+        with connect(scheduler) as client:
+            yield client
 
 
 @app.command()
@@ -202,34 +187,36 @@ def run(
     """Simulate a scenario into a zarr cube, block by block on dask."""
     if workers is not None and scheduler is not None:
         raise InputError("--workers and --scheduler exclude each other; give one")
-    if workers is not None and workers <= 0:
-        raise InputError(f"--workers must be a positive integer, got {workers}")
     model = compile_model(load_scenario(scenario))
     progress = _RunProgress(
         lambda: (
-            f"[bold]{model.scenario.name}[/]: {paths:,} paths, seed {seed}, {resolution} "
-            f"resolution, backend {backend} -> {out} (about "
+            f"[bold]{escape(model.scenario.name)}[/]: {paths:,} paths, seed {seed}, {resolution} "
+            f"resolution, backend {backend} -> {escape(out)} (about "
             f"{_size(estimated_bytes(model, paths, resolution))} before compression)"
         )
     )
-    with _dask_client(workers, scheduler) as client:
-        try:
-            ds = simulate(
-                model,
-                paths,
-                seed,
-                store=out,
-                backend=backend,
-                client=client,
-                block_paths=block_paths,
-                resolution=resolution,
-                resume=resume,
-                overwrite=overwrite,
-                progress=progress,
-            )
-        finally:
-            progress.stop()
-        console.print(f"wrote {progress.blocks} of {progress.blocks_total} blocks to {out}")
+    with (
+        _dask_client(workers, scheduler) as client,
+        # The store stays locked until the table is printed: a second run cannot replace it
+        # while this one reads its figures.
+        simulating(
+            model,
+            paths,
+            seed,
+            store=out,
+            backend=backend,
+            client=client,
+            block_paths=block_paths,
+            resolution=resolution,
+            resume=resume,
+            overwrite=overwrite,
+            progress=progress,
+        ) as ds,
+    ):
+        progress.stop()
+        console.print(
+            f"wrote {progress.blocks} of {progress.blocks_total} blocks to {out}", markup=False
+        )
         # Inside the client's context: on a cluster, the workers read the cube for the table.
         console.print(risk_table(ds, levels=(0.99,)))
 
@@ -261,19 +248,20 @@ def report(
     from riskengine.report import FIGURES, write_report
 
     parsed = _parse_levels(levels)
-    ds = open_run(run)
+    run = run.resolve()  # `report .` inside the store names it by its folder
     out = out if out is not None else run.with_name(f"{run.stem}-report")
     clashes = [
-        out / n for n in ["index.html", *(f"{f}.png" for f in FIGURES)] if (out / n).exists()
+        out / n for n in ["index.html", *(f"{f}.png" for f in FIGURES)] if os.path.lexists(out / n)
     ]
-    if out.exists() and not out.is_dir():
+    if os.path.lexists(out) and not out.is_dir():
         raise InputError(f"--out {out}: exists and is not a folder; choose another --out")
     if clashes and not overwrite:
         raise InputError(
             f"--out {out}: already holds a report ({clashes[0].name}); "
             "add --overwrite or choose another --out"
         )
-    result = write_report(ds, out, parsed)
+    with reading(run) as ds:  # no run can replace the store while the report reads it
+        result = write_report(ds, out, parsed)
     console.print(result.table)
     console.print(f"report: {result.html}", highlight=False)
 

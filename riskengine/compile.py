@@ -4,13 +4,14 @@ This is the only place where the scenario's analyst-friendly blocks become matri
 the checks that need the economy run (labels, the propagation matrix's spectral radius, the
 exposure table). Kernels and the reference read nothing else.
 
-This module imports numpy, scipy.special and riskengine's scenario and economy modules.
+This module imports numpy, scipy.special and riskengine's economy, errors, inputs and scenario
+modules (riskengine.kernels.layout to check the credit response).
 """
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -18,8 +19,10 @@ from typing import NamedTuple
 import numpy as np
 from scipy.special import logit, ndtri
 
-from riskengine.economy import Economy, EconomyError, load_economy
-from riskengine.scenario import Scenario, ScenarioError
+from riskengine.economy import Economy, load_economy
+from riskengine.errors import EconomyError, ScenarioError
+from riskengine.inputs import InputFile, read_table
+from riskengine.scenario import Scenario
 
 __all__ = ["CompiledModel", "ModelArrays", "compile_model"]
 
@@ -68,6 +71,17 @@ class CompiledModel:
     sectors: tuple[str, ...]
     channels: tuple[str, ...]
     unit: str
+    inputs: tuple[InputFile, ...] = ()  # every file besides the scenario that entered the model
+
+    @property
+    def identity(self) -> str:
+        """sha256 of everything the model was built from: the scenario's text and the digest of
+        every input file (economy tables, exposure table), in order. Two models with the same
+        identity give the same cube for the same seed; ``--resume`` requires it."""
+        digest = hashlib.sha256(self.scenario.source_text.encode())
+        for f in self.inputs:
+            digest.update(f.sha256.encode())
+        return digest.hexdigest()
 
     @property
     def horizon(self) -> int:
@@ -82,25 +96,24 @@ class CompiledModel:
         return len(self.regions) * len(self.sectors)
 
 
-def _ead_table(path: Path, eco: Economy, src: str) -> np.ndarray:
+def _ead_table(path: Path, eco: Economy, src: str) -> tuple[np.ndarray, InputFile]:
     """Read a user's exposure table: rows are banking regions, columns REGION.SECTOR nodes."""
-    where = f"{src}: credit.ead_table ({path})"
-    if not path.is_file():
-        raise ScenarioError(f"{where}: file not found; give a CSV path relative to the scenario")
-    with path.open(newline="") as fh:
-        rows = [r for r in csv.reader(fh) if r]
-    header = rows[0][1:] if rows else []
-    if header != eco.node_labels:
-        raise ScenarioError(f"{where}: columns must be the economy's nodes REGION.SECTOR in order")
-    if [r[0] for r in rows[1:]] != list(eco.regions):
-        raise ScenarioError(f"{where}: rows must be the regions {', '.join(eco.regions)} in order")
+    where = f"{src}: credit.ead_table"
     try:
-        table = np.array([[float(v) for v in r[1:]] for r in rows[1:]])
-    except ValueError:
-        raise ScenarioError(f"{where}: every exposure must be a number") from None
-    if np.any(table < 0) or not np.all(np.isfinite(table)):
-        raise ScenarioError(f"{where}: exposures must be finite and >= 0")
-    return table
+        table = read_table(path, ScenarioError, "an exposure table (CSV)")
+    except ScenarioError as exc:
+        raise ScenarioError(f"{where}: {exc}") from None
+    if table.columns != eco.node_labels:
+        raise ScenarioError(
+            f"{where} ({path}): columns must be the economy's nodes REGION.SECTOR in order"
+        )
+    if table.rows != list(eco.regions):
+        raise ScenarioError(
+            f"{where} ({path}): rows must be the regions {', '.join(eco.regions)} in order"
+        )
+    if np.any(table.values < 0):
+        raise ScenarioError(f"{where} ({path}): exposures must be >= 0")
+    return table.values, table.file
 
 
 def _check_range(values: np.ndarray, lo: float, hi: float, where: str, names: list[str]) -> None:
@@ -185,8 +198,10 @@ def compile_model(scenario: Scenario, economy: Economy | None = None) -> Compile
     pd0 = node_values(credit.pd0, "credit.pd0", 0.0, 1.0)
     if np.any((pd0 <= 0.0) | (pd0 >= 1.0)):
         raise ScenarioError(f"{src}: credit.pd0: every baseline PD must lie strictly in (0, 1)")
+    inputs = list(eco.files)
     if credit.ead_table is not None:
-        ead = _ead_table(scenario.base_dir / credit.ead_table, eco, src)
+        ead, file = _ead_table(scenario.base_dir / credit.ead_table, eco, src)
+        inputs.append(file)
     else:
         ead = credit.ead_multiple * np.stack(
             [eco.Z[eco.node(credit.bank_sector, r)] for r in eco.regions]
@@ -222,4 +237,45 @@ def compile_model(scenario: Scenario, economy: Economy | None = None) -> Compile
         credit_gamma=float(credit.gamma),
         credit_scale=credit.lgd * ead / 12.0,
     )
-    return CompiledModel(arrays, scenario, eco.regions, eco.sectors, tuple(names), eco.unit)
+    _check_magnitudes(arrays, eco, src)
+    _check_credit_response(arrays, src)
+    return CompiledModel(
+        arrays, scenario, eco.regions, eco.sectors, tuple(names), eco.unit, tuple(inputs)
+    )
+
+
+# The cube holds float32 sums over periods: every possible value must stay far below float32's
+# largest (3.4e38), so that a run's figures cannot overflow to infinity.
+MAX_CUBE_VALUE = 1e30
+
+
+def _check_magnitudes(a: ModelArrays, eco: Economy, src: str) -> None:
+    """The largest loss a run could write (every node fully inoperable, every month of the
+    horizon in one period) must fit the cube's float32."""
+    T = a.supply_left.shape[1]
+    if a.loss_scale.sum() * T > MAX_CUBE_VALUE:
+        raise ScenarioError(
+            f"{src}: economy: gross outputs up to {eco.x.max():.3g} {eco.unit} make losses too "
+            "large for the cube's float32; express the table in a larger unit (unit.txt)"
+        )
+    if a.credit_scale.sum() * T > MAX_CUBE_VALUE:
+        raise ScenarioError(
+            f"{src}: credit: exposures up to {a.credit_scale.max() * 12:.3g} {eco.unit} make "
+            "credit losses too large for the cube's float32; lower credit.ead_multiple or the "
+            "values of credit.ead_table"
+        )
+
+
+def _check_credit_response(a: ModelArrays, src: str) -> None:
+    """The kernels tabulate the PD response as polynomials: a response too steep for them (a
+    large gamma with tiny baseline PDs) is refused here, naming both fields."""
+    from riskengine.kernels.layout import credit_polynomials
+
+    try:
+        credit_polynomials(a.pd0_probit, a.credit_gamma)
+    except ValueError:
+        raise ScenarioError(
+            f"{src}: credit.gamma: {a.credit_gamma:g} with baseline PDs (credit.pd0) down to "
+            f"{a.pd0.min():.3g} is a PD response too steep to tabulate; lower credit.gamma or "
+            "raise the smallest credit.pd0"
+        ) from None

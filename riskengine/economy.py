@@ -11,12 +11,12 @@ File format (the project's own; ``configs/economy/wiod2011_7x12`` is an example)
 (first column ``node``, then one column per region) and ``unit.txt`` (the currency unit, one
 line; ``USD million`` when absent).
 
-This module imports numpy and riskengine.errors (pymrio's objects are only read).
+This module imports numpy and riskengine's errors and inputs modules (pymrio's objects are only
+read).
 """
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from riskengine.errors import EconomyError
+from riskengine.inputs import InputFile, read_table, read_text
 
 __all__ = ["DEFAULT_ECONOMY", "Economy", "EconomyError", "load_economy"]
 
@@ -49,6 +50,8 @@ class Economy:
         Currency unit of the flows, e.g. ``"USD million"``.
     name : str
         Where the table came from.
+    files : tuple of InputFile
+        The files it was read from and their sha256 (part of a run's identity).
     """
 
     regions: tuple[str, ...]
@@ -58,6 +61,7 @@ class Economy:
     Y: np.ndarray | None = None
     unit: str = "USD million"
     name: str = ""
+    files: tuple[InputFile, ...] = ()  # the files it was read from, with their digests
 
     def __post_init__(self) -> None:
         n = len(self.regions) * len(self.sectors)
@@ -82,6 +86,8 @@ class Economy:
                 f"economy {self.name!r}: gross output of {self.node_labels[bad[0]]} is "
                 f"{self.x[bad[0]]}; every node needs output > 0 (drop or aggregate empty nodes)"
             )
+        if self.Y is not None and not np.all(np.isfinite(self.Y)):
+            raise EconomyError(f"economy {self.name!r}: final demand must be finite")
         if self.Y is not None and self.Y.shape[0] != n:
             raise EconomyError(
                 f"economy {self.name!r}: final demand has {self.Y.shape[0]} rows, expected {n}"
@@ -158,31 +164,9 @@ class Economy:
                     H[k, new_r.index(rmap[r])] = 1.0
                 GY = GY @ H
             Y = GY
-        return Economy(new_r, new_s, G @ self.Z @ G.T, G @ self.x, Y, self.unit, self.name)
-
-
-def _read_labelled(path: Path) -> tuple[list[str], list[str], np.ndarray]:
-    """Read a CSV whose first column labels the rows: (row labels, column labels, values)."""
-    if not path.is_file():
-        raise EconomyError(f"{path}: file not found")
-    with path.open(newline="") as fh:
-        rows = [r for r in csv.reader(fh) if r]
-    if len(rows) < 2:
-        raise EconomyError(f"{path}: expected a header row and at least one data row")
-    header, body = rows[0], rows[1:]
-    for r in body:
-        if len(r) != len(header):
-            raise EconomyError(
-                f"{path}: row {r[0]} has {len(r) - 1} values after its label, the header "
-                f"{len(header) - 1}; give every row one value per column"
-            )
-    try:
-        values = np.array([[float(v) for v in r[1:]] for r in body], dtype=np.float64)
-    except ValueError as exc:
-        raise EconomyError(
-            f"{path}: every value after the first column must be a number ({exc})"
-        ) from None
-    return [r[0] for r in body], header[1:], values.reshape(len(body), len(header) - 1)
+        return Economy(
+            new_r, new_s, G @ self.Z @ G.T, G @ self.x, Y, self.unit, self.name, self.files
+        )
 
 
 def _split_nodes(labels: list[str], path: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -203,28 +187,37 @@ def _split_nodes(labels: list[str], path: Path) -> tuple[tuple[str, ...], tuple[
 
 
 def _from_folder(folder: Path, name: str) -> Economy:
-    rows, cols, Z = _read_labelled(folder / "intermediate.csv")
-    if cols != rows:
+    what = "an input-output table in riskengine's CSV format"
+    z = read_table(folder / "intermediate.csv", EconomyError, what)
+    if z.columns != z.rows:
         raise EconomyError(
             f"{folder / 'intermediate.csv'}: column nodes must equal row nodes, in the same order"
         )
-    regions, sectors = _split_nodes(rows, folder / "intermediate.csv")
-    out_rows, _, xcol = _read_labelled(folder / "output.csv")
-    if out_rows != rows or xcol.shape[1] != 1:
+    regions, sectors = _split_nodes(z.rows, folder / "intermediate.csv")
+    x = read_table(folder / "output.csv", EconomyError, what)
+    if x.rows != z.rows or x.values.shape[1] != 1:
         raise EconomyError(
             f"{folder / 'output.csv'}: needs columns node,output with the nodes of "
             "intermediate.csv in the same order"
         )
+    files = [z.file, x.file]
     Y = None
     if (folder / "final_demand.csv").is_file():
-        y_rows, _, Y = _read_labelled(folder / "final_demand.csv")
-        if y_rows != rows:
+        y = read_table(folder / "final_demand.csv", EconomyError, what)
+        if y.rows != z.rows:
             raise EconomyError(
                 f"{folder / 'final_demand.csv'}: rows must be the nodes of intermediate.csv"
             )
-    unit_file = folder / "unit.txt"
-    unit = unit_file.read_text().strip() if unit_file.is_file() else "USD million"
-    return Economy(regions, sectors, Z, xcol[:, 0], Y, unit, name)
+        Y = y.values
+        files.append(y.file)
+    unit = "USD million"
+    if (folder / "unit.txt").is_file():
+        text, file = read_text(folder / "unit.txt", EconomyError, "a one-line currency unit")
+        unit = text.strip()
+        if not unit or "\n" in unit or len(unit) > 40:
+            raise EconomyError(f"{folder / 'unit.txt'}: give the currency unit on one short line")
+        files.append(file)
+    return Economy(regions, sectors, z.values, x.values[:, 0], Y, unit, name, tuple(files))
 
 
 def from_pymrio(io, name: str = "pymrio") -> Economy:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -31,19 +30,22 @@ import numpy as np
 import xarray as xr
 
 from riskengine.backends import BACKENDS, block_arrays, block_shapes, run_block, run_block_into
+from riskengine.cluster import usable_cores
 from riskengine.compile import CompiledModel, compile_model
 from riskengine.errors import RunError
 from riskengine.scenario import Scenario, load_scenario
 from riskengine.schema import CUBE, RESOLUTIONS, build_dataset, estimated_bytes, periods
 from riskengine.store import claim, open_run, write_block
 
-__all__ = ["Progress", "default_block_paths", "simulate"]
+__all__ = ["Progress", "default_block_paths", "simulate", "simulating"]
 
 # Work per block: far above dask's ~3 ms per task, short enough for a live progress bar and for
 # cheap re-runs of a block lost with its worker.
 BLOCK_SECONDS = 2.0
-# Cap on a block's output in the cube's layout, which bounds a worker's memory per block.
+# Cap on a default block's output in the cube's layout, which bounds a worker's memory per block;
+# a block size given by the user may go up to MAX_BLOCK_BYTES where the memory allows.
 BLOCK_BYTES = 64 * 2**20
+MAX_BLOCK_BYTES = 2**30
 # Rough cost of one path-month on one core (one GPU for cuda), for sizing blocks only. Measured
 # on the 2-core development machine: reference about 1 ms per 60-month path; cpu 1-2.5 us per
 # path-month under load before the kernel ran paths as vector lanes, 0.31 us on a quiet core
@@ -52,6 +54,8 @@ BLOCK_BYTES = 64 * 2**20
 # a few 10^5 paths).
 SECONDS_PER_PATH_MONTH = {"reference": 2e-5, "cpu": 1e-6, "cuda": 5e-8}
 SEED_LIMIT = 2**64
+# Path indices are int64 in the cube and uint64 counters in the generator: far from both limits.
+MAX_PATHS = 2**62
 
 
 class Progress(Protocol):
@@ -192,7 +196,7 @@ def _run_tasks(
                 on_done(result[0])
 
         with Callback(posttask=posttask):
-            return list(dask.compute(*tasks, scheduler="threads", num_workers=_cores()))
+            return list(dask.compute(*tasks, scheduler="threads", num_workers=usable_cores()))
 
     from distributed import as_completed
 
@@ -205,15 +209,10 @@ def _run_tasks(
         client.cancel(futures)
 
 
-def _cores() -> int:
-    """The cores this process may run on (its CPU affinity: a SLURM or container allocation)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 def _slots(client) -> int:
     """Worker threads available: the cluster's (at least 1: workers may still be starting), or
     the local threaded scheduler's."""
-    return max(1, sum(client.nthreads().values())) if client is not None else _cores()
+    return max(1, sum(client.nthreads().values())) if client is not None else usable_cores()
 
 
 def _load(scenario: Scenario | CompiledModel | str | Path) -> CompiledModel:
@@ -236,8 +235,10 @@ def _check_args(paths: int, seed: int, resolution: str, backend: str, block_path
         raise RunError(f"resolution {resolution!r} is unknown; use one of {', '.join(RESOLUTIONS)}")
     if backend not in BACKENDS:
         raise RunError(f"backend {backend!r} is unknown; use one of {', '.join(BACKENDS)}")
-    if block_paths is not None and block_paths <= 0:
-        raise RunError(f"block_paths must be a positive integer, got {block_paths}")
+    if not integer(paths) or paths >= MAX_PATHS:
+        raise RunError(f"paths must be below 2**62, got {paths}; give fewer --paths")
+    if block_paths is not None and (not integer(block_paths) or block_paths <= 0):
+        raise RunError(f"block_paths must be a positive integer, got {block_paths!r}")
 
 
 def _check_backend(model: CompiledModel, seed: int, resolution: str, backend: str, client):
@@ -273,7 +274,8 @@ def simulate(
     paths
         Number of paths, simulated as paths ``0..paths-1``.
     seed
-        In [0, 2**64). The cube is a function of (scenario, seed, paths, resolution) only.
+        In [0, 2**64). The cube is a function of (the model's inputs, seed, paths, resolution)
+        only.
     store
         Path of a zarr store to write (a new or empty directory). Without it, the cube is
         gathered into memory: for small runs and notebooks.
@@ -289,25 +291,27 @@ def simulate(
         ``month``, ``quarter``, ``year`` or ``horizon``: values are sums over each period.
     resume
         Finish the interrupted run in ``store``, running only the blocks not recorded done;
-        refuses a store whose scenario, seed, paths, resolution or backend differ.
+        refuses a store whose inputs (scenario, economy, exposure tables), seed, paths,
+        resolution or backend differ.
     overwrite
-        Replace an existing run store at ``store``.
+        Replace an existing run store at ``store`` (only once every check has passed).
     progress
         Told the number of blocks and each block's completion.
 
     Returns
     -------
     xarray.Dataset
-        The cube: in memory without ``store``, else opened lazily from it (:func:`open_run`).
+        The cube: in memory without ``store``, else opened lazily from it
+        (:func:`riskengine.store.open_run`).
 
     Raises
     ------
-    RunError
+    riskengine.errors.RunError
         Bad arguments.
-    StoreError
-        A store that exists (without ``resume`` or ``overwrite``), is locked by another run,
-        does not match on ``resume``, cannot be created, or would not fit on the disk.
-    riskengine.backends.BackendError
+    riskengine.errors.StoreError
+        A store that exists (without ``resume`` or ``overwrite``), is in use by another
+        process, does not match on ``resume``, cannot be created, or would not fit on the disk.
+    riskengine.errors.BackendError
         A backend that cannot run here (or on the cluster).
 
     Examples
@@ -316,26 +320,61 @@ def simulate(
     >>> dict(ds.sizes)
     {'path': 8, 'time': 5, 'sector': 12, 'region': 7, 'channel': 4}
     """
-    model = _load(scenario)
-    _check_args(paths, seed, resolution, backend, block_paths)
-    if store is None and (resume or overwrite):
-        raise RunError("resume and overwrite apply to a store; give store (--out) as well")
-    if resume and overwrite:
-        raise RunError("resume and overwrite exclude each other; choose one")
-    bp = block_paths or default_block_paths(model, paths, resolution, backend, _slots(client))
-    note = progress.advance if progress is not None else lambda _: None
-
     if store is None:
+        model, bp = _prepare(scenario, paths, seed, backend, client, block_paths, resolution)
+        if resume or overwrite:
+            raise RunError("resume and overwrite apply to a store; give store (--out) as well")
         blocks = _blocks(paths, bp)
         if progress is not None:
             progress.start(len(blocks), paths, len(blocks))
+        note = progress.advance if progress is not None else lambda _: None
         args = [(seed, p0, p1, resolution, backend) for p0, p1 in blocks]
         results = [data for _, data in _run_tasks(_compute, model, args, client, note)]
         cube = {name: np.concatenate([r[name] for r in results]) for name in CUBE}
         return build_dataset(
             model, cube, np.arange(paths), seed=seed, backend=backend, resolution=resolution
         )
+    with simulating(
+        scenario,
+        paths,
+        seed,
+        store,
+        backend,
+        client,
+        block_paths,
+        resolution,
+        resume=resume,
+        overwrite=overwrite,
+        progress=progress,
+    ) as ds:
+        return ds
 
+
+@contextlib.contextmanager
+def simulating(
+    scenario: Scenario | CompiledModel | str | Path,
+    paths: int,
+    seed: int,
+    store: str | Path,
+    backend: str = "cpu",
+    client=None,
+    block_paths: int | None = None,
+    resolution: str = "month",
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+) -> Iterator[xr.Dataset]:
+    """:func:`simulate` into ``store`` as a context manager: yields the finished cube while the
+    run still holds the store's lock, so that nothing else can replace the store while the
+    caller reads its figures (the command line prints its risk table there).
+
+    Parameters and errors as :func:`simulate`.
+    """
+    model, bp = _prepare(scenario, paths, seed, backend, client, block_paths, resolution)
+    if resume and overwrite:
+        raise RunError("resume and overwrite exclude each other; choose one")
+    note = progress.advance if progress is not None else lambda _: None
     path = Path(store).absolute()
     with claim(
         path,
@@ -356,4 +395,33 @@ def simulate(
             progress.start(len(todo), sum(p1 - p0 for _, p0, p1 in todo), len(blocks))
         args = [(seed, p0, p1, resolution, backend, path, i) for i, p0, p1 in todo]
         _run_tasks(_compute_and_write, model, args, client, note)
-    return open_run(path)
+        yield open_run(path)
+
+
+def _prepare(scenario, paths, seed, backend, client, block_paths, resolution):
+    """The compiled model and the block size, after every check of the arguments."""
+    model = _load(scenario)
+    _check_args(paths, seed, resolution, backend, block_paths)
+    slots = _slots(client)
+    if block_paths is not None:
+        _check_block_memory(model, block_paths, resolution, slots, client)
+    bp = block_paths or default_block_paths(model, paths, resolution, backend, slots)
+    return model, bp
+
+
+def _check_block_memory(model, block_paths: int, resolution: str, slots: int, client) -> None:
+    """A block given by the user must fit: under :data:`MAX_BLOCK_BYTES`, and (on this machine)
+    twice over per worker thread in the memory available (its arrays and zarr's encoding)."""
+    block = estimated_bytes(model, block_paths, resolution)
+    largest = MAX_BLOCK_BYTES // estimated_bytes(model, 1, resolution)
+    if client is None:
+        import psutil
+
+        per_thread = psutil.virtual_memory().available // (2 * slots)
+        largest = min(largest, per_thread // estimated_bytes(model, 1, resolution))
+    if block_paths > largest:
+        raise RunError(
+            f"block_paths {block_paths}: a block would hold {block / 1e9:.3g} GB of output; "
+            f"give at most {max(1, largest):,} paths per block (the default sizes blocks for "
+            "you), or a coarser resolution"
+        )

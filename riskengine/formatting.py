@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import xarray as xr
+from rich.markup import escape
 from rich.table import Table
 
 from riskengine.risk import check_levels, risk_summary
@@ -92,7 +93,8 @@ def risk_table(
     scale, unit = display_unit(s.attrs["units"])
     title = f"Losses over the horizon, {unit} ({s.attrs['paths']:,} paths"
     title += f", {s.attrs['scenario_name']})" if "scenario_name" in s.attrs else ")"
-    table = Table(title=title, caption="VaR ± standard error; weighted by path weights")
+    # Names come from the user's files: escaped, so that rich does not read them as markup.
+    table = Table(title=escape(title), caption="VaR ± standard error; weighted by path weights")
     table.add_column("Region")
     for what in ("Loss", "Credit"):
         table.add_column(f"{what} EL", justify="right")
@@ -108,6 +110,6 @@ def risk_table(
         return row
 
     for r in s["region"].values:
-        table.add_row(str(r), *cells("region", region=r), *cells("credit", region=r))
+        table.add_row(escape(str(r)), *cells("region", region=r), *cells("credit", region=r))
     table.add_row("Total", *cells("total"), *cells("credit_total"), style="bold")
     return table

@@ -12,6 +12,8 @@ from __future__ import annotations
 import base64
 import html
 import io
+import os
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -210,10 +212,24 @@ def fig_euler(attrib: xr.Dataset, level: float) -> Figure:
     return fig
 
 
+def _write(path: Path, data: bytes) -> None:
+    """Write ``path`` by a rename of a new file: a symlink already there is replaced, never
+    followed (a dangling link in ``--out`` must not write outside it)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def _png(fig: Figure, path: Path) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)
-    path.write_bytes(buffer.getvalue())
+    _write(path, buffer.getvalue())
     return buffer.getvalue()
 
 
@@ -369,5 +385,5 @@ def write_report(
     paths = {name: out_dir / f"{name}.png" for name in figures}
     pngs = {name: _png(fig, paths[name]) for name, fig in figures.items()}
     page = out_dir / "index.html"
-    page.write_text(_page(ds, table, summary, attrib, pngs), encoding="utf-8")
+    _write(page, _page(ds, table, summary, attrib, pngs).encode("utf-8"))
     return Report(page, paths, table, summary)

@@ -14,19 +14,19 @@ Checks that need the economy (unknown sector or region names, the propagation ma
 radius) run in :func:`riskengine.compile.compile_model`; every error, from either place, is a
 :class:`ScenarioError` whose message is one line naming the YAML path of the field and the fix.
 
-This module imports numpy, pydantic, yaml and riskengine.errors.
+This module imports numpy, pydantic and riskengine's errors and inputs modules.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Literal
 
 import numpy as np
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -37,6 +37,7 @@ from pydantic import (
 )
 
 from riskengine.errors import ScenarioError
+from riskengine.inputs import parse_yaml, read_text
 
 __all__ = [
     "Scenario",
@@ -46,12 +47,20 @@ __all__ = [
 ]
 
 
+# The first and last months a period of the cube may start in (datetime64[ns] spans 1677-09-21 to
+# 2262-04-11).
+FIRST_START = dt.date(1678, 1, 1)
+LAST_PERIOD = dt.date(2262, 3, 1)
+RESERVED = ("source_text", "source_path")
+
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 UnitInterval = Annotated[float, Field(gt=0.0, le=1.0)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: a NaN or infinity in any number of a scenario is refused where it is
+    # written (a NaN tension start once gave a run whose every loss was 0).
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class NodeValues(_Strict):
@@ -152,9 +161,9 @@ class Channel(_Strict):
 
 
 class Tension(_Strict):
-    """The common AR(1) tension factor (MODEL.md section 1)."""
+    """The common AR(1) tension factor (MODEL.md section 1), in standard deviations."""
 
-    start: float | Literal["stationary"] = "stationary"
+    start: Annotated[float, Field(ge=-10.0, le=10.0)] | Literal["stationary"] = "stationary"
     phi: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.9
 
 
@@ -232,6 +241,29 @@ class Scenario(_Strict):
     @classmethod
     def _first_of_month(cls, value: dt.date) -> dt.date:
         return value.replace(day=1)
+
+    @field_validator("name")
+    @classmethod
+    def _one_line_name(cls, value: str) -> str:
+        # The name is printed in one-line messages and stored in every cube.
+        if not 0 < len(value) <= 200 or not value.isprintable():
+            raise ValueError("give a name of 1 to 200 printable characters on one line")
+        return value
+
+    @model_validator(mode="after")
+    def _dates_fit_the_time_axis(self):
+        # The cube's time axis is datetime64[ns]: 1677-09-21 to 2262-04-11.
+        first = FIRST_START
+        month = LAST_PERIOD.year * 12 + LAST_PERIOD.month - 1 - (self.horizon_months - 1)
+        last = dt.date(month // 12, month % 12 + 1, 1)  # the last month is then LAST_PERIOD
+        if not first <= self.start <= last:
+            raise _FieldError(
+                ("start",),
+                f"{self.start:%Y-%m} with a horizon of {self.horizon_months} months does not fit "
+                f"the cube's time axis (datetime64[ns]); give a start month from "
+                f"{first:%Y-%m} to {last:%Y-%m}",
+            )
+        return self
 
     @field_validator("channels")
     @classmethod
@@ -317,9 +349,13 @@ class _FieldError(ValueError):
         self.message = message
 
 
+# pydantic names the member of a union it tried in the error's location; not a YAML key.
+_UNION_MEMBER = re.compile(r"^(constrained-\w+|literal\[.*\]|function-\w+\[.*\]|float|int|str)$")
+
+
 def _one_line(err: ValidationError, source: str) -> str:
     first = err.errors()[0]
-    loc = [str(p) for p in first["loc"]]
+    loc = [str(p) for p in first["loc"] if not _UNION_MEMBER.match(str(p))]
     msg = first["msg"]
     ctx_err = (first.get("ctx") or {}).get("error")
     if isinstance(ctx_err, _FieldError):
@@ -364,17 +400,19 @@ def load_scenario(source: str | Path) -> Scenario:
             f"{source}: no such scenario file or built-in name (built-in: "
             f"{', '.join(library)}; see `riskengine scenarios`)"
         )
-    text = path.read_text()
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise ScenarioError(f"{path}:{where} not valid YAML; fix the syntax there") from None
+    text, _ = read_text(path, ScenarioError, "a YAML scenario file")
+    data = parse_yaml(text, path, ScenarioError)
     if not isinstance(data, dict):
         raise ScenarioError(f"{path}: expected a mapping of fields at the top level")
+    for key in data:
+        if not isinstance(key, str) or key in RESERVED:
+            raise ScenarioError(
+                f"{path}: {key}: unknown field; check its spelling against docs/calibration.md"
+            )
     data.setdefault("name", path.stem)
     try:
-        return Scenario(**data, source_text=text, source_path=str(path.resolve()))
+        return Scenario.model_validate(
+            {**data, "source_text": text, "source_path": str(path.resolve())}
+        )
     except ValidationError as err:
         raise ScenarioError(_one_line(err, str(path))) from None

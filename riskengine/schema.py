@@ -136,6 +136,9 @@ def dataset_attrs(
         "scenario": model.scenario.source_text,
         "scenario_name": model.scenario.name,
         "scenario_sha256": model.scenario.sha256,
+        # The run's identity: the scenario and every file it reads (economy, exposure tables).
+        "inputs_sha256": model.identity,
+        "input_files": [[f.path, f.sha256] for f in model.inputs],
         "seed": int(seed),
         "paths": int(paths),
         "backend": backend,
@@ -145,11 +148,11 @@ def dataset_attrs(
     }
 
 
-def coords(model: CompiledModel, path: np.ndarray, resolution: str) -> dict[str, np.ndarray]:
-    """Coordinates of a cube over the given global path indices."""
+def coords(model: CompiledModel, path: np.ndarray | None, resolution: str) -> dict[str, np.ndarray]:
+    """Coordinates of a cube over the given global path indices (without ``path`` if None)."""
     _, starts = periods(model.start, model.horizon, resolution)
-    return {
-        "path": np.asarray(path, dtype=np.int64),
+    out = {} if path is None else {"path": np.asarray(path, dtype=np.int64)}
+    return out | {
         "time": starts,
         "sector": np.array(model.sectors, dtype=object),
         "region": np.array(model.regions, dtype=object),
@@ -204,7 +207,7 @@ def variable_attrs(name: str, unit: str) -> dict[str, str]:
 def build_dataset(
     model: CompiledModel,
     data: dict[str, np.ndarray],
-    path: np.ndarray,
+    path: np.ndarray | None,
     *,
     seed: int,
     backend: str,
@@ -213,7 +216,9 @@ def build_dataset(
     """A cube from arrays already in the cube's layout and dtypes.
 
     ``data`` maps every name of :data:`CUBE` to an array with that variable's dims: numpy, or
-    dask (the template of a store).
+    dask (the template of a store). ``path`` holds the paths' global indices; None leaves the
+    coordinate out (a store writes it chunk by chunk, so that no count of paths needs it in
+    memory).
     """
     c = coords(model, path, resolution)
     variables = {}
@@ -221,10 +226,9 @@ def build_dataset(
         values = data[name] if hasattr(data[name], "dtype") else np.asarray(data[name])
         check_dtype(name, values)
         variables[name] = xr.Variable(var.dims, values, variable_attrs(name, model.unit))
+    paths = data["weight"].shape[0]
     return xr.Dataset(
-        variables,
-        coords=c,
-        attrs=dataset_attrs(model, seed, len(c["path"]), backend, resolution),
+        variables, coords=c, attrs=dataset_attrs(model, seed, paths, backend, resolution)
     )
 
 

@@ -17,7 +17,7 @@ once. Stores are directories on a local or shared (NFS, Lustre, GPFS) file syste
 
 The engine calls :func:`claim` (checks, lock, creation or resume), :func:`write_block` from its
 block tasks, and :func:`open_run` at the end; every reader of a finished run opens it through
-:func:`open_run`.
+:func:`open_run` (the command line through :func:`reading`, which also holds the lock shared).
 
 This module imports numpy, xarray, zarr and riskengine's errors and schema modules (dask.array
 lazily, for the template of a new store).
@@ -40,7 +40,7 @@ import xarray as xr
 import zarr
 from zarr.codecs import BloscCodec
 
-from riskengine.errors import CubeError, StoreError
+from riskengine.errors import CubeError, InputError, StoreError
 from riskengine.schema import (
     CUBE,
     build_dataset,
@@ -63,6 +63,7 @@ __all__ = [
     "locked",
     "open_run",
     "read_run",
+    "reading",
     "write_block",
 ]
 
@@ -121,18 +122,25 @@ def locked(path: Path) -> Iterator[None]:
     The lock is an ``flock`` on the metadata file of the store's ``riskengine`` group, the first
     file of a store (created here when absent) and never rewritten: a regular file opened for
     writing, as NFS's emulation of ``flock`` needs. The OS releases it when the process dies.
+    Readers (:func:`reading`) hold the same lock shared, so a run cannot replace a store that
+    is being read, nor a report read one being written.
     """
     lock = _lock_file(path)
-    if not lock.exists():
-        zarr.open_group(path / ENGINE_GROUP, mode="a", zarr_format=3)
-    fd = os.open(lock, os.O_RDWR)
+    try:
+        if not lock.exists():
+            zarr.open_group(path / ENGINE_GROUP, mode="a", zarr_format=3)
+        fd = os.open(lock, os.O_RDWR)
+    except OSError as exc:
+        raise StoreError(
+            f"{path}: cannot write there ({exc.strerror}); choose a writable --out"
+        ) from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise StoreError(
-                f"{path}: another run is writing this store; wait for it to finish or choose "
-                "another --out"
+                f"{path}: another process is using this store (a run writing it, or a report "
+                "reading it); wait for it to finish or choose another --out"
             ) from None
         except OSError as exc:
             raise StoreError(
@@ -176,27 +184,35 @@ def _check_disk(path: Path, needed: int) -> None:
         )
 
 
-def _create(
-    path: Path,
-    model: CompiledModel,
-    *,
-    seed: int,
-    paths: int,
-    backend: str,
-    resolution: str,
-    block_paths: int,
-) -> None:
+# Paths per chunk of the ``path`` coordinate (8 MiB): written chunk by chunk at creation, so
+# that no count of paths needs the coordinate in memory.
+PATH_CHUNK = 2**20
+
+
+def _template(
+    model: CompiledModel, *, seed: int, paths: int, backend: str, resolution: str, block_paths: int
+) -> xr.Dataset:
+    """The store's cube as a lazy template (dask zeros chunked by block, no ``path`` values):
+    built before anything on disk is touched, so that a run too large to lay out fails first."""
+    import dask.array as da
+
+    template = {
+        name: da.zeros(shape, dtype=CUBE[name].dtype, chunks=(block_paths, *shape[1:]))
+        for name, shape in cube_shapes(model, paths, n_periods(model, resolution)).items()
+    }
+    return build_dataset(model, template, None, seed=seed, backend=backend, resolution=resolution)
+
+
+def _create(path: Path, template: xr.Dataset, block_paths: int) -> None:
     """Write a store's full layout: coords, attrs, empty variables chunked by block, no block done.
 
     ``path`` is an existing empty directory whose lock the caller holds.
     """
-    import dask.array as da
-
-    n_blocks = -(-paths // block_paths)
+    paths = template.sizes["path"]
     root = zarr.open_group(path, mode="a", zarr_format=3)
     root.require_group(ENGINE_GROUP).create_array(
         "block_done",
-        shape=(n_blocks,),
+        shape=(-(-paths // block_paths),),
         chunks=(1,),
         dtype="uint8",
         fill_value=0,
@@ -204,27 +220,31 @@ def _create(
         dimension_names=("block",),
         attributes={"block_paths": block_paths},
     )
-    template = {
-        name: da.zeros(shape, dtype=CUBE[name].dtype, chunks=(block_paths, *shape[1:]))
-        for name, shape in cube_shapes(model, paths, n_periods(model, resolution)).items()
-    }
-    ds = build_dataset(
-        model, template, np.arange(paths), seed=seed, backend=backend, resolution=resolution
-    )
     with warnings.catch_warnings():
         # Consolidated metadata is what lets plain `xr.open_zarr(path)` open the store without
         # a warning; zarr warns once, at writing, that v3 has no spec for it yet.
         warnings.filterwarnings(
             "ignore", "Consolidated metadata", category=zarr.errors.ZarrUserWarning
         )
-        ds.to_zarr(
+        template.to_zarr(
             path,
             mode="a",
             zarr_format=3,
             compute=False,
-            consolidated=True,
+            consolidated=False,
             encoding={name: {"compressors": (BloscCodec(**COMPRESSOR),)} for name in CUBE},
         )
+        coordinate = root.create_array(
+            "path",
+            shape=(paths,),
+            chunks=(min(paths, PATH_CHUNK),),
+            dtype="int64",
+            compressors=(BloscCodec(**COMPRESSOR),),
+            dimension_names=("path",),
+        )
+        for p0 in range(0, paths, PATH_CHUNK):
+            coordinate[p0 : p0 + PATH_CHUNK] = np.arange(p0, min(p0 + PATH_CHUNK, paths))
+        zarr.consolidate_metadata(path, zarr_format=3)
 
 
 def read_run(path: Path) -> RunInfo:
@@ -233,11 +253,25 @@ def read_run(path: Path) -> RunInfo:
         root = zarr.open_group(path, mode="r", zarr_format=3, use_consolidated=False)
         attrs = dict(root.attrs)
         flags = root[BLOCK_DONE]
-    except (FileNotFoundError, KeyError, ValueError, zarr.errors.BaseZarrError):
+        block_paths = flags.attrs["block_paths"]
+        done = flags[:] == 1
+    except (OSError, KeyError, ValueError, TypeError, zarr.errors.BaseZarrError):
         raise StoreError(
             f"{path}: not a riskengine run store; give the path a run wrote with `riskengine run`"
         ) from None
-    return RunInfo(attrs, int(flags.attrs["block_paths"]), flags[:] == 1)
+    paths = attrs.get("paths")
+    if not (
+        isinstance(paths, int)
+        and isinstance(block_paths, int)
+        and 0 < block_paths
+        and 0 < paths
+        and len(done) == -(-paths // block_paths)
+    ):
+        raise StoreError(
+            f"{path}: the store's metadata is damaged (paths {paths!r}, block paths "
+            f"{block_paths!r}, {len(done)} blocks); start the run over with --overwrite"
+        )
+    return RunInfo(attrs, block_paths, done)
 
 
 def _check_resumable(path: Path, asked: dict, block_paths: int | None) -> RunInfo:
@@ -246,9 +280,14 @@ def _check_resumable(path: Path, asked: dict, block_paths: int | None) -> RunInf
     for key, value in asked.items():
         stored = info.attrs.get(key)
         if stored != value:
-            shown = {"scenario_sha256": "scenario (sha256)"}.get(key, key)
+            if key == "inputs_sha256":
+                raise StoreError(
+                    f"{path}: cannot resume: the model's inputs differ from the stored run's (the "
+                    "scenario or a file it reads, such as an economy or exposure table, changed); "
+                    "restore them or start over with --overwrite"
+                )
             raise StoreError(
-                f"{path}: cannot resume: {shown} is {value!r} but the stored run has "
+                f"{path}: cannot resume: {key} is {value!r} but the stored run has "
                 f"{stored!r}; resume with the stored run's values or start over with --overwrite"
             )
     if block_paths is not None and block_paths != info.block_paths:
@@ -328,7 +367,7 @@ def claim(
     with _claimed_directory(path, resume):
         if is_store(path) and resume:
             asked = {
-                "scenario_sha256": model.scenario.sha256,
+                "inputs_sha256": model.identity,
                 "seed": seed,
                 "paths": paths,
                 "resolution": resolution,
@@ -350,17 +389,14 @@ def claim(
         else:
             bp = block_paths or default_block_paths
             _check_disk(path, estimated_bytes(model, paths, resolution))
-            before_writing()
-            _clear(path)
-            _create(
-                path,
-                model,
-                seed=seed,
-                paths=paths,
-                backend=backend,
-                resolution=resolution,
+            template = _template(
+                model, seed=seed, paths=paths, backend=backend, resolution=resolution,
                 block_paths=bp,
-            )
+            )  # fmt: skip
+            before_writing()
+            # Every check that can fail has passed: only now is an existing store replaced.
+            _clear(path)
+            _create(path, template, bp)
             done = np.zeros(-(-paths // bp), dtype=bool)
         yield Claim(path, bp, done)
 
@@ -372,6 +408,66 @@ def write_block(path: Path, index: int, p0: int, data: dict[str, np.ndarray]) ->
         check_dtype(name, data[name])
         root[name][p0 : p0 + len(data[name])] = data[name]
     root[BLOCK_DONE][index] = 1
+
+
+def _raised_reading_chunks(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised inside zarr or its codecs (a damaged or unreadable chunk)."""
+    tb = exc.__traceback__
+    while tb is not None:
+        name = tb.tb_frame.f_globals.get("__name__", "")
+        if name.split(".")[0] in ("zarr", "numcodecs"):
+            return True
+        tb = tb.tb_next
+    return False
+
+
+@contextmanager
+def reading(path: str | Path) -> Iterator[xr.Dataset]:
+    """Open a run (:func:`open_run`) and hold its lock shared while the caller reads it.
+
+    While the block runs, no run can replace or resume the store (they need the lock
+    exclusively); a run writing it makes this refuse at once. An error raised by zarr or its
+    codecs while reading (a damaged chunk) becomes a :class:`StoreError` naming the store. A
+    store on a read-only file system is read without the lock.
+
+    Raises
+    ------
+    StoreError
+        As :func:`open_run`; another run is writing the store; a chunk cannot be read.
+    """
+    path = Path(path).absolute()
+    ds = open_run(path)
+    fd = None
+    if is_store(path):
+        try:
+            fd = os.open(_lock_file(path), os.O_RDONLY)
+        except OSError:
+            fd = None  # cannot open the lock file: read without it
+        if fd is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise StoreError(
+                    f"{path}: a run is writing this store; wait for it to finish"
+                ) from None
+            except OSError:
+                pass  # no flock on this file system: read without it
+    try:
+        yield ds
+    except InputError:
+        raise
+    except Exception as exc:
+        if not _raised_reading_chunks(exc):
+            raise
+        raise StoreError(
+            f"{path}: a chunk of the cube cannot be read ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0][:120] if str(exc) else 'no detail'}); the store is "
+            "damaged: run it again with --overwrite"
+        ) from None
+    finally:
+        if fd is not None:
+            os.close(fd)
 
 
 def open_run(path: str | Path) -> xr.Dataset:

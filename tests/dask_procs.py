@@ -54,8 +54,9 @@ def dask_cluster(folder: Path, n_workers: int = 2) -> Iterator[Cluster]:
                 "--nworkers", "1", "--no-dashboard", "--no-nanny", "--host", "127.0.0.1",
                 "--local-directory", folder / f"worker{i}",
             ], **common))  # fmt: skip
-        with Client(scheduler_file=str(scheduler_file), timeout=START_TIMEOUT) as client:
-            client.wait_for_workers(n_workers, timeout=START_TIMEOUT)
+        if n_workers:
+            with Client(scheduler_file=str(scheduler_file), timeout=START_TIMEOUT) as client:
+                client.wait_for_workers(n_workers, timeout=START_TIMEOUT)
         yield Cluster(scheduler_file, procs[1:])
     finally:
         for p in reversed(procs):
@@ -65,8 +66,9 @@ def dask_cluster(folder: Path, n_workers: int = 2) -> Iterator[Cluster]:
 
 
 def riskengine(*args, **popen) -> subprocess.Popen:
-    """``riskengine ARGS`` as a subprocess, its output captured as text."""
-    env = {**os.environ, "COLUMNS": str(COLUMNS)}
+    """``riskengine ARGS`` as a subprocess, its output captured as text (``env`` adds to the
+    environment)."""
+    env = {**os.environ, **popen.pop("env", {}), "COLUMNS": str(COLUMNS)}
     return subprocess.Popen(
         [BIN / "riskengine", *map(str, args)],
         stdout=subprocess.PIPE,

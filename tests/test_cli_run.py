@@ -105,7 +105,7 @@ def test_a_store_locked_by_another_process_is_refused(existing):
             "run", "truce_collapse", "--paths", 20, "--seed", SEED, "--backend", BACKEND,
             "--resolution", "year", "--resume", "--out", existing,
         ))  # fmt: skip
-    assert code == 2 and "another run is writing this store" in err
+    assert code == 2 and "another process is using this store" in err
 
 
 def test_run_on_local_worker_processes_ends_with_the_risk_table(existing, tmp_path):
@@ -139,7 +139,7 @@ def test_sigkill_mid_run_then_resume_gives_the_same_cube(tmp_path, truce_collaps
     try:
         wait_for(lambda: len(done_flags(store)) >= 3 or first.poll() is not None, 120,
                  "three blocks written")  # fmt: skip
-        with pytest.raises(StoreError, match="another run is writing"), locked(store):
+        with pytest.raises(StoreError, match="another process is using this store"), locked(store):
             pass  # the running run holds the store's lock
         first.send_signal(signal.SIGKILL)
         assert first.wait(timeout=30) == -signal.SIGKILL

@@ -172,7 +172,7 @@ def test_resume_refuses_another_scenario(run_store, tmp_path):
     text = rk.load_scenario("truce_collapse").source_text.replace("phi: 0.9 ", "phi: 0.8 ")
     (tmp_path / "other.yaml").write_text(text)
     other = rk.load_scenario(tmp_path / "other.yaml")
-    with pytest.raises(StoreError, match=r"scenario \(sha256\) is"):
+    with pytest.raises(StoreError, match=r"cannot resume: the model's inputs differ"):
         rk.simulate(other, PATHS, SEED, store=run_store, backend=BACKEND, resolution="quarter",
                     resume=True)  # fmt: skip
 
@@ -214,7 +214,7 @@ def test_a_refused_run_leaves_an_empty_directory_empty(truce_collapse, tmp_path)
 
 
 def test_a_locked_store_is_refused(truce_collapse, run_store):
-    with locked(run_store), pytest.raises(StoreError, match="another run is writing"):
+    with locked(run_store), pytest.raises(StoreError, match="another process is using this store"):
         rk.simulate(truce_collapse, PATHS, SEED, store=run_store, backend=BACKEND,
                     resolution="quarter", resume=True)  # fmt: skip
 

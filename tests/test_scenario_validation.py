@@ -154,7 +154,7 @@ CASES = {
         files=_replace_in("eco/output.csv", "USA.FIN,400", "USA.FIN,-400"),
     ),
     "intermediate_row_too_short": Case(
-        "eco/intermediate.csv: row USA.MFG has 3 values",
+        "eco/intermediate.csv: row 'USA.MFG' has 3 values",
         files=_replace_in("eco/intermediate.csv", "USA.MFG,100,", "USA.MFG,"),
     ),
     "output_missing_a_node": Case(
@@ -166,7 +166,7 @@ CASES = {
         files=_replace_in("eco/final_demand.csv", "CHN.FIN,", "CHN.BANK,"),
     ),
     "non_numeric_flow": Case(
-        "eco/intermediate.csv: every value after the first column must be a number",
+        "eco/intermediate.csv: row 'USA.FIN', column 'USA.MFG': 'thirty' is not a finite number",
         files=_replace_in("eco/intermediate.csv", "USA.FIN,30,", "USA.FIN,thirty,"),
     ),
     # missing files
@@ -184,7 +184,7 @@ CASES = {
     ),
     # the file itself
     "invalid_yaml": Case(
-        "scenario.yaml: line 3 not valid YAML",
+        "scenario.yaml: line 3: mapping values are not allowed here; fix it there",
         files=_replace_in("scenario.yaml", "horizon_months: 12", "  horizon_months: 12"),
     ),
     "not_a_mapping": Case(
@@ -196,6 +196,85 @@ CASES = {
         "channels.chips.p_onn: unknown field", _set("channels.chips.p_onn", 0.1)
     ),
     "missing_field": Case("channels.chips.p_on: missing", _drop("channels.chips.p_on")),
+    # hostile input: no silent numbers
+    "nan_tension_start": Case(
+        "tension.start: Input should be a finite number", _set("tension.start", float("nan"))
+    ),
+    "inf_tension_start": Case(
+        "tension.start: Input should be a finite number", _set("tension.start", float("inf"))
+    ),
+    "huge_tension_start": Case(
+        "tension.start: Input should be less than or equal to 10", _set("tension.start", 1e308)
+    ),
+    "nan_exposure": Case(
+        "channels.chips.exposure.sectors.MFG: Input should be a finite number",
+        _set("channels.chips.exposure.sectors.MFG", float("nan")),
+    ),
+    "nan_midpoint": Case(
+        "channels.chips.substitution.midpoint_month: Input should be a finite number",
+        _set("channels.chips.substitution.midpoint_month", float("nan")),
+    ),
+    "nan_retaliation": Case(
+        "retaliation.chips.rare_earths: Input should be a finite number",
+        _set("retaliation.chips.rare_earths", float("nan")),
+    ),
+    "nan_pd0": Case(
+        "credit.pd0.default: Input should be a finite number", _set("credit.pd0", float("nan"))
+    ),
+    "start_beyond_the_time_axis": Case(
+        "start: 2290-01 with a horizon of 12 months does not fit the cube's time axis",
+        _set("start", "2290-01"),
+    ),
+    "start_before_the_time_axis": Case("start: 1600-01 with a horizon", _set("start", "1600-01")),
+    "duplicate_key": Case(
+        "scenario.yaml: line 11: key 'p_on' is given twice",
+        files=_replace_in("scenario.yaml", "    p_on: 0.1\n", "    p_on: 0.1\n    p_on: 0.2\n"),
+    ),
+    "binary_scenario": Case(
+        "scenario.yaml: not UTF-8 text (byte 1)",
+        files=lambda folder: (folder / "scenario.yaml").write_bytes(b"\x00\xff\xfe\x00" * 64),
+    ),
+    "utf16_scenario": Case(
+        "scenario.yaml: not UTF-8 text",
+        files=lambda folder: (folder / "scenario.yaml").write_text(
+            (folder / "scenario.yaml").read_text(), encoding="utf-16"
+        ),
+    ),
+    "nul_in_scenario": Case(
+        "scenario.yaml: holds NUL characters",
+        files=_replace_in("scenario.yaml", "name: tiny", "name: ti\x00ny"),
+    ),
+    "integer_top_level_key": Case("scenario.yaml: 1: unknown field", _set("1", 2)),
+    "internal_top_level_key": Case(
+        "scenario.yaml: source_path: unknown field", _set("source_path", "/etc")
+    ),
+    "name_on_two_lines": Case("name: give a name of 1 to 200 printable", _set("name", "a\nb")),
+    "binary_csv": Case(
+        "eco/output.csv: not UTF-8 text",
+        files=lambda folder: (folder / "eco" / "output.csv").write_bytes(bytes(range(256))),
+    ),
+    "huge_csv_field": Case(
+        "eco/output.csv: not a readable CSV table (field larger than field limit",
+        files=_replace_in("eco/output.csv", "USA.FIN,400", "USA.FIN," + "4" * 200_000),
+    ),
+    "inf_in_ead_table": Case(
+        "credit.ead_table: ",
+        _set("credit.ead_table", "ead.csv"),
+        files=lambda folder: (folder / "ead.csv").write_text(
+            "bank,USA.MFG,USA.FIN,CHN.MFG,CHN.FIN\nUSA,1,2,inf,4\nCHN,1,2,3,4\n"
+        ),
+    ),
+    "ead_too_large_for_float32": Case(
+        "credit: exposures up to",
+        _set("credit.ead_table", "ead.csv"),
+        files=lambda folder: (folder / "ead.csv").write_text(
+            "bank,USA.MFG,USA.FIN,CHN.MFG,CHN.FIN\nUSA,1,2,1e300,4\nCHN,1,2,3,4\n"
+        ),
+    ),
+    "credit_response_too_steep": Case(
+        "credit.gamma: 2000 with baseline PDs (credit.pd0) down to 1e-12",
+        _set("credit", {"gamma": 2000.0, "pd0": 1e-12}),
+    ),
 }
 
 
