@@ -290,3 +290,38 @@ def local_cluster(n_workers: int, model: CompiledModel) -> Iterator[Any]:
 def cores() -> int:
     """The cores this process may run on."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+ANALYSES = ("table", "summary", "report")
+
+
+def analysis(store: Path, what: str, out: Path) -> Work:
+    """The analysis of a run's store, streamed: ``table`` (the risk table after a run, from the
+    run's per-path summaries), ``summary`` (``risk_summary`` of every group at three levels,
+    from the cube) or ``report`` (``write_report`` into ``out``: every figure)."""
+    from riskengine.formatting import risk_table
+    from riskengine.report import write_report
+
+    ds = rk.open_run(store)
+    paths = ds.sizes["path"]
+    result: list = []
+
+    def run() -> None:
+        if what == "table":
+            result.append(risk_table(ds, (0.99,)))
+        elif what == "summary":
+            result.append(rk.risk_summary(ds, (0.95, 0.99, 0.995)))
+        else:
+            result.append(write_report(ds, out, (0.95, 0.99, 0.995)))
+
+    def check() -> None:
+        last = result[-1]
+        if what == "table":
+            assert len(last.rows) == ds.sizes["region"] + 1
+        elif what == "summary":
+            assert bool((last.total_ES >= last.total_VaR).all())
+            assert last.attrs["paths"] == paths
+        else:
+            assert last.html.stat().st_size > 0 and len(last.figures) == 5
+
+    return Work(run, float(paths), "path", check)

@@ -29,10 +29,10 @@ from riskengine.errors import (
 )
 from riskengine.formatting import risk_table
 from riskengine.risk import (
+    analyse,
     attribution,
     cumulative_loss_quantiles,
     exceedance_curves,
-    path_totals,
     risk_summary,
 )
 from riskengine.scenario import Scenario, builtin_scenarios, load_scenario
@@ -52,6 +52,7 @@ __all__ = [
     "ScenarioError",
     "StoreError",
     "__version__",
+    "analyse",
     "attribution",
     "builtin_scenarios",
     "compile_model",
@@ -60,7 +61,6 @@ __all__ = [
     "load_economy",
     "load_scenario",
     "open_run",
-    "path_totals",
     "risk_summary",
     "risk_table",
     "simulate",

@@ -1,8 +1,9 @@
 """Backend selection: one block contract, several targets (``reference``, ``cpu``, ``cuda``).
 
 A block function computes paths ``[p0, p1)`` of a compiled model for a seed and returns a dict
-mapping every cube variable (:data:`riskengine.store.CUBE`) to an array in the cube's layout and
-dtype, with ``time`` summed into the requested resolution's periods. The engine calls
+mapping every variable (:data:`riskengine.schema.VARIABLES`: the cube and its per-path
+summaries) to an array in the cube's layout and dtype, with ``time`` summed into the requested
+resolution's periods. The engine calls
 :func:`run_block` (new arrays) or :func:`run_block_into` (arrays it owns and reuses, possibly
 views of a larger buffer) and never a kernel directly, so the dask graph is the same for every
 target.
@@ -11,7 +12,8 @@ Kernel modules are imported lazily: importing riskengine compiles nothing, and c
 backend compiles only that backend (``cpu``: about 40 s the first time, then numba's disk
 cache; ``cuda``: compiled for the device on each process's first block).
 
-This module imports numpy and riskengine's compile, errors and schema modules; kernels lazily.
+This module imports numpy and riskengine's analysis, compile, errors and schema modules; kernels
+lazily.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ from typing import Literal
 
 import numpy as np
 
+from riskengine.analysis import summaries
 from riskengine.compile import CompiledModel
 from riskengine.errors import BackendError
-from riskengine.schema import CUBE, cube_shapes, periods
+from riskengine.schema import VARIABLES, cube_shapes, periods
 
 __all__ = [
     "BACKENDS",
@@ -73,7 +76,7 @@ def block_arrays(model: CompiledModel, paths: int, n_periods: int) -> dict[str, 
     ((3, 5, 12, 7), dtype('float32'), dtype('float64'))
     """
     return {
-        name: np.empty(shape, dtype=CUBE[name].dtype)
+        name: np.empty(shape, dtype=VARIABLES[name].dtype)
         for name, shape in block_shapes(model, paths, n_periods).items()
     }
 
@@ -100,12 +103,12 @@ def _check_out(model, p0, p1, period_of_month, out) -> None:
             raise ValueError(f"out: missing {name!r}; use riskengine.backends.block_arrays")
         if (
             values.shape != shape
-            or values.dtype != CUBE[name].dtype
+            or values.dtype != VARIABLES[name].dtype
             or not values.flags.c_contiguous
             or not values.flags.writeable
         ):
             raise ValueError(
-                f"out[{name!r}] must be a writeable C-contiguous {np.dtype(CUBE[name].dtype)} "
+                f"out[{name!r}] must be a writeable C-contiguous {np.dtype(VARIABLES[name].dtype)} "
                 f"array of shape {shape}, got {values.dtype} {values.shape}; "
                 "use riskengine.backends.block_arrays"
             )
@@ -132,17 +135,18 @@ def run_block_into(
         int64, one entry per month: the period each month is summed into
         (``riskengine.schema.periods(model.start, model.horizon, resolution)[0]``).
     out
-        Every cube variable, in the cube's layout and dtype (see :func:`block_arrays`), all
+        Every variable, in the cube's layout and dtype (see :func:`block_arrays`), all
         overwritten: ``loss`` (P, n_periods, S, R), ``credit_loss`` (P, n_periods, R),
-        ``severity`` (P, n_periods, C), ``tension`` (P, n_periods), ``weight`` (P,).
+        ``severity`` (P, n_periods, C), ``tension`` (P, n_periods), ``weight`` (P,), and the
+        summaries ``loss_total``, ``credit_loss_total`` (P, R).
     backend
-        ``cpu`` or ``cuda``. The ``reference`` backend has no in-place form: use
-        :func:`run_block`.
+        ``cpu``, ``cuda`` or ``reference`` (which computes the block in new arrays, then copies
+        it: one block of memory more).
 
     Raises
     ------
     BackendError
-        The backend is unknown, is ``reference``, or cannot run here (no GPU).
+        The backend is unknown or cannot run here (no GPU).
     ValueError
         ``out`` or ``period_of_month`` do not fit the model and the paths.
 
@@ -158,9 +162,12 @@ def run_block_into(
     (2, 5)
     """
     _check_backend(backend)
-    if backend == "reference":
-        raise BackendError("the reference backend has no in-place form; use run_block")
     _check_out(model, p0, p1, period_of_month, out)
+    if backend == "reference":
+        from riskengine.reference import simulate_block_into
+
+        simulate_block_into(model, seed, p0, p1, period_of_month, out)
+        return
     km = _kernel_model(model)
     if backend == "cpu":
         from riskengine.kernels import cpu
@@ -177,6 +184,7 @@ def run_block_into(
         if not cuda.available():
             raise BackendError("no CUDA device found; use --backend cpu")
         cuda.run_block_into(km, seed, p0, p1, period_of_month, out)
+    summaries(out["loss"], out["credit_loss"], out)
 
 
 def run_block(
@@ -198,10 +206,6 @@ def run_block(
     (4, 1, 12, 7)
     """
     _check_backend(backend)
-    if backend == "reference":
-        from riskengine.reference import simulate_block
-
-        return simulate_block(model, seed, p0, p1, resolution)
     period_of_month, starts = periods(model.start, model.horizon, resolution)
     out = block_arrays(model, p1 - p0, len(starts))
     run_block_into(model, seed, p0, p1, period_of_month, out, backend)

@@ -34,10 +34,10 @@ from riskengine.cluster import usable_cores
 from riskengine.compile import CompiledModel, compile_model
 from riskengine.errors import RunError
 from riskengine.scenario import Scenario, load_scenario
-from riskengine.schema import CUBE, RESOLUTIONS, build_dataset, estimated_bytes, periods
+from riskengine.schema import RESOLUTIONS, build_dataset, estimated_bytes, periods
 from riskengine.store import claim, open_run, write_block
 
-__all__ = ["Progress", "default_block_paths", "simulate", "simulating"]
+__all__ = ["Progress", "available_memory", "default_block_paths", "simulate", "simulating"]
 
 # Work per block: far above dask's ~3 ms per task, short enough for a live progress bar and for
 # cheap re-runs of a block lost with its worker.
@@ -46,6 +46,8 @@ BLOCK_SECONDS = 2.0
 # a block size given by the user may go up to MAX_BLOCK_BYTES where the memory allows.
 BLOCK_BYTES = 64 * 2**20
 MAX_BLOCK_BYTES = 2**30
+# An in-memory run may take at most this share of the memory available when it starts.
+MEMORY_SHARE = 0.8
 # Rough cost of one path-month on one core (one GPU for cuda), for sizing blocks only. Measured
 # on the 2-core development machine: reference about 1 ms per 60-month path; cpu 1-2.5 us per
 # path-month under load before the kernel ran paths as vector lanes, 0.31 us on a quiet core
@@ -130,7 +132,7 @@ def _block(
 ) -> dict[str, np.ndarray]:
     """Paths ``[p0, p1)`` on one core. With ``reuse``, into this thread's buffers (valid until its
     next block): writing into pages already mapped is about 4x faster than into fresh ones."""
-    if backend == "reference" or not reuse:
+    if not reuse:
         with _one_core(backend):
             return run_block(model, seed, p0, p1, resolution, backend)
     period_of_month, starts = periods(model.start, model.horizon, resolution)
@@ -151,8 +153,25 @@ def _block(
 
 
 def _compute(model: CompiledModel, seed: int, p0: int, p1: int, resolution: str, backend: str):
-    """A block's arrays, returned (in-memory runs and the backend check)."""
+    """A block's arrays, returned (in-memory runs on a cluster, and the backend check)."""
     return p1 - p0, _block(model, seed, p0, p1, resolution, backend, reuse=False)
+
+
+def _compute_into(
+    model: CompiledModel,
+    seed: int,
+    p0: int,
+    p1: int,
+    resolution: str,
+    backend: str,
+    cube: dict[str, np.ndarray],
+):
+    """A block computed straight into its rows of ``cube`` (in-memory runs on local threads)."""
+    period_of_month, _ = periods(model.start, model.horizon, resolution)
+    rows = {name: values[p0:p1] for name, values in cube.items()}
+    with _one_core(backend):
+        run_block_into(model, seed, p0, p1, period_of_month, rows, backend)
+    return p1 - p0, None
 
 
 def _compute_and_write(
@@ -175,12 +194,13 @@ def _run_tasks(
     model: CompiledModel,
     args: Sequence[tuple],
     client,
-    on_done: Callable[[int], None],
-) -> list:
-    """Run ``fn(model, *a)`` for every ``a`` in ``args`` as dask tasks; results in order.
+    on_done: Callable[[int, tuple], None],
+) -> None:
+    """Run ``fn(model, *a)`` for every ``a`` in ``args`` as dask tasks.
 
     Without ``client``, the local threaded scheduler runs them on every core we may use; with a
-    ``dask.distributed.Client``, its cluster does. ``on_done(paths)`` follows each task.
+    ``dask.distributed.Client``, its cluster does. ``on_done(i, result)`` follows task ``i`` (a
+    task returns ``(paths, data)``); results are not kept beyond it.
     """
     import dask
 
@@ -189,22 +209,24 @@ def _run_tasks(
     if client is None:
         from dask.callbacks import Callback
 
-        keys = {t.key for t in tasks}
+        index = {t.key: i for i, t in enumerate(tasks)}
 
         def posttask(key, result, dsk, state, worker_id):
-            if key in keys:
-                on_done(result[0])
+            if key in index:
+                on_done(index[key], result)
 
         with Callback(posttask=posttask):
-            return list(dask.compute(*tasks, scheduler="threads", num_workers=usable_cores()))
+            dask.compute(*tasks, scheduler="threads", num_workers=usable_cores())
+        return
 
     from distributed import as_completed
 
     futures = client.compute(tasks)
+    index = {f.key: i for i, f in enumerate(futures)}
     try:
         for future in as_completed(futures):
-            on_done(future.result()[0])  # raises the task's error, if any
-        return [f.result() for f in futures]
+            on_done(index[future.key], future.result())  # raises the task's error, if any
+            future.release()
     finally:
         client.cancel(futures)
 
@@ -324,16 +346,7 @@ def simulate(
         model, bp = _prepare(scenario, paths, seed, backend, client, block_paths, resolution)
         if resume or overwrite:
             raise RunError("resume and overwrite apply to a store; give store (--out) as well")
-        blocks = _blocks(paths, bp)
-        if progress is not None:
-            progress.start(len(blocks), paths, len(blocks))
-        note = progress.advance if progress is not None else lambda _: None
-        args = [(seed, p0, p1, resolution, backend) for p0, p1 in blocks]
-        results = [data for _, data in _run_tasks(_compute, model, args, client, note)]
-        cube = {name: np.concatenate([r[name] for r in results]) for name in CUBE}
-        return build_dataset(
-            model, cube, np.arange(paths), seed=seed, backend=backend, resolution=resolution
-        )
+        return _in_memory(model, paths, seed, backend, client, bp, resolution, progress)
     with simulating(
         scenario,
         paths,
@@ -348,6 +361,59 @@ def simulate(
         progress=progress,
     ) as ds:
         return ds
+
+
+def available_memory() -> int:
+    """Bytes of memory this machine has available now (psutil)."""
+    import psutil
+
+    return int(psutil.virtual_memory().available)
+
+
+def _in_memory(model, paths, seed, backend, client, block_paths, resolution, progress):
+    """The cube in one preallocated set of arrays, each block written into its rows (on local
+    threads) or copied there as it arrives (from a cluster), then the Dataset over them."""
+    n_periods = len(periods(model.start, model.horizon, resolution)[1])
+    blocks = _blocks(paths, block_paths)
+    in_flight = 2 * _slots(client) if (client is not None or backend == "reference") else 0
+    needed = estimated_bytes(model, paths, resolution)
+    needed += min(in_flight, len(blocks)) * estimated_bytes(model, block_paths, resolution)
+    free = available_memory()
+    if needed > MEMORY_SHARE * free:
+        raise RunError(
+            f"an in-memory cube of {paths:,} paths at {resolution} resolution needs about "
+            f"{needed / 1e9:.3g} GB but {free / 1e9:.3g} GB of memory are available; give a "
+            "store (--out, store=) to write it to disk, or a coarser resolution"
+        )
+    cube = block_arrays(model, paths, n_periods)
+    if progress is not None:
+        progress.start(len(blocks), paths, len(blocks))
+
+    def done(i: int, result: tuple) -> None:
+        count, data = result
+        if data is not None:  # a block from a cluster: into its rows, then dropped
+            p0, p1 = blocks[i]
+            for name, values in data.items():
+                cube[name][p0:p1] = values
+        if progress is not None:
+            progress.advance(count)
+
+    if client is None:
+        # The cube is handed to the tasks under a name of its own, so that dask does not hash
+        # its gigabytes to name it.
+        import uuid
+
+        import dask
+
+        shared = dask.delayed(cube, traverse=False, name=f"cube-{uuid.uuid4().hex}")
+        args = [(seed, p0, p1, resolution, backend, shared) for p0, p1 in blocks]
+        _run_tasks(_compute_into, model, args, None, done)
+    else:
+        args = [(seed, p0, p1, resolution, backend) for p0, p1 in blocks]
+        _run_tasks(_compute, model, args, client, done)
+    return build_dataset(
+        model, cube, np.arange(paths), seed=seed, backend=backend, resolution=resolution
+    )
 
 
 @contextlib.contextmanager
@@ -394,7 +460,7 @@ def simulating(
         if progress is not None:
             progress.start(len(todo), sum(p1 - p0 for _, p0, p1 in todo), len(blocks))
         args = [(seed, p0, p1, resolution, backend, path, i) for i, p0, p1 in todo]
-        _run_tasks(_compute_and_write, model, args, client, note)
+        _run_tasks(_compute_and_write, model, args, client, lambda _, result: note(result[0]))
         yield open_run(path)
 
 

@@ -19,6 +19,9 @@ from riskengine.risk import check_levels, risk_summary
 
 __all__ = ["display_unit", "format_amount", "format_estimate", "format_level", "risk_table"]
 
+# What the risk table shows: loss and credit losses by region and in total, over the horizon.
+TABLE_GROUPS = ("total", "region", "credit", "credit_total")
+
 
 def display_unit(units: str) -> tuple[float, str]:
     """Scale and label to show amounts in: USD bn for a cube in USD million.
@@ -88,7 +91,9 @@ def risk_table(
     ['Region', 'Loss EL', 'Loss VaR 99 %', 'Credit EL', 'Credit VaR 99 %']
     """
     lv = check_levels(levels)
-    s = risk_summary(ds, lv) if summary is None else summary
+    if summary is None:  # the horizon's figures only: a run's store answers from its summaries
+        summary = risk_summary(ds, lv, groups=TABLE_GROUPS, per_year=False)
+    s = summary
     s = s.sel(period="horizon", level=lv)
     scale, unit = display_unit(s.attrs["units"])
     title = f"Losses over the horizon, {unit} ({s.attrs['paths']:,} paths"

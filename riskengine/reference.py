@@ -2,7 +2,8 @@
 
 Every fast path (the CPU and CUDA kernels, the engine) must equal this module for the same seed.
 It is vectorized over paths only, loops over months, and computes in float64 throughout; the
-cube's float32 is applied at the very end.
+cube's float32 is applied at the very end. The per-path summaries of a block are summed from
+its cube arrays by :func:`riskengine.analysis.summaries`, as for every backend.
 
 This module imports numpy, scipy.special, xarray and riskengine's own modules.
 """
@@ -13,12 +14,13 @@ import numpy as np
 import xarray as xr
 from scipy.special import expit, ndtr
 
+from riskengine.analysis import summaries
 from riskengine.compile import CompiledModel, compile_model
 from riskengine.kernels import rng
 from riskengine.scenario import Scenario
-from riskengine.schema import build_dataset, periods
+from riskengine.schema import VARIABLES, build_dataset, cube_shapes, periods
 
-__all__ = ["simulate", "simulate_block", "simulate_monthly"]
+__all__ = ["simulate", "simulate_block", "simulate_block_into", "simulate_monthly"]
 
 
 def _exposure_multipliers(a, z0: np.ndarray) -> np.ndarray:
@@ -105,23 +107,42 @@ def simulate_monthly(model: CompiledModel, seed: int, p0: int, p1: int) -> dict[
     return out
 
 
+def simulate_block_into(
+    model: CompiledModel,
+    seed: int,
+    p0: int,
+    p1: int,
+    period_of_month: np.ndarray,
+    out: dict[str, np.ndarray],
+) -> None:
+    """Paths ``[p0, p1)`` summed into periods, written into ``out`` (every variable of
+    :data:`riskengine.schema.VARIABLES`, in the cube's layout and dtypes; see
+    :func:`riskengine.backends.block_arrays`): the reference's form of the block contract."""
+    monthly = simulate_monthly(model, seed, p0, p1)
+    n_periods = int(period_of_month[-1]) + 1
+    for name, values in monthly.items():
+        if name == "weight":
+            out[name][...] = values
+            continue
+        summed = np.zeros((values.shape[0], n_periods, *values.shape[2:]))
+        np.add.at(summed, (slice(None), period_of_month), values)
+        out[name][...] = summed.astype(np.float32)
+    summaries(out["loss"], out["credit_loss"], out)
+
+
 def simulate_block(
     model: CompiledModel, seed: int, p0: int, p1: int, resolution: str = "month"
 ) -> dict[str, np.ndarray]:
-    """Paths ``[p0, p1)`` summed into periods, in the cube's layout and dtypes.
+    """Paths ``[p0, p1)`` summed into periods, in new arrays in the cube's layout and dtypes.
 
     This is the block contract every backend meets (see :mod:`riskengine.backends`).
     """
-    monthly = simulate_monthly(model, seed, p0, p1)
     period_of_month, starts = periods(model.start, model.horizon, resolution)
-    out = {}
-    for name, values in monthly.items():
-        if name == "weight":
-            out[name] = values.astype(np.float64)
-            continue
-        summed = np.zeros((values.shape[0], len(starts), *values.shape[2:]))
-        np.add.at(summed, (slice(None), period_of_month), values)
-        out[name] = summed.astype(np.float32)
+    out = {
+        name: np.empty(shape, dtype=VARIABLES[name].dtype)
+        for name, shape in cube_shapes(model, p1 - p0, len(starts)).items()
+    }
+    simulate_block_into(model, seed, p0, p1, period_of_month, out)
     return out
 
 

@@ -1,8 +1,8 @@
 """The report of a run: PNG figures and one self-contained HTML page (figures embedded).
 
 Figures are drawn on :class:`matplotlib.figure.Figure` objects directly (the Agg canvas, no
-pyplot, no display). The cube is read in one pass (:func:`riskengine.risk.path_totals` with the
-timeline); everything after that works on the per-path totals in memory.
+pyplot, no display). Every number comes from one call of :func:`riskengine.risk.analyse`, which
+streams the cube in a few passes over its chunks of paths, in bounded memory.
 
 This module imports numpy, xarray, matplotlib, rich and riskengine's formatting and risk modules.
 """
@@ -32,14 +32,7 @@ from riskengine.formatting import (
     format_level,
     risk_table,
 )
-from riskengine.risk import (
-    attribution,
-    check_levels,
-    cumulative_loss_quantiles,
-    exceedance_curves,
-    path_totals,
-    risk_summary,
-)
+from riskengine.risk import analyse, check_levels
 
 __all__ = ["FIGURES", "Report", "write_report"]
 
@@ -356,7 +349,8 @@ def write_report(
 ) -> Report:
     """Write ``index.html`` and one PNG per figure of :data:`FIGURES` into ``out_dir``.
 
-    The cube is read once; the page embeds the PNGs (base64), so it opens offline on its own.
+    The cube is streamed in one set of passes (:func:`riskengine.risk.analyse`), whatever its
+    number of paths; the page embeds the PNGs (base64), so it opens offline on its own.
 
     Examples
     --------
@@ -370,15 +364,22 @@ def write_report(
     """
     lv = check_levels(levels)
     level = _main_level(lv)
-    totals = path_totals(ds, timeline=True).compute()
-    summary = risk_summary(totals, lv)
-    attrib = attribution(totals, lv)
-    table = risk_table(totals, [level], summary=summary)
+    # Every figure's numbers in one set of passes over the cube (riskengine.analysis).
+    found = analyse(
+        ds,
+        levels=lv,
+        exceedance_points=100,
+        fan_quantiles=(0.05, 0.5, 0.95),
+        attribution_levels=lv,
+        activity=True,
+    )
+    summary, attrib = found["summary"], found["attribution"]
+    table = risk_table(ds, [level], summary=summary)
     figures = {
-        "exceedance": fig_exceedance(exceedance_curves(totals), summary),
-        "fan": fig_fan(cumulative_loss_quantiles(totals)),
+        "exceedance": fig_exceedance(found["exceedance"], summary),
+        "fan": fig_fan(found["fan"]),
         "heatmap": fig_heatmap(summary, level),
-        "activity": fig_activity(totals.p_active_time, ds.attrs["resolution"]),
+        "activity": fig_activity(found["activity"], ds.attrs["resolution"]),
         "euler": fig_euler(attrib, level),
     }
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -1,18 +1,19 @@
 """Risk measures of a cube: EL, VaR, ES with standard errors, exceedance curves, attribution.
 
 Every measure is weighted by the cube's ``weight`` (importance sampling); the statistics and
-their standard errors are defined in :mod:`riskengine.weighted`.
+their standard errors are those of :mod:`riskengine.weighted`, the in-memory reference, and are
+computed here by :mod:`riskengine.analysis` in a few passes over the cube's chunks of paths: a
+lazy cube (``open_run``) is never loaded whole, whatever its number of paths, and on a cluster the
+passes run on the default ``dask.distributed`` client. Quantiles are exact (the in-memory
+reference's order statistics); sums agree with it to rounding.
 
-Lazy cubes (dask-backed, e.g. from ``xarray.open_zarr``) are reduced in one pass: the time
-dimension is summed chunk by chunk into per-path totals by :func:`path_totals`, which stays lazy;
-only those totals are loaded (8 bytes x paths x (84 nodes + 5 years x (7 + 12 + 7) regions,
-sectors and credit + channels), about 1.8 GB for a million paths). Quantiles need every path of a
-column at once, so they are computed in memory from the totals.
+:func:`analyse` computes any set of the measures in one set of passes (the report asks for all
+of them at once); the other functions are its parts.
 
 Presentation (tables, number formats) is in :mod:`riskengine.formatting`: this module is
 mathematics only.
 
-This module imports numpy, xarray and riskengine's errors, schema and weighted modules.
+This module imports numpy, xarray and riskengine's analysis, schema and weighted modules.
 """
 
 from __future__ import annotations
@@ -22,21 +23,30 @@ from collections.abc import Sequence
 import numpy as np
 import xarray as xr
 
-from riskengine.errors import CubeError
+from riskengine.analysis import Analysis, layout
 from riskengine.schema import validate
-from riskengine.weighted import exceedance, mean_se, tail_stats, tail_weights, weighted_quantile
+from riskengine.weighted import Z95, wilson
 
 __all__ = [
+    "SUMMARY_GROUPS",
+    "analyse",
     "attribution",
     "check_levels",
     "cumulative_loss_quantiles",
     "exceedance_curves",
-    "path_totals",
     "risk_summary",
 ]
 
-_TOTALS_KIND = "riskengine path totals"
-_PER_YEAR_RESOLUTIONS = frozenset({"month", "quarter", "year"})
+# The groups of risk_summary, with what each measures.
+SUMMARY_GROUPS = {
+    "total": "total output loss",
+    "region": "output loss of the region",
+    "sector": "output loss of the sector",
+    "credit": "bank credit losses of the region",
+    "credit_total": "bank credit losses, all regions",
+    "node": "output loss of the node",
+}
+_CURVE_GROUPS = ("total", "region", "sector")
 
 SE_METHOD = (
     "EL and ES: delta-method standard error of a self-normalised weighted mean (ES through its "
@@ -59,17 +69,6 @@ def check_levels(levels: Sequence[float]) -> np.ndarray:
     return arr
 
 
-def _year_index(ds: xr.Dataset) -> np.ndarray | None:
-    """Year of the horizon (0-based, from the scenario's start) of each period, or None.
-
-    Years exist at month, quarter and year resolution; ``horizon`` has one period only.
-    """
-    if ds.attrs["resolution"] not in _PER_YEAR_RESOLUTIONS:
-        return None
-    months = ds["time"].values.astype("datetime64[M]").astype(np.int64)
-    return (months - months[0]) // 12
-
-
 def _period_ends(ds: xr.Dataset) -> np.ndarray:
     """The first day after each period: the next period's start, or the horizon's end."""
     starts = ds["time"].values.astype("datetime64[M]")
@@ -77,145 +76,301 @@ def _period_ends(ds: xr.Dataset) -> np.ndarray:
     return np.append(starts[1:], end).astype("datetime64[ns]")
 
 
-def _sum64(da: xr.DataArray, dim: str) -> xr.DataArray:
-    """Sum in float64 without a float64 copy of the cube; a NaN (a corrupt cube) stays NaN."""
-    return da.sum(dim, dtype=np.float64, skipna=False)
+def analyse(
+    ds: xr.Dataset,
+    *,
+    levels: Sequence[float] | None = None,
+    groups: Sequence[str] = tuple(SUMMARY_GROUPS),
+    per_year: bool = True,
+    exceedance_points: int | None = None,
+    fan_quantiles: Sequence[float] | None = None,
+    attribution_levels: Sequence[float] | None = None,
+    activity: bool = False,
+) -> dict[str, xr.Dataset | xr.DataArray]:
+    """Any of the measures of this module, in one set of passes over the cube.
 
+    Parameters
+    ----------
+    ds
+        A cube, lazy or in memory (checked by :func:`riskengine.schema.validate`).
+    levels, groups, per_year
+        :func:`risk_summary` at these levels, for these groups (``per_year``: also each year).
+    exceedance_points
+        :func:`exceedance_curves` with this many points.
+    fan_quantiles
+        :func:`cumulative_loss_quantiles` at these quantiles.
+    attribution_levels
+        :func:`attribution` at these levels.
+    activity
+        ``activity``: the weighted share of paths in which each channel bites, per period.
 
-def path_totals(ds: xr.Dataset, timeline: bool = False) -> xr.Dataset:
-    """Per-path totals over time of a cube, lazy if the cube is dask-backed.
-
-    Variables (float64 sums of the float32 cube):
-
-    - ``loss`` (path, sector, region) and ``credit_loss`` (path, region): over the horizon;
-    - ``loss_region_year``, ``loss_sector_year``, ``credit_loss_year`` with a ``year`` dim
-      (year 1 = the first 12 months from the scenario's start), where the resolution has years
-      (not ``horizon``);
-    - ``severity_months`` (path, channel): the sum over months of the channel's effective
-      severity e (months at full severity; > 0 exactly when the channel bit at some time);
-    - ``p_active_time`` (time, channel): weighted probability that the channel is on (at
-      resolutions coarser than a month: on at some month of the period);
-    - ``weight``;
-    - a coordinate ``period_end`` (time): the first day after each period;
-    - with ``timeline``, ``cumulative_loss_region`` (path, time, region; float32, 4 bytes x
-      paths x periods x regions), for fan charts.
-
-    Nothing is computed here: call ``.compute()`` (one pass over the cube) or pass the result to
-    the functions of this module.
-
-    Examples
-    --------
-    >>> from riskengine import load_scenario
-    >>> from riskengine.reference import simulate
-    >>> ds = simulate(load_scenario("truce_collapse"), paths=3, seed=1)
-    >>> sorted(path_totals(ds).data_vars)  # doctest: +NORMALIZE_WHITESPACE
-    ['credit_loss', 'credit_loss_year', 'loss', 'loss_region_year', 'loss_sector_year',
-     'p_active_time', 'severity_months', 'weight']
+    Returns
+    -------
+    dict
+        ``summary``, ``exceedance``, ``fan``, ``attribution``, ``activity``: those asked for.
     """
     validate(ds)
-    loss, credit = ds["loss"], ds["credit_loss"]
-    weight = ds["weight"].astype(np.float64)
-    on = ds["severity"] > 0
-    out = {
-        "loss": _sum64(loss, "time"),
-        "credit_loss": _sum64(credit, "time"),
-        "severity_months": _sum64(ds["severity"], "time"),
-        "p_active_time": weight.dot(on, dim="path") / weight.sum(),
-        "weight": weight,
-    }
-    if timeline:
-        cumulative = _sum64(loss, "sector").cumsum("time").astype(np.float32)
-        out["cumulative_loss_region"] = cumulative.transpose("path", "time", "region")
-    year = _year_index(ds)
-    if year is not None:
-        by_year = {"year": ("time", year + 1)}
-        for name, values in (
-            ("loss_region_year", _sum64(loss, "sector")),
-            ("loss_sector_year", _sum64(loss, "region")),
-            ("credit_loss_year", credit.astype(np.float64)),
-        ):
-            out[name] = values.assign_coords(by_year).groupby("year").sum(skipna=False)
-    attrs = {
-        "kind": _TOTALS_KIND,
-        "units": ds["loss"].attrs.get("units", ""),
-        **{k: ds.attrs[k] for k in ("resolution", "scenario_name", "paths") if k in ds.attrs},
-    }
-    return xr.Dataset(out, attrs=attrs).assign_coords(period_end=("time", _period_ends(ds)))
-
-
-def _loaded_totals(ds: xr.Dataset) -> xr.Dataset:
-    """Computed path totals of a cube, or the totals themselves if already given."""
-    t = ds.compute() if ds.attrs.get("kind") == _TOTALS_KIND else path_totals(ds).compute()
-    for name in ("loss", "credit_loss", "weight"):
-        if not np.isfinite(t[name].values).all():
-            raise CubeError(f"{name!r} holds NaN or infinite values: the run's store is corrupt")
-    return t
-
-
-def _measures(values: xr.DataArray, weight: np.ndarray, levels: np.ndarray) -> xr.Dataset:
-    """EL, VaR, ES and their standard errors of each column of ``values`` (path, ...)."""
-    other = [d for d in values.dims if d != "path"]
-    shape = tuple(values.sizes[d] for d in other)
-    x = values.transpose("path", *other).values.reshape(values.sizes["path"], -1)
-    names = ("VaR", "VaR_se", "VaR_lower", "VaR_upper", "ES", "ES_se")
-    el = np.empty((2, x.shape[1]))
-    tail = np.empty((len(names), x.shape[1], levels.size))
-    for j in range(x.shape[1]):
-        el[:, j] = mean_se(x[:, j], weight)
-        t = tail_stats(x[:, j], weight, levels)
-        tail[:, j] = [t.var, t.var_se, t.var_lower, t.var_upper, t.es, t.es_se]
-    variables = {"EL": (other, el[0].reshape(shape)), "EL_se": (other, el[1].reshape(shape))}
-    for name, arr in zip(names, tail, strict=True):
-        variables[name] = ([*other, "level"], arr.reshape(*shape, levels.size))
-    coords = {d: values[d].values for d in other if d in values.coords}
-    return xr.Dataset(variables, coords={**coords, "level": levels})
-
-
-def _by_period(horizon: xr.DataArray, per_year: xr.DataArray | None, w, levels) -> xr.Dataset:
-    """Measures over the horizon and, where given, per year, along a ``period`` dim."""
-    parts = [_measures(horizon, w, levels).expand_dims(period=["horizon"])]
-    if per_year is not None:
-        yearly = _measures(per_year, w, levels)
-        labels = [f"year {int(y)}" for y in yearly["year"].values]
-        parts.append(yearly.drop_vars("year").rename(year="period").assign_coords(period=labels))
-    return xr.concat(parts, dim="period")
-
-
-def _with_prefix(ds: xr.Dataset, prefix: str, what: str, units: str) -> dict[str, xr.DataArray]:
-    out = {}
-    for name, da in ds.data_vars.items():
-        da.attrs = {"long_name": f"{name} of {what}", "units": units}
-        if name.endswith("_se") or name.startswith("VaR_"):
-            da.attrs["method"] = SE_METHOD
-        out[f"{prefix}_{name}"] = da
+    want = set()
+    if levels is not None:
+        want |= set(groups)
+    if exceedance_points is not None:
+        want |= set(_CURVE_GROUPS)
+    if fan_quantiles is not None:
+        want.add("cumulative")
+    if attribution_levels is not None:
+        want |= {"total", "region", "sector", "severity_months", "ever_active"}
+        want.add("total_if_active")
+    if activity:
+        want.add("active")
+    lay = layout(ds, sorted(want), per_year=per_year and levels is not None)
+    an = Analysis(ds, lay)
+    g = lay.groups
+    requests: dict[str, tuple] = {}
+    if levels is not None:
+        lv = check_levels(levels)
+        for name in groups:
+            requests[name] = (_columns(g[name]), lv, True)
+    if attribution_levels is not None:
+        requests["attribution"] = (np.array(g["total"].column(0)), check_levels(attribution_levels),
+                                   False)  # fmt: skip
+    if exceedance_points is not None:
+        n_eff = an.w[0] ** 2 / an.w2[0]
+        curve_levels = 1.0 - np.logspace(0.0, -np.log10(n_eff), exceedance_points)
+        for name in _CURVE_GROUPS:
+            requests[f"curve_{name}"] = (_columns(g[name], horizon=True), curve_levels, False)
+    if fan_quantiles is not None:
+        requests["fan"] = (_columns(g["cumulative"]), check_levels(fan_quantiles), False)
+    found = dict(zip(requests, an.quantiles(list(requests.values())), strict=True))
+    tails = _Tails(an, found, g, requests, levels is not None, attribution_levels is not None)
+    out: dict = {}
+    units = ds["loss"].attrs.get("units", "")
+    if levels is not None:
+        out["summary"] = _summary(ds, an, g, found, tails, groups, requests, units,
+                                  per_year=lay.n_periods > 1)  # fmt: skip
+    if attribution_levels is not None:
+        out["attribution"] = _attribution(an, g, found, tails, requests, units)
+    if exceedance_points is not None:
+        out["exceedance"] = _curves(an, g, found, units)
+    if fan_quantiles is not None:
+        out["fan"] = _fan(ds, found["fan"], requests["fan"][1], g["cumulative"], units)
+    if activity:
+        active = g["active"]
+        share = (an.wx / an.w)[_columns(active)]
+        out["activity"] = xr.DataArray(
+            share,
+            dims=active.dims,
+            coords={**active.coords, "period_end": ("time", _period_ends(ds))},
+            attrs={"long_name": "weighted share of paths in which the channel bites"},
+        )
     return out
 
 
-def _sum_or_none(da: xr.DataArray | None, dim: str) -> xr.DataArray | None:
-    return None if da is None else da.sum(dim)
+def _columns(group, horizon: bool = False) -> np.ndarray:
+    """The column indices of a group, in its shape (its horizon part only, with ``horizon``)."""
+    index = group.offset + np.arange(group.size).reshape(group.shape)
+    return index[0] if horizon and group.dims[0] == "period" else index
 
 
-def risk_summary(ds: xr.Dataset, levels: Sequence[float] = (0.95, 0.99, 0.995)) -> xr.Dataset:
+class _Tails:
+    """One pass of tail sums for every (column, VaR) the summary and attribution need."""
+
+    def __init__(self, an: Analysis, found, g, requests, summary: bool, attribution: bool):
+        pairs, thresholds, with_parts = [], [], []
+        self.where: dict[str, slice] = {}
+        names = [n for n in requests if n in SUMMARY_GROUPS and summary]
+        names += ["attribution"] if attribution else []
+        for name in names:
+            columns, _levels, _ = requests[name]
+            cols = np.broadcast_to(np.asarray(columns)[..., None], found[name]["value"].shape)
+            start = len(pairs)
+            pairs += cols.ravel().tolist()
+            thresholds += found[name]["value"].ravel().tolist()
+            with_parts += [name == "attribution"] * cols.size
+            self.where[name] = slice(start, len(pairs))
+        self.parts = (
+            np.concatenate([_columns(g[n], horizon=True).ravel() for n in _PARTS])
+            if attribution
+            else np.empty(0, np.int64)
+        )
+        self.gt, self.eq = an.tails(np.array(pairs, np.int64), np.array(thresholds),
+                                    np.array(with_parts, bool), self.parts)  # fmt: skip
+
+    def of(self, name: str, shape) -> tuple[np.ndarray, np.ndarray]:
+        s = self.where[name]
+        return self.gt[s].reshape(*shape, -1), self.eq[s].reshape(*shape, -1)
+
+
+# Columns whose tail sums attribution needs (Euler contributions and channels in the tail).
+_PARTS = ("region", "sector", "ever_active", "severity_months")
+
+
+def _summary(ds, an, g, found, tails, groups, requests, units, per_year) -> xr.Dataset:
+    out = {}
+    for name in groups:
+        group = g[name]
+        columns, lv, _ = requests[name]
+        q = found[name]
+        W, W2 = an.w[columns][..., None], an.w2[columns][..., None]
+        gt, _ = tails.of(name, q["value"].shape)
+        mean = an.mean[columns]
+        el_se = np.sqrt(gt[..., 0, 5]) / an.w[columns]
+        alpha = lv
+        mean_excess = gt[..., 2] / (W * (1 - alpha))
+        es = q["value"] + mean_excess
+        var_es = (
+            gt[..., 4] / (1 - alpha) ** 2 - 2 * mean_excess * gt[..., 3] / (1 - alpha)
+            + mean_excess**2 * W2
+        )  # fmt: skip
+        es_se = np.sqrt(np.maximum(var_es, 0.0)) / W
+        coords = {d: group.coords[d] for d in group.dims}
+        dims = group.dims
+        what = SUMMARY_GROUPS[name]
+        values = {
+            "EL": (dims, mean),
+            "EL_se": (dims, el_se),
+            "VaR": ((*dims, "level"), q["value"]),
+            "VaR_se": ((*dims, "level"), (q["upper"] - q["lower"]) / (2 * Z95)),
+            "VaR_lower": ((*dims, "level"), q["lower"]),
+            "VaR_upper": ((*dims, "level"), q["upper"]),
+            "ES": ((*dims, "level"), es),
+            "ES_se": ((*dims, "level"), es_se),
+        }
+        for stat, (d, v) in values.items():
+            attrs = {"long_name": f"{stat} of {what}", "units": units}
+            if stat.endswith("_se") or stat.startswith("VaR_"):
+                attrs["method"] = SE_METHOD
+            out[f"{name}_{stat}"] = xr.DataArray(v, dims=d, coords=coords, attrs=attrs)
+    lv = requests[groups[0]][1]
+    attrs = {
+        "units": units,
+        "paths": int(ds.sizes["path"]),
+        "per_year": "yes" if per_year else "no: one period (resolution horizon)",
+        "var_definition": "smallest loss x with weighted P(L <= x) >= level",
+        "es_definition": "Acerbi-Tasche: mean of the quantile function over [level, 1]",
+        "standard_errors": SE_METHOD,
+        **{k: ds.attrs[k] for k in ("resolution", "scenario_name") if k in ds.attrs},
+    }
+    return xr.Dataset(out, attrs=attrs).assign_coords(level=lv)
+
+
+def _attribution(an, g, found, tails, requests, units) -> xr.Dataset:
+    total_col = g["total"].column(0)
+    lv = requests["attribution"][1]
+    v = found["attribution"]["value"].ravel()  # VaR of the total at each level
+    gt, eq = tails.of("attribution", (lv.size,))
+    W = an.w[total_col]
+    cdf_at_var = 1.0 - gt[:, 0] / W
+    atom = eq[:, 0]
+    share = np.maximum(cdf_at_var - lv, 0.0) / (1 - lv)
+    # tau = w / (W (1 - alpha)) beyond VaR; the atom at VaR shares `share` of its probability.
+    with np.errstate(invalid="ignore", divide="ignore"):
+        at = np.where(atom[:, None] > 0, eq[:, 2:] / atom[:, None], 0.0) * share[:, None]
+    contrib = gt[:, 6:] / (W * (1 - lv))[:, None] + at  # (level, parts)
+    sizes = [g[n].shape[-1] for n in _PARTS]
+    region, sector, active, months = np.split(contrib, np.cumsum(sizes)[:-1], axis=1)
+    es = v + gt[:, 2] / (W * (1 - lv))
+    ever = _columns(g["ever_active"])
+    w_active = an.wx[ever]
+    total_sum = an.wx[total_col]
+    if_active = an.wx[_columns(g["total_if_active"])]
+    with np.errstate(invalid="ignore", divide="ignore"):  # a channel never (always) active: NaN
+        el_active = if_active / w_active
+        el_inactive = (total_sum - if_active) / (W - w_active)
+    channel = g["ever_active"].coords["channel"]
+    return xr.Dataset(
+        {
+            "ES": ("level", es),
+            "euler_region": (("region", "level"), region.T),
+            "euler_sector": (("sector", "level"), sector.T),
+            "p_active": ("channel", w_active / W),
+            "p_active_tail": (("channel", "level"), active.T),
+            "EL_active": ("channel", el_active),
+            "EL_inactive": ("channel", el_inactive),
+            "severity_months": ("channel", an.mean[_columns(g["severity_months"])]),
+            "severity_months_tail": (("channel", "level"), months.T),
+        },
+        coords={
+            "level": lv,
+            "region": g["region"].coords["region"],
+            "sector": g["sector"].coords["sector"],
+            "channel": channel,
+        },
+        attrs={"units": units},
+    )
+
+
+def _curves(an, g, found, units) -> xr.Dataset:
+    out = {}
+    for name in _CURVE_GROUPS:
+        q = found[f"curve_{name}"]
+        cols = _columns(g[name], horizon=True)
+        threshold = q["value"].copy()
+        threshold[..., -1] = an.max[cols]
+        W, W2 = an.w[cols][..., None], an.w2[cols][..., None]
+        cdf = q["cdf"].copy()
+        cdf[..., -1] = 1.0
+        w2_le = q["w2_le"].copy()
+        w2_le[..., -1] = W2[..., 0]
+        p = np.clip(1.0 - cdf, 0.0, 1.0)
+        se = np.sqrt(np.maximum((1 - p) ** 2 * (W2 - w2_le) + p**2 * w2_le, 0.0)) / W
+        # n* is undefined where p is 0 or 1 (se = 0): Kish's n_eff stands in
+        n_star = np.broadcast_to(W**2 / W2, p.shape).copy()
+        np.divide(p * (1 - p), se**2, out=n_star, where=se > 0)
+        lower, upper = wilson(p, n_star)
+        dims = (*g[name].dims[1:], "point")
+        for field, values in (("threshold", threshold), ("probability", p), ("se", se),
+                              ("lower", lower), ("upper", upper)):  # fmt: skip
+            out[f"{name}_{field}"] = (dims, values)
+    coords = {"region": g["region"].coords["region"], "sector": g["sector"].coords["sector"]}
+    return xr.Dataset(out, coords=coords, attrs={"units": units})
+
+
+def _fan(ds, q, quantiles, group, units) -> xr.DataArray:
+    return xr.DataArray(
+        np.moveaxis(q["value"], -1, 0),
+        dims=("quantile", "time", "region"),
+        coords={
+            "quantile": quantiles,
+            "time": group.coords["time"],
+            "period_end": ("time", _period_ends(ds)),
+            "region": group.coords["region"],
+        },
+        attrs={"units": units, "long_name": "cumulative output loss"},
+    )
+
+
+def risk_summary(
+    ds: xr.Dataset,
+    levels: Sequence[float] = (0.95, 0.99, 0.995),
+    groups: Sequence[str] = tuple(SUMMARY_GROUPS),
+    per_year: bool = True,
+) -> xr.Dataset:
     """EL, VaR and ES (with standard errors) of losses by node, sector, region and in total.
 
     Parameters
     ----------
     ds
-        A cube (in memory or dask-backed) or its :func:`path_totals`. A lazy cube is read once.
+        A cube, lazy or in memory: streamed in passes over its chunks of paths.
     levels
         Confidence levels of VaR and ES, each strictly between 0 and 1.
+    groups
+        Any of ``total``, ``region``, ``sector``, ``credit`` (bank credit losses by region),
+        ``credit_total`` and ``node`` (the sector x region nodes, over the horizon only). Where
+        only the horizon's ``total``, ``region``, ``credit`` and ``credit_total`` are asked for
+        (``per_year=False``), a run's store answers from its per-path summaries without reading
+        the cube.
+    per_year
+        Also each year of the horizon, where the resolution has years.
 
     Returns
     -------
     xarray.Dataset
-        For each group ``total`` (all nodes), ``region``, ``sector``, ``credit`` (bank credit
-        losses by region) and ``credit_total``: ``{group}_EL``, ``_EL_se``, ``_VaR``, ``_VaR_se``,
-        ``_VaR_lower``, ``_VaR_upper`` (95 % interval), ``_ES``, ``_ES_se``, with dims
-        ``period`` (``"horizon"`` then ``"year 1"``, ... where the cube's resolution has years:
-        not for ``resolution="horizon"``), the group's dim and ``level``. ``node_*`` (sector,
-        region, level) over the horizon only. Amounts are in the cube's unit; the definitions
-        (VaR: smallest loss whose weighted CDF reaches the level; ES: Acerbi-Tasche) and the
-        standard-error methods are in :mod:`riskengine.weighted` and the ``method`` attrs.
+        For each group: ``{group}_EL``, ``_EL_se``, ``_VaR``, ``_VaR_se``, ``_VaR_lower``,
+        ``_VaR_upper`` (95 % interval), ``_ES``, ``_ES_se``, with dims ``period`` (``"horizon"``
+        then ``"year 1"``, ...), the group's dims and ``level`` (``node``: sector, region,
+        level). Amounts are in the cube's unit; the definitions (VaR: smallest loss whose
+        weighted CDF reaches the level; ES: Acerbi-Tasche) and the standard-error methods are
+        in :mod:`riskengine.weighted` and the ``method`` attrs.
 
     Examples
     --------
@@ -226,43 +381,7 @@ def risk_summary(ds: xr.Dataset, levels: Sequence[float] = (0.95, 0.99, 0.995)) 
     >>> bool((s.total_ES >= s.total_VaR).all()), s.total_VaR.dims
     (True, ('period', 'level'))
     """
-    lv = check_levels(levels)
-    t = _loaded_totals(ds)
-    w = t["weight"].values
-    units = t.attrs["units"]
-    node = t["loss"]
-    y_region, y_sector, y_credit = (
-        t.get(k) for k in ("loss_region_year", "loss_sector_year", "credit_loss_year")
-    )
-    groups = {
-        "total": (node.sum(("sector", "region")), _sum_or_none(y_region, "region")),
-        "region": (node.sum("sector"), y_region),
-        "sector": (node.sum("region"), y_sector),
-        "credit": (t["credit_loss"], y_credit),
-        "credit_total": (t["credit_loss"].sum("region"), _sum_or_none(y_credit, "region")),
-    }
-    what = {
-        "total": "total output loss",
-        "region": "output loss of the region",
-        "sector": "output loss of the sector",
-        "credit": "bank credit losses of the region",
-        "credit_total": "bank credit losses, all regions",
-    }
-    out: dict[str, xr.DataArray] = {}
-    for group, (horizon, per_year) in groups.items():
-        measures = _by_period(horizon, per_year, w, lv)
-        out.update(_with_prefix(measures, group, what[group], units))
-    out.update(_with_prefix(_measures(node, w, lv), "node", "output loss of the node", units))
-    attrs = {
-        "units": units,
-        "paths": int(w.size),
-        "per_year": "no: one period (resolution horizon)" if y_region is None else "yes",
-        "var_definition": "smallest loss x with weighted P(L <= x) >= level",
-        "es_definition": "Acerbi-Tasche: mean of the quantile function over [level, 1]",
-        "standard_errors": SE_METHOD,
-        **{k: t.attrs[k] for k in ("resolution", "scenario_name") if k in t.attrs},
-    }
-    return xr.Dataset(out, attrs=attrs)
+    return analyse(ds, levels=levels, groups=groups, per_year=per_year)["summary"]
 
 
 def attribution(ds: xr.Dataset, levels: Sequence[float] = (0.99,)) -> xr.Dataset:
@@ -273,7 +392,7 @@ def attribution(ds: xr.Dataset, levels: Sequence[float] = (0.99,)) -> xr.Dataset
     xarray.Dataset
         ``ES`` (level): ES of total loss. ``euler_region`` (region, level) and ``euler_sector``
         (sector, level): Euler contributions to that ES, ``E[L_part | tail]`` with the tail
-        weights of :func:`riskengine.weighted.tail_weights`; each sums to ``ES`` exactly.
+        weights of :func:`riskengine.weighted.tail_weights`; each sums to ``ES``.
         ``p_active`` (channel): probability the channel is on at some time of a path;
         ``p_active_tail`` (channel, level): the same probability in the ES tail;
         ``EL_active``, ``EL_inactive`` (channel): expected total loss given the channel was
@@ -290,42 +409,7 @@ def attribution(ds: xr.Dataset, levels: Sequence[float] = (0.99,)) -> xr.Dataset
     >>> bool(np.allclose(a.euler_region.sum("region"), a.ES))
     True
     """
-    lv = check_levels(levels)
-    t = _loaded_totals(ds)
-    w = t["weight"].values
-    node = t["loss"]
-    total = node.sum(("sector", "region")).values
-    region = node.sum("sector").transpose("path", "region").values
-    sector = node.sum("region").transpose("path", "sector").values
-    severity = t["severity_months"].transpose("path", "channel").values
-    active = (severity > 0).astype(np.float64)
-    tau = np.stack([tail_weights(total, w, a)[1] for a in lv])  # (level, path)
-    es = tau @ total
-    w_active = w @ active
-    w_inactive = w.sum() - w_active
-    with np.errstate(invalid="ignore", divide="ignore"):  # a channel never (always) active: NaN
-        el_active = (w * total) @ active / w_active
-        el_inactive = (w * total) @ (1.0 - active) / w_inactive
-    return xr.Dataset(
-        {
-            "ES": ("level", es),
-            "euler_region": (("region", "level"), (tau @ region).T),
-            "euler_sector": (("sector", "level"), (tau @ sector).T),
-            "p_active": ("channel", w_active / w.sum()),
-            "p_active_tail": (("channel", "level"), (tau @ active).T),
-            "EL_active": ("channel", el_active),
-            "EL_inactive": ("channel", el_inactive),
-            "severity_months": ("channel", w @ severity / w.sum()),
-            "severity_months_tail": (("channel", "level"), (tau @ severity).T),
-        },
-        coords={
-            "level": lv,
-            "region": node["region"].values,
-            "sector": node["sector"].values,
-            "channel": t["channel"].values,
-        },
-        attrs={"units": t.attrs["units"]},
-    )
+    return analyse(ds, attribution_levels=levels)["attribution"]
 
 
 def exceedance_curves(ds: xr.Dataset, n_points: int = 100) -> xr.Dataset:
@@ -334,10 +418,11 @@ def exceedance_curves(ds: xr.Dataset, n_points: int = 100) -> xr.Dataset:
     Parameters
     ----------
     ds
-        A cube or its :func:`path_totals`.
+        A cube, lazy or in memory.
     n_points
-        Thresholds per curve, spread evenly in log-probability from the body to the ``1/n_eff``
-        tail (see :func:`riskengine.weighted.exceedance`).
+        Thresholds per curve: the sample quantiles at exceedance levels spread evenly in
+        log-probability from 1 down to ``1/n_eff`` (the last: the largest loss), as
+        :func:`riskengine.weighted.exceedance`.
 
     Returns
     -------
@@ -355,34 +440,13 @@ def exceedance_curves(ds: xr.Dataset, n_points: int = 100) -> xr.Dataset:
     >>> e.region_probability.dims, bool((e.total_lower <= e.total_probability).all())
     (('region', 'point'), True)
     """
-    t = _loaded_totals(ds)
-    w = t["weight"].values
-    node = t["loss"]
-    groups = {
-        "total": node.sum(("sector", "region")),
-        "region": node.sum("sector"),
-        "sector": node.sum("region"),
-    }
-    out = {}
-    for group, values in groups.items():
-        cols = [d for d in values.dims if d != "path"]
-        x = values.transpose(*cols, "path").values.reshape(-1, values.sizes["path"])
-        curves = [exceedance(col, w, n_points) for col in x]
-        for field in ("threshold", "probability", "se", "lower", "upper"):
-            arr = np.stack([getattr(c, field) for c in curves]).reshape(
-                *(values.sizes[d] for d in cols), n_points
-            )
-            out[f"{group}_{field}"] = ([*cols, "point"], arr)
-    coords = {"region": node["region"].values, "sector": node["sector"].values}
-    return xr.Dataset(out, coords=coords, attrs={"units": t.attrs["units"]})
+    return analyse(ds, exceedance_points=n_points)["exceedance"]
 
 
 def cumulative_loss_quantiles(
     ds: xr.Dataset, quantiles: Sequence[float] = (0.05, 0.5, 0.95)
 ) -> xr.DataArray:
     """Weighted quantiles over paths of each region's cumulative loss up to each period's end.
-
-    Needs ``cumulative_loss_region``: give a cube, or :func:`path_totals` with ``timeline``.
 
     Examples
     --------
@@ -392,25 +456,4 @@ def cumulative_loss_quantiles(
     >>> cumulative_loss_quantiles(ds).dims
     ('quantile', 'time', 'region')
     """
-    q = check_levels(quantiles)
-    t = ds if ds.attrs.get("kind") == _TOTALS_KIND else path_totals(ds, timeline=True)
-    if "cumulative_loss_region" not in t:
-        raise ValueError("cumulative_loss_quantiles needs path_totals(ds, timeline=True)")
-    cumulative = t["cumulative_loss_region"].compute()
-    w = t["weight"].values
-    x = cumulative.values
-    out = np.empty((q.size, x.shape[1], x.shape[2]))
-    for i in range(x.shape[1]):
-        for j in range(x.shape[2]):
-            out[:, i, j] = weighted_quantile(x[:, i, j], w, q)
-    return xr.DataArray(
-        out,
-        dims=("quantile", "time", "region"),
-        coords={
-            "quantile": q,
-            "time": cumulative["time"],
-            "period_end": cumulative["period_end"],
-            "region": cumulative["region"],
-        },
-        attrs={"units": t.attrs["units"], "long_name": "cumulative output loss"},
-    )
+    return analyse(ds, fan_quantiles=quantiles)["fan"]

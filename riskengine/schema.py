@@ -32,6 +32,8 @@ __all__ = [
     "CUBE",
     "RESOLUTIONS",
     "RESOLUTION_MONTHS",
+    "SUMMARIES",
+    "VARIABLES",
     "CubeVariable",
     "Resolution",
     "build_dataset",
@@ -82,6 +84,25 @@ CUBE: dict[str, CubeVariable] = {
     ),
     "weight": CubeVariable(("path",), np.float64, "1", "likelihood ratio of the path"),
 }
+
+# Per-path totals a run writes beside the cube (from its blocks, as riskengine.analysis sums
+# them), so that the risk table of a run reads these instead of the cube.
+SUMMARIES: dict[str, CubeVariable] = {
+    "loss_total": CubeVariable(
+        ("path", "region"),
+        np.float64,
+        "economy",
+        "output loss of the region over the horizon (sum over periods and sectors)",
+    ),
+    "credit_loss_total": CubeVariable(
+        ("path", "region"),
+        np.float64,
+        "economy",
+        "banks' credit losses of the region over the horizon (sum over periods)",
+    ),
+}
+# Everything a block and a stored cube hold.
+VARIABLES: dict[str, CubeVariable] = {**CUBE, **SUMMARIES}
 
 # Coordinates: path (int64, global path index), time (datetime64[ns], first day of each period),
 # sector, region, channel (strings).
@@ -161,7 +182,7 @@ def coords(model: CompiledModel, path: np.ndarray | None, resolution: str) -> di
 
 
 def cube_shapes(model: CompiledModel, paths: int, periods: int) -> dict[str, tuple[int, ...]]:
-    """Shape of every cube variable for ``paths`` paths and ``periods`` time periods."""
+    """Shape of every variable (:data:`VARIABLES`) for ``paths`` paths and ``periods`` periods."""
     size = {
         "path": paths,
         "time": periods,
@@ -169,7 +190,7 @@ def cube_shapes(model: CompiledModel, paths: int, periods: int) -> dict[str, tup
         "region": len(model.regions),
         "channel": len(model.channels),
     }
-    return {name: tuple(size[d] for d in var.dims) for name, var in CUBE.items()}
+    return {name: tuple(size[d] for d in var.dims) for name, var in VARIABLES.items()}
 
 
 def estimated_bytes(model: CompiledModel, paths: int, resolution: str) -> int:
@@ -181,26 +202,27 @@ def estimated_bytes(model: CompiledModel, paths: int, resolution: str) -> int:
     --------
     >>> from riskengine import compile_model, load_scenario
     >>> model = compile_model(load_scenario("truce_collapse"))
-    >>> estimated_bytes(model, 1, "month")  # (84 + 7 + 4 + 1) float32 x 60 months + the weight
-    23048
+    >>> estimated_bytes(model, 1, "month")  # (84 + 7 + 4 + 1) float32 x 60 + 8 + 2 x 7 x 8
+    23160
     """
     shapes = cube_shapes(model, int(paths), n_periods(model, resolution))
     return sum(
-        int(np.prod(s, dtype=object)) * np.dtype(CUBE[n].dtype).itemsize for n, s in shapes.items()
+        int(np.prod(s, dtype=object)) * np.dtype(VARIABLES[n].dtype).itemsize
+        for n, s in shapes.items()
     )
 
 
 def check_dtype(name: str, values) -> None:
     """``TypeError`` unless ``values`` has the dtype the contract gives variable ``name``."""
-    if values.dtype != CUBE[name].dtype:
+    if values.dtype != VARIABLES[name].dtype:
         raise TypeError(
-            f"{name}: dtype {values.dtype}, the cube needs {np.dtype(CUBE[name].dtype)}"
+            f"{name}: dtype {values.dtype}, the cube needs {np.dtype(VARIABLES[name].dtype)}"
         )
 
 
 def variable_attrs(name: str, unit: str) -> dict[str, str]:
     """A variable's ``units`` (the economy's unit where the contract says so) and ``long_name``."""
-    var = CUBE[name]
+    var = VARIABLES[name]
     return {"units": unit if var.units == "economy" else var.units, "long_name": var.long_name}
 
 
@@ -215,14 +237,14 @@ def build_dataset(
 ) -> xr.Dataset:
     """A cube from arrays already in the cube's layout and dtypes.
 
-    ``data`` maps every name of :data:`CUBE` to an array with that variable's dims: numpy, or
-    dask (the template of a store). ``path`` holds the paths' global indices; None leaves the
-    coordinate out (a store writes it chunk by chunk, so that no count of paths needs it in
-    memory).
+    ``data`` maps every name of :data:`VARIABLES` (the cube and its per-path summaries) to an
+    array with that variable's dims: numpy, or dask (the template of a store). ``path`` holds
+    the paths' global indices; None leaves the coordinate out (a store writes it chunk by chunk,
+    so that no count of paths needs it in memory).
     """
     c = coords(model, path, resolution)
     variables = {}
-    for name, var in CUBE.items():
+    for name, var in VARIABLES.items():
         values = data[name] if hasattr(data[name], "dtype") else np.asarray(data[name])
         check_dtype(name, values)
         variables[name] = xr.Variable(var.dims, values, variable_attrs(name, model.unit))
@@ -243,8 +265,10 @@ def validate(ds: xr.Dataset) -> xr.Dataset:
     ...
     riskengine.errors.CubeError: not a riskengine cube: variable 'loss' is missing
     """
-    for name, var in CUBE.items():
+    for name, var in VARIABLES.items():
         if name not in ds.variables:
+            if name in SUMMARIES:  # optional: cubes written before the summaries existed
+                continue
             raise CubeError(f"not a riskengine cube: variable {name!r} is missing")
         if tuple(ds[name].dims) != var.dims:
             raise CubeError(

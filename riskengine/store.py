@@ -2,7 +2,8 @@
 
 A run's store is a zarr v3 group that plain ``xarray.open_zarr(path)`` opens:
 
-- the cube's variables and coordinates at the root (:mod:`riskengine.schema`), chunked along
+- the cube's variables, its per-path summaries (``loss_total``, ``credit_loss_total``) and
+  coordinates at the root (:mod:`riskengine.schema`), chunked along
   ``path`` exactly as the run's blocks (so that concurrent block writes never share a chunk), the
   dataset attrs of the contract, and consolidated metadata (written once, at creation; block
   writes never change metadata);
@@ -42,7 +43,7 @@ from zarr.codecs import BloscCodec
 
 from riskengine.errors import CubeError, InputError, StoreError
 from riskengine.schema import (
-    CUBE,
+    VARIABLES,
     build_dataset,
     check_dtype,
     cube_shapes,
@@ -184,6 +185,8 @@ def _check_disk(path: Path, needed: int) -> None:
         )
 
 
+# Runs of more paths open without an index on ``path`` (select paths with isel there).
+PATH_INDEX_PATHS = 10**7
 # Paths per chunk of the ``path`` coordinate (8 MiB): written chunk by chunk at creation, so
 # that no count of paths needs the coordinate in memory.
 PATH_CHUNK = 2**20
@@ -197,7 +200,7 @@ def _template(
     import dask.array as da
 
     template = {
-        name: da.zeros(shape, dtype=CUBE[name].dtype, chunks=(block_paths, *shape[1:]))
+        name: da.zeros(shape, dtype=VARIABLES[name].dtype, chunks=(block_paths, *shape[1:]))
         for name, shape in cube_shapes(model, paths, n_periods(model, resolution)).items()
     }
     return build_dataset(model, template, None, seed=seed, backend=backend, resolution=resolution)
@@ -232,7 +235,7 @@ def _create(path: Path, template: xr.Dataset, block_paths: int) -> None:
             zarr_format=3,
             compute=False,
             consolidated=False,
-            encoding={name: {"compressors": (BloscCodec(**COMPRESSOR),)} for name in CUBE},
+            encoding={name: {"compressors": (BloscCodec(**COMPRESSOR),)} for name in VARIABLES},
         )
         coordinate = root.create_array(
             "path",
@@ -404,7 +407,7 @@ def claim(
 def write_block(path: Path, index: int, p0: int, data: dict[str, np.ndarray]) -> None:
     """Write one block's arrays into its region of the store, then record the block as done."""
     root = zarr.open_group(path, mode="r+", zarr_format=3, use_consolidated=False)
-    for name in CUBE:
+    for name in VARIABLES:
         check_dtype(name, data[name])
         root[name][p0 : p0 + len(data[name])] = data[name]
     root[BLOCK_DONE][index] = 1
@@ -475,7 +478,9 @@ def open_run(path: str | Path) -> xr.Dataset:
 
     ``path`` is a store written by a run (which must be complete: finish an interrupted one with
     ``--resume``) or a cube written with ``Dataset.to_zarr`` (for example the reference's); the
-    dataset must follow the cube's contract (:func:`riskengine.schema.validate`).
+    dataset must follow the cube's contract (:func:`riskengine.schema.validate`). Nothing of the
+    cube is read but its coordinates; beyond :data:`PATH_INDEX_PATHS` paths, ``path`` has no
+    index (so that opening 10^9 paths does not load 8 GB of them): select paths by position.
 
     Raises
     ------
@@ -511,7 +516,12 @@ def open_run(path: str | Path) -> xr.Dataset:
         with warnings.catch_warnings():
             # A cube written without consolidated metadata (not by a run) opens all the same.
             warnings.filterwarnings("ignore", "Failed to open Zarr store with consolidated")
-            ds = xr.open_zarr(path)
+            ds = xr.open_zarr(path, create_default_indexes=False)
+        # Indexes are built in memory: the labels always, the paths up to PATH_INDEX_PATHS (an
+        # index of 10^9 paths would take 8 GB on the client before any analysis).
+        for name in ("time", "sector", "region", "channel", "path"):
+            if name in ds.coords and (name != "path" or ds.sizes["path"] <= PATH_INDEX_PATHS):
+                ds = ds.set_xindex(name)
     except (OSError, ValueError, KeyError, zarr.errors.BaseZarrError) as exc:
         raise StoreError(
             f"{path}: not a zarr store written by `riskengine run` ({type(exc).__name__}); give "

@@ -51,6 +51,7 @@ __all__ = [
     "tail_stats",
     "tail_weights",
     "weighted_quantile",
+    "wilson",
 ]
 
 Z95 = 1.959963984540054  # two-sided 95 % normal quantile
@@ -229,12 +230,19 @@ def exceedance(x: np.ndarray, w: np.ndarray, n_points: int = 100) -> Exceedance:
     # n* is undefined where p is 0 or 1 (se = 0): Kish's n_eff stands in
     n_star = np.full(p.shape, effective_sample_size(s.w))
     np.divide(p * (1 - p), se**2, out=n_star, where=se > 0)
-    lower, upper = _wilson(p, n_star)
+    lower, upper = wilson(p, n_star)
     return Exceedance(threshold, p, se, lower, upper)
 
 
-def _wilson(p: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """95 % Wilson score interval for a proportion ``p`` from ``n`` (effective) trials."""
+def wilson(p: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """95 % Wilson score interval for a proportion ``p`` from ``n`` (effective) trials.
+
+    Examples
+    --------
+    >>> lo, hi = wilson(np.array([0.5]), np.array([100.0]))
+    >>> np.round([lo[0], hi[0]], 4).tolist()
+    [0.4038, 0.5962]
+    """
     z2 = Z95**2
     centre = (p + z2 / (2 * n)) / (1 + z2 / n)
     half = Z95 * np.sqrt(p * (1 - p) / n + z2 / (4 * n**2)) / (1 + z2 / n)

@@ -11,7 +11,7 @@ import pytest
 
 import riskengine as rk
 from riskengine.reference import simulate, simulate_monthly
-from riskengine.schema import CUBE, periods
+from riskengine.schema import CUBE, VARIABLES, periods
 
 DIMS = {
     "loss": ("path", "time", "sector", "region"),
@@ -20,10 +20,13 @@ DIMS = {
     "tension": ("path", "time"),
     "weight": ("path",),
 }
+SUMMARY_DIMS = {"loss_total": ("path", "region"), "credit_loss_total": ("path", "region")}
 DTYPES = {"loss": "float32", "credit_loss": "float32", "severity": "float32"}
 DTYPES |= {"tension": "float32", "weight": "float64"}
+DTYPES |= {"loss_total": "float64", "credit_loss_total": "float64"}
 UNITS = {"loss": "USD million", "credit_loss": "USD million"}
 UNITS |= {"severity": "1", "tension": "1", "weight": "1"}
+UNITS |= {"loss_total": "USD million", "credit_loss_total": "USD million"}
 ATTRS = {
     "riskengine_version",
     "scenario",
@@ -42,18 +45,19 @@ def cube(truce_collapse):
 
 
 def test_variables_dims_dtypes(cube):
-    assert set(cube.data_vars) == set(DIMS)
+    assert set(cube.data_vars) == set(DIMS) | set(SUMMARY_DIMS)
     assert set(CUBE) == set(DIMS)
-    for name, dims in DIMS.items():
+    assert set(VARIABLES) == set(DIMS) | set(SUMMARY_DIMS)
+    for name, dims in (DIMS | SUMMARY_DIMS).items():
         assert cube[name].dims == dims, name
         assert cube[name].dtype == np.dtype(DTYPES[name]), name
     assert dict(cube.sizes) == {"path": 5, "time": 60, "sector": 12, "region": 7, "channel": 4}
 
 
 def test_variable_attrs(cube):
-    for name in DIMS:
+    for name in VARIABLES:
         assert cube[name].attrs["units"] == UNITS[name], name
-        assert cube[name].attrs["long_name"] == CUBE[name].long_name, name
+        assert cube[name].attrs["long_name"] == VARIABLES[name].long_name, name
         assert cube[name].attrs["long_name"]
 
 
@@ -92,6 +96,17 @@ def test_values_are_the_monthly_model_in_float32(cube, truce_collapse):
     monthly = simulate_monthly(truce_collapse, 3, 0, 5)
     for name in DIMS:
         np.testing.assert_array_equal(cube[name].values, monthly[name].astype(DTYPES[name]))
+
+
+@pytest.mark.parametrize("resolution", ["month", "year", "horizon"])
+def test_summaries_are_the_horizon_totals_of_the_cube(truce_collapse, resolution):
+    """Each region's loss and credit loss over the horizon, in float64 from the float32 cube."""
+    ds = simulate(truce_collapse, paths=6, seed=4, resolution=resolution)
+    loss = ds.loss.values.astype(np.float64).sum(axis=(1, 2))
+    credit = ds.credit_loss.values.astype(np.float64).sum(axis=1)
+    np.testing.assert_allclose(ds.loss_total.values, loss, rtol=1e-12)
+    np.testing.assert_allclose(ds.credit_loss_total.values, credit, rtol=1e-12)
+    assert (ds.loss_total.values > 0).any()
 
 
 @pytest.mark.parametrize(("resolution", "length"), [("quarter", 3), ("year", 12), ("horizon", 60)])

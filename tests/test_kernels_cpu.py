@@ -180,12 +180,13 @@ def test_cpu_kernel_equals_reference_for_small_baseline_pds(truce_collapse, pd0,
     assert_block_equal(kernel, simulate_block(model, SEED, 0, 100, "month"))
 
 
-def test_run_block_into_writes_caller_arrays(truce_collapse):
+@pytest.mark.parametrize("backend", ["cpu", "reference"])
+def test_run_block_into_writes_caller_arrays(truce_collapse, backend):
     period_of_month, starts = periods(truce_collapse.start, truce_collapse.horizon, "year")
     out = block_arrays(truce_collapse, 9, len(starts))
     for values in out.values():
         values.fill(np.nan)
-    run_block_into(truce_collapse, SEED, 3, 12, period_of_month, out, backend="cpu")
+    run_block_into(truce_collapse, SEED, 3, 12, period_of_month, out, backend=backend)
     assert_block_equal(out, simulate_block(truce_collapse, SEED, 3, 12, "year"))
 
 
@@ -200,7 +201,8 @@ def test_run_block_into_rejects_arrays_that_do_not_fit(truce_collapse):
         run_block_into(truce_collapse, SEED, 0, 4, period_of_month[::-1].copy(), out)
     with pytest.raises(ValueError, match=r"p0 < p1"):
         run_block_into(truce_collapse, SEED, 4, 4, period_of_month, out)
-    with pytest.raises(BackendError, match="no in-place form; use run_block"):
+    del out["loss_total"]
+    with pytest.raises(ValueError, match=r"out: missing 'loss_total'; use .*block_arrays"):
         run_block_into(truce_collapse, SEED, 0, 4, period_of_month, out, backend="reference")
     with pytest.raises(BackendError, match="unknown backend 'gpu'; use one of cpu, cuda"):
         run_block(truce_collapse, SEED, 0, 4, backend="gpu")

@@ -6,14 +6,19 @@ figure has an obvious numpy counterpart.
 
 from __future__ import annotations
 
+import io
+import shutil
+
 import numpy as np
 import pytest
 import xarray as xr
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
+from rich.console import Console
 
 import riskengine as rk
+from riskengine.analysis import summaries
 from riskengine.errors import CubeError
 from riskengine.formatting import display_unit, format_amount
 from riskengine.risk import check_levels, cumulative_loss_quantiles
@@ -38,6 +43,8 @@ def known_cube(model, paths: int, resolution: str, weighted: bool, seed: int = 0
         "weight": rng.lognormal(0.0, 0.7, paths) if weighted else np.ones(paths),
     }
     data = {k: v.astype(CUBE[k].dtype) for k, v in data.items()}
+    data |= {name: np.empty((paths, R)) for name in ("loss_total", "credit_loss_total")}
+    summaries(data["loss"], data["credit_loss"], data)
     return build_dataset(
         model, data, np.arange(paths), seed=seed, backend="test", resolution=resolution
     )
@@ -198,8 +205,8 @@ def test_cumulative_quantiles_equal_numpy(truce_collapse):
     cumulative = ds.loss.sel(region="JPN").values.astype(np.float64).sum(axis=2).cumsum(axis=1)
     w = ds.weight.values
     for k in range(5):
-        expected = [np_var(cumulative[:, k].astype(np.float32), w, a) for a in (0.05, 0.5, 0.95)]
-        np.testing.assert_allclose(q.sel(region="JPN").isel(time=k), expected, rtol=1e-6)
+        expected = [np_var(cumulative[:, k], w, a) for a in (0.05, 0.5, 0.95)]
+        np.testing.assert_allclose(q.sel(region="JPN").isel(time=k), expected, rtol=1e-12)
     # each cumulative loss is at its period's end: 2027-12-01 ... 2031-12-01 for a 2026-12 start
     ends = q.period_end.values.astype("datetime64[M]").astype(str).tolist()
     assert ends == ["2027-12", "2028-12", "2029-12", "2030-12", "2031-12"]
@@ -280,25 +287,101 @@ def test_standard_errors_match_the_spread_over_replications(weighted):
     np.testing.assert_allclose(est["var"].mean(axis=0), exact_var, rtol=0.02)
 
 
-# --- lazy cubes ------------------------------------------------------------------------------
+# --- streaming: every chunking gives the in-memory figures ----------------------------------
+
+CHUNKINGS = [None, 250, 97, 13]  # None: in memory (one chunk of CHUNK_PATHS)
 
 
 @pytest.fixture(scope="module")
-def lazy_cube(truce_collapse, tmp_path_factory):
-    ds = known_cube(truce_collapse, paths=240, resolution="month", weighted=True, seed=7)
-    store = tmp_path_factory.mktemp("risk") / "known.zarr"
-    write_cube(ds.chunk({"path": 60}), store)
-    return ds, xr.open_zarr(store)
+def streamed(truce_collapse, tmp_path_factory):
+    """A weighted cube with atoms (a tenth of the paths lose nothing) and its analysis at every
+    chunking: in memory, and lazily from zarr stores cut into chunks of 250, 97 and 13 paths."""
+    ds = known_cube(truce_collapse, paths=1000, resolution="year", weighted=True, seed=11)
+    nothing = np.arange(1000) % 10 == 0
+    for name in ("loss", "credit_loss", "severity"):
+        ds[name].values[nothing] = 0
+    ds["loss_total"].values[nothing] = 0
+    ds["credit_loss_total"].values[nothing] = 0
+    results = {}
+    for chunk in CHUNKINGS:
+        if chunk is None:
+            cube = ds
+        else:
+            store = tmp_path_factory.mktemp("streamed") / f"c{chunk}.zarr"
+            write_cube(ds.chunk({"path": chunk}), store)
+            cube = xr.open_zarr(store)
+        results[chunk] = rk.analyse(cube, levels=LEVELS, exceedance_points=40,
+                                    fan_quantiles=(0.05, 0.5, 0.95), attribution_levels=LEVELS,
+                                    activity=True)  # fmt: skip
+    return ds, results
 
 
-def test_path_totals_stay_lazy_and_summary_reads_once(lazy_cube):
-    eager, lazy = lazy_cube
-    with raise_if_dask_computes():
-        totals = rk.path_totals(lazy, timeline=True)
-    assert all(v.chunks is not None for v in totals.data_vars.values())
-    with raise_if_dask_computes(max_computes=1):
-        s_lazy = rk.risk_summary(lazy, levels=LEVELS)
-    xr.testing.assert_allclose(s_lazy, rk.risk_summary(eager, levels=LEVELS), rtol=1e-12)
+EXACT = ("_VaR", "_VaR_lower", "_VaR_upper", "_threshold")  # order statistics: the same bits
+
+
+@pytest.mark.parametrize("chunk", CHUNKINGS[1:])
+def test_every_chunking_gives_the_in_memory_figures(streamed, chunk):
+    _, results = streamed
+    for part in ("summary", "exceedance", "attribution"):
+        memory, lazy = results[None][part], results[chunk][part]
+        for name in memory.data_vars:
+            if name.endswith(EXACT):
+                np.testing.assert_array_equal(lazy[name], memory[name], err_msg=name)
+            else:
+                np.testing.assert_allclose(lazy[name], memory[name], rtol=1e-12, err_msg=name)
+    np.testing.assert_array_equal(results[chunk]["fan"], results[None]["fan"])
+    np.testing.assert_allclose(results[chunk]["activity"], results[None]["activity"], rtol=1e-12)
+
+
+def test_streaming_equals_the_in_memory_reference(streamed):
+    """Against riskengine.weighted on the very same per-path columns (the kernel's sums):
+    quantiles and their Woodruff bounds bit for bit, every sum to rounding."""
+    from riskengine.analysis import _columns, layout
+
+    ds, results = streamed
+    lay = layout(ds, ["total", "region", "sector", "node", "credit", "credit_total"])
+    X = _columns(lay, {n: ds[n].values for n in lay.variables}, 0, ds.sizes["path"])
+    w = ds.weight.values
+    s = results[97]["summary"]
+    lv = np.array(LEVELS)
+    for group, g in lay.groups.items():
+        index = g.offset + np.arange(g.size).reshape(g.shape)
+        for pos in np.ndindex(*g.shape):
+            x = X[:, index[pos]]
+            where = {d: g.coords[d][i] for d, i in zip(g.dims, pos, strict=True)}
+            sel = s.sel(where)
+            t = tail_stats(x, w, lv)
+            np.testing.assert_array_equal(sel[f"{group}_VaR"], t.var)
+            np.testing.assert_array_equal(sel[f"{group}_VaR_lower"], t.var_lower)
+            np.testing.assert_array_equal(sel[f"{group}_VaR_upper"], t.var_upper)
+            np.testing.assert_allclose(sel[f"{group}_ES"], t.es, rtol=1e-12)
+            np.testing.assert_allclose(sel[f"{group}_ES_se"], t.es_se, rtol=1e-9)
+            m, se = mean_se(x, w)
+            np.testing.assert_allclose(sel[f"{group}_EL"], m, rtol=1e-12)
+            np.testing.assert_allclose(sel[f"{group}_EL_se"], se, rtol=1e-9)
+    total = X[:, lay.groups["total"].offset]
+    curve = exceedance(total, w, n_points=40)
+    e = results[13]["exceedance"]
+    np.testing.assert_array_equal(e.total_threshold, curve.threshold)
+    for field in ("probability", "se", "lower", "upper"):
+        np.testing.assert_allclose(e[f"total_{field}"], getattr(curve, field), rtol=1e-9,
+                                   atol=1e-15, err_msg=field)  # fmt: skip
+    a = results[250]["attribution"]
+    region = X[:, lay.groups["region"].offset : lay.groups["region"].offset + 7]
+    for k, alpha in enumerate(LEVELS):
+        _, tau = tail_weights(total, w, alpha)
+        np.testing.assert_allclose(a.euler_region.isel(level=k), tau @ region, rtol=1e-12)
+        np.testing.assert_allclose(a.ES.isel(level=k), tau @ total, rtol=1e-12)
+
+
+def test_the_analysis_reads_a_lazy_cube_in_a_few_passes(streamed, tmp_path):
+    """Each pass is one dask compute over the chunks: a bounded number, whatever the paths."""
+    ds, _ = streamed
+    store = tmp_path / "c.zarr"
+    write_cube(ds.chunk({"path": 100}), store)
+    asked = {"levels": LEVELS, "exceedance_points": 40, "fan_quantiles": (0.05, 0.5, 0.95)}
+    with raise_if_dask_computes(max_computes=8):
+        rk.analyse(xr.open_zarr(store), **asked, attribution_levels=LEVELS, activity=True)
 
 
 # --- input checks and the table --------------------------------------------------------------
@@ -314,7 +397,7 @@ def test_bad_levels_and_non_cubes_are_refused(cube):
         validate(cube.assign(loss=cube.loss.transpose("time", ...)))
     corrupt = cube.copy(deep=True)
     corrupt.loss[3, 1, 2, 0] = np.nan
-    with pytest.raises(CubeError, match="'loss' holds NaN"):
+    with pytest.raises(CubeError, match="holds NaN or infinite values"):
         rk.risk_summary(corrupt)
 
 
@@ -337,3 +420,21 @@ def test_risk_table_shows_the_summary(cube, summary):
         f"{format_amount(scale * float(s.credit_VaR.sel(region='USA')))} ± "
         f"{format_amount(scale * float(s.credit_VaR_se.sel(region='USA')))}"
     )
+
+
+def test_the_risk_table_of_a_run_reads_its_summaries_not_the_cube(tmp_path):
+    """A run writes per-path totals beside the cube; the table after a run reads those (the
+    cube's loss chunks are deleted here, and the table is the same)."""
+    store = tmp_path / "run.zarr"
+    rk.simulate("truce_collapse", 300, 5, store=store, block_paths=100, resolution="year")
+    text = Console(width=150, file=io.StringIO())
+    text.print(rk.risk_table(rk.open_run(store)))
+    before = text.file.getvalue()
+    shutil.rmtree(store / "loss" / "c")
+    shutil.rmtree(store / "credit_loss" / "c")
+    text = Console(width=150, file=io.StringIO())
+    text.print(rk.risk_table(rk.open_run(store)))
+    assert text.file.getvalue() == before
+    # the figures per year need the cube, whose chunks are gone (they read as missing values)
+    with pytest.raises(CubeError, match="NaN or infinite values"):
+        rk.risk_summary(rk.open_run(store), levels=[0.99], groups=["total"])
