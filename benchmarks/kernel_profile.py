@@ -32,6 +32,7 @@ _simulate, _init, _month, _draw = (
 )
 _shock, _propagate, _update = _f["direct_shock"], _f["propagate"], _f["update_lanes"]
 _credit, _losses, _write = _f["credit_losses"], _f["period_losses"], _f["write_period"]
+_summaries = _f["add_summaries"]
 
 STEPS = (
     "init_lanes (once per path, over the horizon)",
@@ -44,18 +45,19 @@ STEPS = (
     "period end: period_losses",
     "period end: write_period, every lane",
     "period end: period sums set back to 0",
+    "period end: add_summaries (horizon totals by region)",
 )
 
 
 @numba.njit(**CPU_OPTIONS)
-def _run(km, k0, k1, lanes, period_of_month, step_index, repeats, loss, credit, severity, tension):
+def _run(km, k0, k1, lanes, period_of_month, step_index, repeats, cube):
     C = km.exposure.shape[0]
     T = period_of_month.shape[0]
     state = chunk_state(km, lanes)
     (g, on, sev, months_on, head, weights, z, scratch, e, d, q, mq, q_sum, dpd_sum, sev_sum,
-     g_sum, credit_period, values) = state  # fmt: skip
+     g_sum, credit_period, values, loss_sum, credit_sum) = state  # fmt: skip
+    loss, credit, severity, tension = cube[0], cube[1], cube[2], cube[3]
     # A state as at the end of a run: the kernel's own month loop over the whole horizon.
-    cube = (loss, credit, severity, tension)
     _simulate(km, k0, k1, 0, 0, lanes, period_of_month, km.propagation, state, cube)
     for r in range(repeats):
         t = r % T
@@ -79,11 +81,13 @@ def _run(km, k0, k1, lanes, period_of_month, step_index, repeats, loss, credit, 
             for i in range(lanes):
                 _write(i, i, t, values, sev_sum, g_sum, credit_period, loss, severity, credit,
                        tension)  # fmt: skip
-        else:
+        elif step_index == 9:
             q_sum[:] = 0.0
             dpd_sum[:] = 0.0
             sev_sum[:] = 0.0
             g_sum[:] = 0.0
+        else:
+            _summaries(values, credit_period, loss_sum, credit_sum)
     return q.sum()
 
 
@@ -105,6 +109,8 @@ def main(argv: list[str] | None = None) -> None:
         np.zeros((CHUNK, T, R), np.float32),  # credit_loss
         np.zeros((CHUNK, T, C), np.float32),  # severity
         np.zeros((CHUNK, T), np.float32),  # tension
+        np.zeros((CHUNK, R)),  # loss_total
+        np.zeros((CHUNK, R)),  # credit_loss_total
     )
     period_of_month = periods(model.start, T, "month")[0]
     threads = numba.get_num_threads()
@@ -120,7 +126,7 @@ def _profile(args, model, km, k0, k1, period_of_month, cube) -> None:
 
     def seconds(index: int, repeats: int) -> float:
         def run() -> None:
-            _run(km, k0, k1, CHUNK, period_of_month, index, repeats, *cube)
+            _run(km, k0, k1, CHUNK, period_of_month, index, repeats, cube)
 
         return measures.best_seconds(measures.Work(run, 1, "", lambda: None), args.rounds)[0]
 

@@ -100,6 +100,8 @@ def chunk_state(km, lanes):
         np.empty(lanes),  # g_sum
         np.empty((R, lanes)),  # credit_period
         np.empty((N, lanes), np.float32),  # values
+        np.empty((R, lanes)),  # loss_sum
+        np.empty((R, lanes)),  # credit_sum
     )
 
 
@@ -140,10 +142,13 @@ def compiled_steps() -> dict:
 
 
 def _make_block(digest: str):
-    def block(km, k0, k1, p0, n_paths, lanes, period_of_month, loss, credit, severity, tension):
+    def block(
+        km, k0, k1, p0, n_paths, lanes, period_of_month, loss, credit, severity, tension,
+        loss_total, credit_total,
+    ):  # fmt: skip
         first_chunk = p0 // lanes
         chunks = (p0 + n_paths - 1) // lanes - first_chunk + 1
-        cube = (loss, credit, severity, tension)
+        cube = (loss, credit, severity, tension, loss_total, credit_total)
         for chunk in numba.prange(chunks):
             path0 = (first_chunk + chunk) * lanes
             simulate_lanes(
@@ -216,6 +221,8 @@ def run_block_into(
             out["credit_loss"],
             out["severity"],
             out["tension"],
+            out["loss_total"],
+            out["credit_loss_total"],
         )
     if built_from != _digest:
         raise RuntimeError(

@@ -49,7 +49,10 @@ def kernel_function(C: int, N: int, F: int, R: int, K: int, use_shared: bool):
     HEAD_ROWS = 2 + C * F
     Z_ROWS = C + 2
 
-    def kernel(km, k0, k1, p0, n_paths, period_of_month, loss, credit, severity, tension):
+    def kernel(
+        km, k0, k1, p0, n_paths, period_of_month, loss, credit, severity, tension, loss_total,
+        credit_total,
+    ):  # fmt: skip
         if use_shared:
             tile = cuda.shared.array((N, N), np.float32)
             for idx in range(cuda.threadIdx.x, N * N, cuda.blockDim.x):
@@ -82,10 +85,12 @@ def kernel_function(C: int, N: int, F: int, R: int, K: int, use_shared: bool):
             cuda.local.array(1, np.float64),  # g_sum
             cuda.local.array((R, 1), np.float64),  # credit_period
             cuda.local.array((N, 1), np.float32),  # values
+            cuda.local.array((R, 1), np.float64),  # loss_sum
+            cuda.local.array((R, 1), np.float64),  # credit_sum
         )
         simulate_lanes(
             km, k0, k1, p0 + i, i, n_paths, period_of_month, propagation, state,
-            (loss, credit, severity, tension),
+            (loss, credit, severity, tension, loss_total, credit_total),
         )  # fmt: skip
 
     return rebind(kernel, compile_functions(step.FUNCTIONS, "cuda"), "cuda")
@@ -117,7 +122,7 @@ def run_block_into(
     k0, k1 = rng.split_seed(seed)
     n_paths = p1 - p0
     device_model = KernelModel(*(cuda.to_device(v) if isinstance(v, np.ndarray) else v for v in km))
-    names = ("loss", "credit_loss", "severity", "tension")
+    names = ("loss", "credit_loss", "severity", "tension", "loss_total", "credit_loss_total")
     device_out = [cuda.device_array(out[name].shape, out[name].dtype) for name in names]
     blocks = (n_paths + THREADS_PER_BLOCK - 1) // THREADS_PER_BLOCK
     _kernel(km)[blocks, THREADS_PER_BLOCK](

@@ -18,8 +18,9 @@ it calls
 2. each month ``t``: :func:`month_step` (tension, latents, regimes, effective severity, their
    period sums), :func:`direct_shock`, :func:`propagate` (``mq = M q``), then
    :func:`update_lanes` (inoperability and the period sums of ``q`` and ``pd - pd0``);
-3. at each period's end: :func:`credit_losses`, :func:`period_losses`, :func:`write_period` for
-   each lane, and the period sums set back to 0.
+3. at each period's end: :func:`credit_losses`, :func:`period_losses`, :func:`add_summaries`
+   (the horizon's totals by region), :func:`write_period` for each lane, and the period sums set
+   back to 0; at the horizon's end, :func:`write_summaries`.
 
 A target supplies only what differs: the state's allocation and the lanes' grid (the CPU kernel
 runs chunks of 32 lanes in a ``prange``, the CUDA kernel one lane per thread), and its own
@@ -78,7 +79,7 @@ __all__ = [
 # (each target allocates it: cpu.chunk_state, the CUDA kernel's local arrays).
 STATE = (
     "g", "on", "severity", "months_on", "head", "weights", "z", "scratch", "e", "d", "q", "mq",
-    "q_sum", "dpd_sum", "sev_sum", "g_sum", "credit_period", "values",
+    "q_sum", "dpd_sum", "sev_sum", "g_sum", "credit_period", "values", "loss_sum", "credit_sum",
 )  # fmt: skip
 
 
@@ -318,6 +319,28 @@ def period_losses(km, q_sum, values):
             values[m, i] = q_sum[n, i] * scale
 
 
+def add_summaries(values, credit_period, loss_sum, credit_sum):
+    """Add a period to each lane's horizon totals by region (the run's summaries), from the
+    float32 values the cube receives, in the cube's (period, sector) order: the same sums, bit
+    for bit, as ``riskengine.kernels.analysis.path_columns`` takes of the cube."""
+    R, L = loss_sum.shape
+    S = values.shape[0] // R
+    for s in range(S):
+        for r in range(R):
+            for i in range(L):
+                loss_sum[r, i] += np.float64(values[s * R + r, i])
+    for r in range(R):
+        for i in range(L):
+            credit_sum[r, i] += np.float64(np.float32(credit_period[r, i]))
+
+
+def write_summaries(i, row, loss_sum, credit_sum, loss_total, credit_total):
+    """Write lane ``i``'s horizon totals into ``row`` of the summaries."""
+    for r in range(loss_sum.shape[0]):
+        loss_total[row, r] = loss_sum[r, i]
+        credit_total[row, r] = credit_sum[r, i]
+
+
 def write_period(
     i, row, period, values, sev_sum, g_sum, credit_sum, loss, severity, credit, tension
 ):
@@ -367,17 +390,20 @@ def simulate_lanes(km, k0, k1, path0, first_row, n_rows, period_of_month, propag
     state
         The lanes' arrays, in the order of :data:`STATE`; overwritten.
     cube
-        ``(loss, credit_loss, severity, tension)`` in the cube's layout (rows = the block's paths).
+        ``(loss, credit_loss, severity, tension, loss_total, credit_loss_total)`` in the cube's
+        layout (rows = the block's paths): the cube and the run's per-path summaries.
     """
     (g, on, sev, months_on, head, weights, z, scratch, e, d, q, mq, q_sum, dpd_sum, sev_sum,
-     g_sum, credit_period, values) = state  # fmt: skip
-    loss, credit, severity, tension = cube
+     g_sum, credit_period, values, loss_sum, credit_sum) = state  # fmt: skip
+    loss, credit, severity, tension, loss_total, credit_total = cube
     L = g.shape[0]
     init_lanes(km, k0, k1, path0, g, on, sev, months_on, head, weights)
     _zero_rows(q)
     _zero_rows(q_sum)
     _zero_rows(dpd_sum)
     _zero_rows(sev_sum)
+    _zero_rows(loss_sum)
+    _zero_rows(credit_sum)
     for i in range(L):
         g_sum[i] = 0.0
     T = period_of_month.shape[0]
@@ -390,6 +416,7 @@ def simulate_lanes(km, k0, k1, path0, first_row, n_rows, period_of_month, propag
             period = period_of_month[t]
             credit_losses(km.credit_scale, dpd_sum, credit_period)
             period_losses(km, q_sum, values)
+            add_summaries(values, credit_period, loss_sum, credit_sum)
             for i in range(L):
                 row = first_row + i
                 if 0 <= row < n_rows:
@@ -402,6 +429,10 @@ def simulate_lanes(km, k0, k1, path0, first_row, n_rows, period_of_month, propag
             _zero_rows(sev_sum)
             for i in range(L):
                 g_sum[i] = 0.0
+    for i in range(L):
+        row = first_row + i
+        if 0 <= row < n_rows:
+            write_summaries(i, row, loss_sum, credit_sum, loss_total, credit_total)
 
 
 # Called at onsets only: the CPU kernel keeps it out of line (see targets.compile_functions).
@@ -426,6 +457,8 @@ FUNCTIONS = (
     credit_losses,
     period_losses,
     write_period,
+    add_summaries,
+    write_summaries,
     _zero_rows,
     simulate_lanes,
 )

@@ -12,8 +12,7 @@ Kernel modules are imported lazily: importing riskengine compiles nothing, and c
 backend compiles only that backend (``cpu``: about 40 s the first time, then numba's disk
 cache; ``cuda``: compiled for the device on each process's first block).
 
-This module imports numpy and riskengine's analysis, compile, errors and schema modules; kernels
-lazily.
+This module imports numpy and riskengine's compile, errors and schema modules; kernels lazily.
 """
 
 from __future__ import annotations
@@ -23,7 +22,6 @@ from typing import Literal
 
 import numpy as np
 
-from riskengine.analysis import summaries
 from riskengine.compile import CompiledModel
 from riskengine.errors import BackendError
 from riskengine.schema import VARIABLES, cube_shapes, periods
@@ -184,7 +182,6 @@ def run_block_into(
         if not cuda.available():
             raise BackendError("no CUDA device found; use --backend cpu")
         cuda.run_block_into(km, seed, p0, p1, period_of_month, out)
-    summaries(out["loss"], out["credit_loss"], out)
 
 
 def run_block(

@@ -88,6 +88,21 @@ def test_cpu_kernel_is_bitwise_independent_of_blocks_and_threads(truce_collapse)
         assert np.array_equal(shifted[name], values[37:]), name
 
 
+@pytest.mark.parametrize("resolution", ["month", "quarter", "horizon"])
+def test_kernel_summaries_are_the_analysis_sums_of_its_cube(truce_collapse, resolution):
+    """The kernel sums each region's loss and credit loss over the horizon from the float32
+    values it writes, in the cube's order: the same bits as the analysis's sums of the cube,
+    so that the table after a run (from the summaries) and the report (from the cube) agree."""
+    from riskengine.analysis import summaries
+
+    block = run_block(truce_collapse, SEED, 5, 140, resolution, backend="cpu")
+    expected = {name: np.empty_like(block[name]) for name in ("loss_total", "credit_loss_total")}
+    summaries(block["loss"], block["credit_loss"], expected)
+    for name, values in expected.items():
+        assert np.array_equal(block[name], values), name
+    assert (block["loss_total"] > 0).any()
+
+
 def test_cpu_kernel_gives_the_same_bits_in_concurrent_threads(truce_collapse):
     """As in a dask worker's thread pool: kernels running at once do not disturb each other."""
     expected = run_block(truce_collapse, SEED, 0, 130, "year", backend="cpu")

@@ -79,7 +79,8 @@ def test_cuda_kernel_compiles_for_compute_90(truce_collapse, use_shared, monkeyp
     out = block_arrays(truce_collapse, 2, 20)
     period_of_month = periods(truce_collapse.start, truce_collapse.horizon, "quarter")[0]
     args = (km, *rng.split_seed(1), 0, 2, period_of_month)
-    args += tuple(out[n] for n in ("loss", "credit_loss", "severity", "tension"))
+    args += tuple(out[n] for n in ("loss", "credit_loss", "severity", "tension", "loss_total",
+                                   "credit_loss_total"))  # fmt: skip
     signature = tuple(typeof(a) for a in args)
     F, R, K = km.factor_loadings.shape[1], km.credit_scale.shape[0], km.exposure_channel.shape[0]
     fn = kernel_function(C, N, F, R, K, use_shared)
