@@ -5,7 +5,8 @@
     NUMBA_ENABLE_CUDASIM=1 python benchmarks/gpu_check.py --paths 6   # smoke test, no GPU
 
 Prints the largest relative difference of each cube variable, whether all agree to the kernels'
-tolerance (rtol 1e-5; atol 1e-12 of each variable's largest value), and the GPU's path-months
+tolerance (``riskengine.backends.KERNEL_RTOL``, or ``KERNEL_ATOL_OF_MAX`` of each variable's
+largest value), and the GPU's path-months
 per second (best of ``--repeat`` timed runs after a warm-up that compiles the kernel), counting
 the copies to and from the device. Exit 0 when CUDA equals CPU,
 1 when it does not, 2 when no GPU is found.
@@ -22,11 +23,10 @@ import numpy as np
 from numba import cuda
 
 import riskengine as rk
+from riskengine.backends import KERNEL_ATOL_OF_MAX as ATOL_OF_MAX
+from riskengine.backends import KERNEL_RTOL as RTOL
 from riskengine.backends import block_arrays, run_block_into
 from riskengine.schema import periods
-
-RTOL = 1e-5
-ATOL_OF_MAX = 1e-12
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:

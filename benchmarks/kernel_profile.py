@@ -30,7 +30,7 @@ _f = compiled_steps()
 _simulate, _init, _month, _draw = (
     _f[name] for name in ("simulate_lanes", "init_lanes", "month_step", "_draw_pairs")
 )
-_shock, _propagate, _update = _f["direct_shock"], _f["propagate"], _f["update_lanes"]
+_shock, _propagate, _update = _f["direct_shocks"], _f["propagate"], _f["update_lanes"]
 _credit, _losses, _write = _f["credit_losses"], _f["period_losses"], _f["write_period"]
 _summaries = _f["add_summaries"]
 
@@ -38,9 +38,9 @@ STEPS = (
     "init_lanes (once per path, over the horizon)",
     "month_step: draws (Philox, Box-Muller)",
     "month_step: all (draws, tension, regimes, severity)",
-    "direct_shock",
-    "propagation M Q (BLAS sgemm)",
-    "update_lanes (q, credit term)",
+    "direct_shocks (stocks, diversion)",
+    "propagation W A and D B (two BLAS sgemm)",
+    "update_lanes (the two states, q, credit term)",
     "period end: credit product (BLAS dgemm)",
     "period end: period_losses",
     "period end: write_period, every lane",
@@ -54,11 +54,13 @@ def _run(km, k0, k1, lanes, period_of_month, step_index, repeats, cube):
     C = km.exposure.shape[0]
     T = period_of_month.shape[0]
     state = chunk_state(km, lanes)
-    (g, on, sev, months_on, head, weights, z, scratch, e, d, q, mq, q_sum, dpd_sum, sev_sum,
-     g_sum, credit_period, values, loss_sum, credit_sum) = state  # fmt: skip
+    (g, on, sev, months_on, head, weights, z, scratch, e, supply, demand, stock, a, b, ma, mb,
+     q, q_sum, dpd_sum, sev_sum, g_sum, credit_period, values, loss_sum, credit_sum,
+     va_sum) = state  # fmt: skip
     loss, credit, severity, tension = cube[0], cube[1], cube[2], cube[3]
     # A state as at the end of a run: the kernel's own month loop over the whole horizon.
-    _simulate(km, k0, k1, 0, 0, lanes, period_of_month, km.propagation, state, cube)
+    _simulate(km, k0, k1, 0, 0, lanes, period_of_month, km.supply_matrix, km.demand_matrix, state,
+              cube)  # fmt: skip
     for r in range(repeats):
         t = r % T
         if step_index == 0:
@@ -68,11 +70,12 @@ def _run(km, k0, k1, lanes, period_of_month, step_index, repeats, cube):
         elif step_index == 2:
             _month(km, k0, k1, 0, t, g, on, sev, months_on, z, scratch, e, g_sum, sev_sum)
         elif step_index == 3:
-            _shock(km, weights, e, d)
+            _shock(km, weights, e, stock, supply, demand)
         elif step_index == 4:
-            _propagate(km.propagation, q, mq)
+            _propagate(km.supply_matrix, a, ma)
+            _propagate(km.demand_matrix, b, mb)
         elif step_index == 5:
-            _update(km, q, mq, d, q_sum, dpd_sum)
+            _update(km, a, b, ma, mb, supply, demand, q, q_sum, dpd_sum)
         elif step_index == 6:
             _credit(km.credit_scale, dpd_sum, credit_period)
         elif step_index == 7:
@@ -87,7 +90,7 @@ def _run(km, k0, k1, lanes, period_of_month, step_index, repeats, cube):
             sev_sum[:] = 0.0
             g_sum[:] = 0.0
         else:
-            _summaries(values, credit_period, loss_sum, credit_sum)
+            _summaries(values, credit_period, km.va_share, loss_sum, credit_sum, va_sum)
     return q.sum()
 
 
@@ -111,6 +114,7 @@ def main(argv: list[str] | None = None) -> None:
         np.zeros((CHUNK, T), np.float32),  # tension
         np.zeros((CHUNK, R)),  # loss_total
         np.zeros((CHUNK, R)),  # credit_loss_total
+        np.zeros((CHUNK, R)),  # value_added_loss_total
     )
     period_of_month = periods(model.start, T, "month")[0]
     threads = numba.get_num_threads()

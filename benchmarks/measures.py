@@ -8,7 +8,7 @@ computed what it should (a benchmark of wrong work is no benchmark).
 
 The floor of one path-month, on all cores (docs/performance.md)::
 
-    floor = 2 N^2 / (batched float32 N x N matrix-product rate through BLAS)
+    floor = 2 x 2 N^2 / (batched float32 N x N matrix-product rate through BLAS)
           + (normals drawn per path-month) x (time per raw Philox4x32-10 32-bit word)
           + (bytes written per path-month) / (memory write rate)
 
@@ -44,6 +44,9 @@ SEED = 1
 # (M Q with 32 or 64 lanes, Q M^T with 32 or 64 rows; docs/performance.md), a batch the kernel
 # could use, small enough for the L2 cache.
 FLOOR_BATCH = 64
+# Products of an N x N operator by a path's state each month: W a (supply) and D b (demand),
+# docs/model.md section 6.
+PRODUCTS_PER_MONTH = 2
 
 
 @dataclass(frozen=True)
@@ -87,30 +90,35 @@ def interleaved_best_seconds(works: list[Work], rounds: int) -> list[tuple[float
 
 
 @numba.njit(parallel=True, cache=True)
-def _batched_products(propagation, q, mq, months):
-    for batch in numba.prange(q.shape[0]):
+def _batched_products(operators, q, mq, months):
+    for batch in numba.prange(q.shape[1]):
         for _ in range(months):
-            np.dot(propagation, q[batch], mq[batch])
+            for k in range(operators.shape[0]):
+                np.dot(operators[k], q[k, batch], mq[k, batch])
 
 
 def propagation(model: CompiledModel, paths: int) -> Work:
-    """``paths x T`` products of the N x N propagation matrix by a path's float32 ``q``, as
-    ``M Q`` on batches of :data:`FLOOR_BATCH` paths (``Q`` is N x FLOOR_BATCH, paths on the last
-    axis as in the kernel) through single-threaded BLAS, one batch per thread."""
-    m = model.arrays.propagation
-    matrix = np.ascontiguousarray(m, dtype=np.float32)
+    """``paths x T`` products of each N x N operator (``W`` and ``D``) by a path's float32
+    state, as ``W A`` and ``D B`` on batches of :data:`FLOOR_BATCH` paths (N x FLOOR_BATCH,
+    paths on the last axis as in the kernel) through single-threaded BLAS, one batch per
+    thread."""
+    a = model.arrays
+    operators = np.ascontiguousarray([a.supply_matrix, a.demand_matrix], dtype=np.float32)
+    n = operators.shape[1]
     batches = paths // FLOOR_BATCH
-    q = np.random.default_rng(0).random((batches, m.shape[0], FLOOR_BATCH), np.float32)
+    q = np.random.default_rng(0).random((2, batches, n, FLOOR_BATCH), np.float32)
     mq = np.empty_like(q)
 
     def run() -> None:
         with threadpool_limits(1, user_api="blas"):
-            _batched_products(matrix, q, mq, model.horizon)
+            _batched_products(operators, q, mq, model.horizon)
 
     def check() -> None:
-        np.testing.assert_allclose(mq, np.matmul(matrix, q), rtol=1e-4)
+        for k in range(2):
+            np.testing.assert_allclose(mq[k], np.matmul(operators[k], q[k]), rtol=1e-4)
 
-    return Work(run, 2.0 * m.shape[0] ** 2 * batches * FLOOR_BATCH * model.horizon, "flop", check)
+    flop = 2.0 * n**2 * PRODUCTS_PER_MONTH * batches * FLOOR_BATCH * model.horizon
+    return Work(run, flop, "flop", check)
 
 
 _philox = compile_functions([rng.philox_round, rng.philox4x32], "cpu")["philox4x32"]
@@ -192,9 +200,9 @@ def floor(
     byte_per_s: float,
 ) -> Floor:
     """The floor of one path-month of ``model`` at ``resolution`` from the three measured rates."""
-    n = model.arrays.propagation.shape[0]
+    n = model.arrays.supply_matrix.shape[0]
     return Floor(
-        propagation_ns=2e9 * n * n / flop_per_s,
+        propagation_ns=PRODUCTS_PER_MONTH * 2e9 * n * n / flop_per_s,
         random_ns=1e9 * normals_per_path_month(model) * s_per_word,
         write_ns=1e9 * bytes_per_path_month(model, resolution) / byte_per_s,
     )
@@ -209,9 +217,13 @@ def kernel(model: CompiledModel, paths: int, resolution: str = "month", backend:
     period_of_month, starts = periods(model.start, model.horizon, resolution)
     out = block_arrays(model, paths, len(starts))
 
+    months = np.bincount(period_of_month)[None, :, None, None]
+    bound = months * model.arrays.loss_scale.reshape(len(model.regions), -1).T  # |q| <= 1
+
     def check() -> None:
-        assert np.all(np.isfinite(out["loss"])) and np.all(out["loss"] >= 0.0)
-        assert np.all(out["weight"] == 1.0)
+        loss = out["loss"]
+        assert np.all(np.isfinite(loss)) and np.all(np.abs(loss) <= bound * (1 + 1e-6))
+        assert loss.sum() > 0.0 and np.all(out["weight"] == 1.0)
 
     return Work(
         lambda: run_block_into(model, SEED, 0, paths, period_of_month, out, backend),

@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
 
     model = measures.default_model()
-    n = model.arrays.propagation.shape[0]
+    n = model.arrays.supply_matrix.shape[0]
     threads = numba.get_num_threads()
     print(
         f"machine: {_cpu_name()}, {measures.cores()} cores; numba {numba.__version__} on "
@@ -92,7 +92,8 @@ def main(argv: list[str] | None = None) -> None:
         for r in ("month", "horizon")
     }
     print(f"rate: batched float32 {n}x{n} product (BLAS, batches of {measures.FLOOR_BATCH}): "
-          f"{flop_per_s / 1e9:.1f} GFLOP/s -> 2 N^2 = {2 * n * n} flop: "
+          f"{flop_per_s / 1e9:.1f} GFLOP/s -> {measures.PRODUCTS_PER_MONTH} products (W a, D b) "
+          f"x 2 N^2 = {measures.PRODUCTS_PER_MONTH * 2 * n * n} flop: "
           f"{floors['month'].propagation_ns:.1f} ns per path-month")  # fmt: skip
     print(f"rate: raw Philox4x32-10 words: {s_per_word * 1e9:.3f} ns per word -> "
           f"{measures.normals_per_path_month(model):.2f} normals per path-month: "

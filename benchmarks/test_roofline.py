@@ -14,16 +14,17 @@ import roofline
 
 def test_floor_is_the_sum_of_its_three_parts(model):
     f = measures.floor(model, "month", flop_per_s=1e11, s_per_word=1e-9, byte_per_s=1e10)
-    assert f.propagation_ns == pytest.approx(2 * 84 * 84 / 1e11 * 1e9)
+    # two products a month (W a, D b) of 2 N^2 flop each
+    assert f.propagation_ns == pytest.approx(2 * 2 * 84 * 84 / 1e11 * 1e9)
     # monthly slots 1 + 2C = 9, per-path slots 1 + C (1 + R) + C N = 369 over 60 months
     assert measures.normals_per_path_month(model) == pytest.approx(9 + 369 / 60)
     assert f.random_ns == pytest.approx(9 + 369 / 60)
-    # (84 + 7 + 4 + 1) float32 a month; the float64 weight and the 2 x 7 float64 summaries once
+    # (84 + 7 + 4 + 1) float32 a month; the float64 weight and the 3 x 7 float64 summaries once
     # over 60 months
-    assert f.write_ns == pytest.approx((96 * 4 + (8 + 112) / 60) / 10)
+    assert f.write_ns == pytest.approx((96 * 4 + (8 + 168) / 60) / 10)
     assert f.total_ns == pytest.approx(f.propagation_ns + f.random_ns + f.write_ns)
     horizon = measures.floor(model, "horizon", 1e11, 1e-9, 1e10)
-    assert horizon.write_ns == pytest.approx((96 * 4 + 8 + 112) / 60 / 10)
+    assert horizon.write_ns == pytest.approx((96 * 4 + 8 + 168) / 60 / 10)
 
 
 def test_roofline_prints_the_ratios_of_its_own_measurements(capsys):

@@ -37,7 +37,7 @@ from riskengine.formatting import display_unit, risk_table
 
 DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent
-FILES = [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
+FILES = [ROOT / "README.md", *sorted(DOCS.glob("*.md")), ROOT / "configs" / "economy" / "README.md"]
 SEED = 0
 REPORT_PATHS = 20_000  # the README's quick start
 LIBRARY_PATHS = 2_000  # per scenario, for the library's tables
@@ -139,17 +139,17 @@ class Builder:
 
     def propagation(self) -> str:
         m = rk.compile_model(rk.load_scenario("truce_collapse"))
-        eco = rk.load_economy(m.scenario.economy)
-
-        def radius(down: float, up: float) -> float:
-            return float(np.max(np.abs(np.linalg.eigvals(eco.propagation_matrix(down, up)))))
-
         p = m.scenario.propagation
+
+        def radius(matrix: np.ndarray) -> float:
+            return float(np.max(np.abs(np.linalg.eigvals(matrix))))
+
+        eco = rk.load_economy(m.scenario.economy)
         return (
-            "The spectral radius of M (it must be below 1; `compile_model` checks it) is "
-            f"{radius(p.downstream_weight, p.upstream_weight):.2f} with these weights; with "
-            f"weights 1 and 0 it would be {radius(1, 0):.2f}, with 1 and 0.5 "
-            f"{radius(1, 0.5):.2f}.\n"
+            "Spectral radii (each must be below 1; `compile_model` checks them): supply "
+            f"operator W = {p.supply_weight:g} A^T {radius(m.arrays.supply_matrix):.2f}, demand "
+            f"operator D = {p.demand_weight:g} A* {radius(m.arrays.demand_matrix):.2f} (A and "
+            f"A* share their eigenvalues: with weight 1 both would be {radius(eco.A):.2f}).\n"
         )
 
     def ead_by_region(self) -> str:
@@ -158,59 +158,109 @@ class Builder:
         order = np.argsort(-ead)[:5]
         listed = ", ".join(f"{m.regions[i]} {ead[i]:.1f}" for i in order)
         return (
-            f"EAD by banking region (the five largest): {listed} USD tn, {ead.sum():.2f} in all. "
-            "China's credit is likely understated by this proxy (its FIN sector is small relative "
-            "to its lending); give `credit.ead_table` where real exposures are known.\n"
+            f"EAD by banking region (the five largest): {listed} USD tn at 2023 prices, "
+            f"{ead.sum():.2f} in all. China's credit is likely understated by this proxy (its "
+            "FIN sector is small relative to its lending); give `credit.ead_table` where real "
+            "exposures are known.\n"
         )
 
+    # calibration.md: replays and odds --------------------------------------------------------
+
+    def replays(self) -> str:
+        from riskengine.formatting import replay_table
+        from riskengine.replay import builtin_replays, run_replay
+
+        results = [r for name in builtin_replays() for r in run_replay(name, "reference")]
+        return "```\n" + text_of(replay_table(results)) + "```\n"
+
+    def stock_sensitivity(self) -> str:
+        from riskengine.replay import episode_model, load_replay, run_replay
+
+        replay = load_replay("rare_earths_2025")
+        base = episode_model(replay)
+        channel = base.channels.index("rare_earths")
+        cells = []
+        for months in (1.0, 1.1, 1.2, 1.3, 1.4, 1.5):
+            stock = base.arrays.stock_months.copy()
+            stock[channel] = np.where(stock[channel] > 0, months, 0.0)
+            model = dataclasses.replace(base, arrays=base.arrays._replace(stock_months=stock))
+            us = run_replay(replay, "reference", model=model)[0]
+            cells.append(f"{months:.1f} months: {us.model:+.2f} % ({us.status})")
+        return (
+            "US transport equipment output, May-July 2025, against the stock of magnets held "
+            "(`stock.months` of `rare_earths`, every buying node alike): "
+            + "; ".join(cells)
+            + ".\n"
+        )
+
+    def odds(self) -> str:
+        from riskengine.risk import escalation_odds
+
+        rows = [
+            "| scenario | channel | by year 1 | by year 3 | by year 5 |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for name, (_, ds) in self.library().items():
+            p = escalation_odds(ds, years=(1, 3, 5)).p_bite
+            for channel in p.channel.values:
+                cells = " | ".join(f"{100 * float(v):.0f} %" for v in p.sel(channel=channel))
+                label = "at least one" if channel == "any" else f"`{channel}`"
+                rows.append(f"| {name} | {label} | {cells} |")
+        return (
+            f"Probability that each channel has bitten (effective severity above 0 in some "
+            f"month) by the end of years 1, 3 and 5 ({LIBRARY_PATHS:,} paths per scenario, seed "
+            f"{SEED}: a standard error of about 1 point; `riskengine.escalation_odds`).\n\n"
+            + "\n".join(rows)
+            + "\n"
+        )
+
+    # calibration.md: magnitudes --------------------------------------------------------------
+
     def _magnitudes(self) -> dict[str, dict]:
-        def one(name: str, ds) -> dict:
-            eco = rk.load_economy(rk.load_scenario(name).economy)
-            R, S = len(eco.regions), len(eco.sectors)
+        def one(model, ds) -> dict:
+            R, S = len(model.regions), len(model.sectors)
             years = ds.attrs["horizon_months"] / 12
             loss = ds.loss.sum("time").values.astype(float)  # (path, sector, region)
-            x = eco.x.reshape(R, S).T  # (sector, region) annual gross output
-            va = x - eco.Z.sum(0).reshape(R, S).T  # value added (+ net taxes): a GDP proxy
-            total = 100 * loss.sum((1, 2)) / (x.sum() * years)
+            x = model.arrays.loss_scale.reshape(R, S).T * 12  # (sector, region) annual output
+            va_share = ds.value_added_share.values
+            gdp = ds.gdp.values
+            va_lost = (loss * va_share).sum(1)  # (path, region)
             credit = ds.credit_loss.sum("time").values.astype(float) / 1e3  # USD bn
             return {
-                "total": total,
-                "va_total": 100 * (loss * va / x).sum((1, 2)) / (va.sum() * years),
-                "region": 100 * loss.sum(1).mean(0) / (x.sum(0) * years),
-                "va_region": 100 * (loss * va / x).sum(1).mean(0) / (va.sum(0) * years),
+                "va_total": 100 * va_lost.sum(1) / (gdp.sum() * years),
+                "va_region": 100 * va_lost.mean(0) / (gdp * years),
+                "total": 100 * loss.sum((1, 2)) / (x.sum() * years),
                 "credit": credit,
-                "regions": eco.regions,
-                "world": x.sum(),
+                "regions": model.regions,
+                "gdp": gdp.sum(),
             }
 
         return self.cached(
-            "magnitudes", lambda: {n: one(n, ds) for n, (_, ds) in self.library().items()}
+            "magnitudes", lambda: {n: one(m, ds) for n, (m, ds) in self.library().items()}
         )
 
     def sanity_world(self) -> str:
         m = self._magnitudes()
         rows = [
-            "| scenario | mean loss, % of gross output (± s.e.) | 99th pct | mean, value-added "
-            "equivalent | credit loss mean, USD bn | credit 99th pct |",
+            "| scenario | value added lost, % of world GDP a year (± s.e.) | 99th pct | gross "
+            "output lost, % a year | credit loss mean, USD bn | credit 99th pct |",
             "| --- | --- | --- | --- | --- | --- |",
         ]
         for name, v in m.items():
-            t, cl = v["total"], v["credit"].sum(1)
+            t, cl = v["va_total"], v["credit"].sum(1)
             rows.append(
                 f"| {name} | {t.mean():.2f} ± {t.std() / np.sqrt(t.size):.2f} | "
-                f"{np.percentile(t, 99):.2f} | {v['va_total'].mean():.2f} | {cl.mean():.0f} | "
+                f"{np.percentile(t, 99):.2f} | {v['total'].mean():.2f} | {cl.mean():.0f} | "
                 f"{np.percentile(cl, 99):.0f} |"
             )
-        world = next(iter(m.values()))["world"] / 1e6
+        world = next(iter(m.values()))["gdp"] / 1e6
         return (
-            f"World totals ({LIBRARY_PATHS:,} paths per scenario, seed {SEED}). Loss is the "
-            "output lost over the 60 months as a percentage of five years of world gross output "
-            f"(USD {world:.1f} tn a year in the 2011 table), so it reads as the average share of "
-            'output lost per year; "value-added equivalent" weights each node\'s loss by its '
-            "value-added share (`va / x`), which is the figure to hold against GDP benchmarks. "
-            "Credit losses are summed over the five years and all regions.\n\n"
-            + "\n".join(rows)
-            + "\n"
+            f"World totals ({LIBRARY_PATHS:,} paths per scenario, seed {SEED}). Value added "
+            "lost over the 60 months as a percentage of five years of world GDP (USD "
+            f"{world:.1f} tn a year at 2023 prices in the rebased table): the average share of "
+            "GDP lost per year, the figure to hold against GDP benchmarks. Gross output lost "
+            "the same way against world gross output; credit losses summed over the five years "
+            "and all regions, USD bn at 2023 prices.\n\n" + "\n".join(rows) + "\n"
         )
 
     def sanity_regions(self) -> str:
@@ -222,7 +272,7 @@ class Builder:
             "| --- |" + " --- |" * (2 * len(regions)),
         ]
         for name, v in m.items():
-            cells = [f"{g:.1f} ({a:.1f})" for g, a in zip(v["region"], v["va_region"], strict=True)]
+            cells = [f"{a:.2f}" for a in v["va_region"]]
             cells += [f"{c:.0f}" for c in v["credit"].mean(0)]
             rows.append(f"| {name} | " + " | ".join(cells) + " |")
         return "\n".join(rows) + "\n"
@@ -231,18 +281,23 @@ class Builder:
         rows = ["| scenario | all | rare_earths | chips | dollar | tariffs |", "| --- " * 6 + "|"]
         for name in ("truce_holds", "truce_collapse", "full_decoupling"):
             model, ds = self.library()[name]
-            world = model.arrays.loss_scale.sum() * model.horizon
-            cells = [100 * float(ds.loss.sum(("time", "sector", "region")).mean()) / world]
+            gdp = float(ds.gdp.sum()) * model.horizon / 12
+
+            def va(cube, gdp: float = gdp) -> float:
+                lost = (cube.loss.sum("time") * cube.value_added_share).sum(("sector", "region"))
+                return 100 * float(lost.mean()) / gdp
+
+            cells = [va(ds)]
             for c in range(len(model.channels)):
                 keep = (np.arange(len(model.channels)) == c)[:, None]
                 _, one = run(name, LIBRARY_PATHS, exposure=model.arrays.exposure * keep)
-                cells.append(100 * float(one.loss.sum(("time", "sector", "region")).mean()) / world)
-            rows.append(f"| {name} | " + " | ".join(f"{v:.2f}" for v in cells) + " |")
+                cells.append(va(one))
+            rows.append(f"| {name} | " + " | ".join(f"{v:.3f}" for v in cells) + " |")
         return "\n".join(rows) + "\n"
 
     def benchmarks(self) -> str:
         m = self._magnitudes()
-        t = {n: v["total"] for n, v in m.items()}
+        t = {n: v["va_total"] for n, v in m.items()}
 
         def gap(a: str, b: str) -> float:
             se = np.sqrt(t[a].var() / t[a].size + t[b].var() / t[b].size)
@@ -254,30 +309,54 @@ class Builder:
         fd = m["full_decoupling"]
         va = dict(zip(fd["regions"], fd["va_region"], strict=True))
         eu_credit = dict(zip(fd["regions"], fd["credit"].mean(0), strict=True))["EU27_GBR"]
+
+        def against(value: float, low: float, high: float) -> str:
+            if value < low:
+                return "below"
+            return "inside" if value <= high else "above"
+
         return f"""\
-- **Ordering.** truce_holds ({holds:.2f} % of gross output a year) < truce_collapse
+- **Ordering.** truce_holds ({holds:.2f} % of world GDP a year) < truce_collapse
   ({collapse:.2f} %) < full_decoupling ({full:.2f} %), each gap at least {np.floor(gaps):.0f}
-  standard errors; the single-channel scenarios sit between truce_collapse and full_decoupling.
-  `tests/test_library.py` holds the first ordering on a 400-path run.
-- **World.** truce_holds lies between the IMF's limited fragmentation (-0.2 %) and the ECB's mild
-  East-West decoupling (about -2 %); truce_collapse near the lower end of the ECB mild case;
-  full_decoupling ({fd["va_total"].mean():.1f} % value-added equivalent) inside the IMF's
-  two-bloc range (-2.5 to -7 %, Gopinath 2023) and below the WTO's two-bloc figure (-5 %, World
-  Trade Report 2023), the IMF's severe fragmentation (-7 %, SDN/2023/001) and the ECB's severe
-  decoupling (up to -9 %, OP 365, 2025). That is the expected side: those scenarios end all trade
-  between blocs, ours cuts only US-China channels and lets substitution work.
-- **Regions.** In full_decoupling China loses {va["CHN"]:.1f} % of value added a year, Korea
+  standard errors. `tests/test_library.py` holds the ordering on a 400-path run.
+- **World.** full_decoupling's {full:.1f} % is {against(full, 2.5, 7.0)} the IMF's two-bloc range
+  (-2.5 to -7 %, Gopinath 2023) and below the WTO's two-bloc figure (-5 %, World Trade Report
+  2023), the IMF's severe fragmentation (-7 %, SDN/2023/001) and the ECB's severe decoupling (up
+  to -9 %, OP 365, 2025): those scenarios end all trade between blocs, ours cuts only US-China
+  channels and lets stocks and substitution work. truce_collapse's {collapse:.2f} % is
+  {against(collapse, 0.2, 2.0)} the span from the IMF's limited fragmentation (-0.2 %) to the
+  ECB's mild East-West decoupling (about -2 %).
+- **Regions.** In full_decoupling China loses {va["CHN"]:.1f} % of GDP a year, Korea
   {va["KOR"]:.1f} %, Taiwan {va["TWN"]:.1f} %: the IMF's trade-plus-technology decoupling has -8
-  to -12 % for the most exposed countries; Bloomberg Economics (2024) has China -8.9 % in the
-  first year of a Taiwan blockade and -16.7 % in a war. The EU's {va["EU27_GBR"]:.1f} % is to be
-  held against the ECB's EU range (-2.4 to -9.5 %); the US's {va["USA"]:.1f} % against the ECB's
-  -11 % for extreme US restrictions that also hit the West, which our channels do not model.
+  to -12 % for the most exposed countries. The EU's {va["EU27_GBR"]:.1f} % is
+  {against(va["EU27_GBR"], 2.4, 9.5)} the ECB's EU range (-2.4 to -9.5 %); the US's
+  {va["USA"]:.1f} % is to be held against the ECB's -11 % for extreme US restrictions that also
+  hit the West, which our channels do not model.
 - **Banks.** The EU banks' mean credit loss in full_decoupling, USD {eu_credit:.0f} bn over five
-  years, is to be held against the EBA 2025 adverse scenario's EUR 547 bn over three years (64
-  banks, CET1 -370 bp). The EBA figure covers every risk (households, sovereigns, markets) in a
-  deep recession; the credit block here covers loans to firms only, through a proxy exposure. Read
+  years, against the EBA 2025 adverse scenario's EUR 547 bn over three years (64 banks, CET1
+  -370 bp): the EBA figure covers every risk (households, sovereigns, markets) in a deep
+  recession; the credit block here covers loans to firms only, through a proxy exposure. Read
   the credit figures as a lower bound.
 """
+
+    # configs/economy/README.md ---------------------------------------------------------------
+
+    def rebase(self) -> str:
+        old, new = rk.load_economy("wiod2011_7x12"), rk.load_economy("wiod2023_7x12")
+        rows = [
+            "| region | GDP 2011 table | GDP 2023 table | factor | gross output 2023 table |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        S = len(new.sectors)
+        for i, region in enumerate(new.regions):
+            a, b = old.gdp[i] / 1e6, new.gdp[i] / 1e6
+            x = new.x[i * S : (i + 1) * S].sum() / 1e6
+            rows.append(f"| {region} | {a:.1f} | {b:.1f} | {b / a:.3f} | {x:.1f} |")
+        rows.append(
+            f"| world | {old.gdp.sum() / 1e6:.1f} | {new.gdp.sum() / 1e6:.1f} | "
+            f"{new.gdp.sum() / old.gdp.sum():.3f} | {new.x.sum() / 1e6:.1f} |"
+        )
+        return "USD tn, current prices of each table's year.\n\n" + "\n".join(rows) + "\n"
 
     def blocks(self) -> dict[str, Callable[[], str]]:
         return {
@@ -286,6 +365,10 @@ class Builder:
             "on-shares": self.on_shares,
             "propagation": self.propagation,
             "ead-by-region": self.ead_by_region,
+            "replays": self.replays,
+            "stock-sensitivity": self.stock_sensitivity,
+            "odds": self.odds,
+            "rebase": self.rebase,
             "sanity-world": self.sanity_world,
             "sanity-regions": self.sanity_regions,
             "channel-split": self.channel_split,

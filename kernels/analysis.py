@@ -31,6 +31,8 @@ __all__ = [
 
 # Offsets in ``layout``: where each group of columns starts in the column matrix.
 LAYOUT = (
+    "va_total",  # (period,): value added lost, all regions; the sum of va_region's columns
+    "va_region",  # (period, region): loss x value-added share, summed over (time, sector)
     "total",  # (period,): loss summed over nodes; the sum of the region columns
     "region",  # (period, region)
     "sector",  # (period, sector)
@@ -50,24 +52,28 @@ def _jit(fn):
 
 
 @_jit
-def path_columns(loss, credit, severity, year_of_time, n_periods, layout, out):
+def path_columns(loss, credit, severity, va_share, year_of_time, n_periods, layout, out):
     """Fill ``out`` (paths, K) with the columns asked for by ``layout`` from one chunk's cube
     arrays: ``loss`` (p, T, S, R), ``credit`` (p, T, R), ``severity`` (p, T, C), float32.
 
     ``year_of_time[t]`` is the analysis period (1, 2, ...) of time step t, or 0 where the cube
     has no years (resolution ``horizon``); period 0 is the horizon. A region's loss in a period
-    is summed over (time, sector) in that order; the total is the sum of the regions.
+    is summed over (time, sector) in that order, and its value added lost the same way from
+    ``loss x va_share`` ((S, R)); the totals are the sums of the regions.
     """
     P, T, S, R = loss.shape
     C = severity.shape[2]
-    total, region, sector, node = layout[0], layout[1], layout[2], layout[3]
-    cred, cred_total, cumulative = layout[4], layout[5], layout[6]
-    sev_months, ever_active, if_active, active = layout[7], layout[8], layout[9], layout[10]
+    va_total, va_region = layout[0], layout[1]
+    total, region, sector, node = layout[2], layout[3], layout[4], layout[5]
+    cred, cred_total, cumulative = layout[6], layout[7], layout[8]
+    sev_months, ever_active, if_active, active = layout[9], layout[10], layout[11], layout[12]
+    by_va = np.zeros((n_periods, R))
     by_region = np.zeros((n_periods, R))
     by_sector = np.zeros((n_periods, S))
     by_credit = np.zeros((n_periods, R))
     running = np.zeros(R)
     for i in range(P):
+        by_va[:] = 0.0
         by_region[:] = 0.0
         by_sector[:] = 0.0
         by_credit[:] = 0.0
@@ -80,9 +86,12 @@ def path_columns(loss, credit, severity, year_of_time, n_periods, layout, out):
             for s in range(S):
                 for r in range(R):
                     v = np.float64(loss[i, t, s, r])
+                    va = v * va_share[s, r]
+                    by_va[0, r] += va
                     by_region[0, r] += v
                     by_sector[0, s] += v
                     if y > 0:
+                        by_va[y, r] += va
                         by_region[y, r] += v
                         by_sector[y, s] += v
                     if node >= 0:
@@ -103,15 +112,21 @@ def path_columns(loss, credit, severity, year_of_time, n_periods, layout, out):
                 for c in range(C):
                     out[i, active + t * C + c] = 1.0 if severity[i, t, c] > 0 else 0.0
         for q in range(n_periods):
+            all_va = 0.0
             all_regions = 0.0
             all_credit = 0.0
             for r in range(R):
+                all_va += by_va[q, r]
                 all_regions += by_region[q, r]
                 all_credit += by_credit[q, r]
+                if va_region >= 0:
+                    out[i, va_region + q * R + r] = by_va[q, r]
                 if region >= 0:
                     out[i, region + q * R + r] = by_region[q, r]
                 if cred >= 0:
                     out[i, cred + q * R + r] = by_credit[q, r]
+            if va_total >= 0:
+                out[i, va_total + q] = all_va
             if total >= 0:
                 out[i, total + q] = all_regions
             if cred_total >= 0:
@@ -135,22 +150,29 @@ def path_columns(loss, credit, severity, year_of_time, n_periods, layout, out):
 
 
 @_jit
-def summary_columns(loss_total, credit_total, layout, out):
-    """The horizon's region, total, credit and credit-total columns from a run's per-path
-    summaries (``loss_total``, ``credit_loss_total``: (p, R) float64), summed as
-    :func:`path_columns` sums them, so that both give the same bits."""
+def summary_columns(loss_total, credit_total, va_loss_total, layout, out):
+    """The horizon's value-added, region, total, credit and credit-total columns from a run's
+    per-path summaries ((p, R) float64 each), summed as :func:`path_columns` sums them, so that
+    both give the same bits."""
     P, R = loss_total.shape
-    total, region, cred, cred_total = layout[0], layout[1], layout[4], layout[5]
+    va_total, va_region, total, region = layout[0], layout[1], layout[2], layout[3]
+    cred, cred_total = layout[6], layout[7]
     for i in range(P):
+        all_va = 0.0
         all_regions = 0.0
         all_credit = 0.0
         for r in range(R):
+            all_va += va_loss_total[i, r]
             all_regions += loss_total[i, r]
             all_credit += credit_total[i, r]
+            if va_region >= 0:
+                out[i, va_region + r] = va_loss_total[i, r]
             if region >= 0:
                 out[i, region + r] = loss_total[i, r]
             if cred >= 0:
                 out[i, cred + r] = credit_total[i, r]
+        if va_total >= 0:
+            out[i, va_total] = all_va
         if total >= 0:
             out[i, total] = all_regions
         if cred_total >= 0:

@@ -5,8 +5,8 @@ Paths are taken in chunks of :data:`CHUNK` (32) lanes; each chunk is one iterati
 targets share) start to end on one thread: every state array is (..., 32) with the paths on the
 last axis, so the per-path work (Philox, Box-Muller, regimes, the credit term, the update of
 ``q``) runs as loops over 32 contiguous lanes that the compiler vectorizes. This target supplies
-only its products: the chunk's propagation ``M Q`` (float32, the expensive part) and, at each
-period's end, its credit product are single BLAS calls (:func:`_blas_propagate`,
+only its products: the chunk's two propagations ``W A`` and ``D B`` (float32, the expensive part)
+and, at each period's end, its credit product are single BLAS calls (:func:`_blas_propagate`,
 :func:`_blas_credit_losses`).
 
 **Chunks are aligned on global path indices**: chunk ``k`` holds paths ``32 k .. 32 k + 31``, lane
@@ -91,9 +91,14 @@ def chunk_state(km, lanes):
         np.empty((C + 2, lanes)),  # z
         np.empty((C, lanes)),  # scratch
         np.empty((C, lanes)),  # e
-        np.empty((N, lanes)),  # d
+        np.empty((N, lanes)),  # supply
+        np.empty((N, lanes)),  # demand
+        np.empty((K, lanes)),  # stock
+        np.empty((N, lanes), np.float32),  # a
+        np.empty((N, lanes), np.float32),  # b
+        np.empty((N, lanes), np.float32),  # ma
+        np.empty((N, lanes), np.float32),  # mb
         np.empty((N, lanes), np.float32),  # q
-        np.empty((N, lanes), np.float32),  # mq
         np.empty((N, lanes)),  # q_sum
         np.empty((N, lanes)),  # dpd_sum
         np.empty((C, lanes)),  # sev_sum
@@ -102,6 +107,7 @@ def chunk_state(km, lanes):
         np.empty((N, lanes), np.float32),  # values
         np.empty((R, lanes)),  # loss_sum
         np.empty((R, lanes)),  # credit_sum
+        np.empty((R, lanes)),  # va_sum
     )
 
 
@@ -144,16 +150,16 @@ def compiled_steps() -> dict:
 def _make_block(digest: str):
     def block(
         km, k0, k1, p0, n_paths, lanes, period_of_month, loss, credit, severity, tension,
-        loss_total, credit_total,
+        loss_total, credit_total, va_total,
     ):  # fmt: skip
         first_chunk = p0 // lanes
         chunks = (p0 + n_paths - 1) // lanes - first_chunk + 1
-        cube = (loss, credit, severity, tension, loss_total, credit_total)
+        cube = (loss, credit, severity, tension, loss_total, credit_total, va_total)
         for chunk in numba.prange(chunks):
             path0 = (first_chunk + chunk) * lanes
             simulate_lanes(
-                km, k0, k1, path0, path0 - p0, n_paths, period_of_month, km.propagation,
-                chunk_state(km, lanes), cube,
+                km, k0, k1, path0, path0 - p0, n_paths, period_of_month, km.supply_matrix,
+                km.demand_matrix, chunk_state(km, lanes), cube,
             )  # fmt: skip
         return digest
 
@@ -223,6 +229,7 @@ def run_block_into(
             out["tension"],
             out["loss_total"],
             out["credit_loss_total"],
+            out["value_added_loss_total"],
         )
     if built_from != _digest:
         raise RuntimeError(

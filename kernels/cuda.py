@@ -3,8 +3,10 @@
 Each thread runs one path through :func:`riskengine.kernels.step.simulate_lanes` (compiled as
 CUDA device functions from the same source as the CPU kernel) as a single lane, its state in
 local memory; the step module's own loops are this target's products. The
-propagation matrix is read by every thread at the same time, so it sits in shared memory where it
-fits (N*N float32 within :data:`SHARED_BYTES`, so N up to 110), else in global memory (cached).
+two propagation matrices are read by every thread at the same time, so they sit in shared memory
+as far as they fit in :data:`SHARED_BYTES` (a block's static limit): both up to N = 78, the
+supply matrix alone up to N = 110 (the default economy, N = 84, keeps W there and reads D from
+global memory, cached), neither beyond.
 Periods are summed inside the kernel, as on the CPU.
 
 The kernel is specialized (and compiled) once per shape (C, N, F, R and K, the nonzero
@@ -27,7 +29,14 @@ from riskengine.kernels.layout import KernelModel
 from riskengine.kernels.step import simulate_lanes
 from riskengine.kernels.targets import compile_functions, rebind
 
-__all__ = ["SHARED_BYTES", "THREADS_PER_BLOCK", "available", "kernel_function", "run_block_into"]
+__all__ = [
+    "SHARED_BYTES",
+    "THREADS_PER_BLOCK",
+    "available",
+    "kernel_function",
+    "run_block_into",
+    "shared_matrices",
+]
 
 SHARED_BYTES = 48 * 1024
 THREADS_PER_BLOCK = 128
@@ -38,10 +47,17 @@ def available() -> bool:
     return cuda.is_available()
 
 
-def kernel_function(C: int, N: int, F: int, R: int, K: int, use_shared: bool):
+def shared_matrices(N: int) -> int:
+    """How many of the two N x N float32 matrices (W first, then D) fit in shared memory."""
+    per_matrix = 4 * N * N
+    return 2 if 2 * per_matrix <= SHARED_BYTES else int(per_matrix <= SHARED_BYTES)
+
+
+def kernel_function(C: int, N: int, F: int, R: int, K: int, shared: int):
     """The plain kernel function for one shape, its device functions bound as globals.
 
-    ``K`` is the number of nonzero exposures. ``cuda.jit`` of the result is the kernel;
+    ``K`` is the number of nonzero exposures; ``shared`` how many propagation matrices sit in
+    shared memory (:func:`shared_matrices`). ``cuda.jit`` of the result is the kernel;
     ``cuda.compile_ptx`` compiles it without a GPU.
     """
     # Local array shapes must be constants: computed here, outside the kernel.
@@ -51,16 +67,24 @@ def kernel_function(C: int, N: int, F: int, R: int, K: int, use_shared: bool):
 
     def kernel(
         km, k0, k1, p0, n_paths, period_of_month, loss, credit, severity, tension, loss_total,
-        credit_total,
+        credit_total, va_total,
     ):  # fmt: skip
-        if use_shared:
-            tile = cuda.shared.array((N, N), np.float32)
+        if shared > 0:
+            w_tile = cuda.shared.array((N, N), np.float32)
             for idx in range(cuda.threadIdx.x, N * N, cuda.blockDim.x):
-                tile[idx // N, idx % N] = km.propagation[idx // N, idx % N]
-            cuda.syncthreads()
-            propagation = tile
+                w_tile[idx // N, idx % N] = km.supply_matrix[idx // N, idx % N]
+            supply_matrix = w_tile
         else:
-            propagation = km.propagation
+            supply_matrix = km.supply_matrix
+        if shared > 1:
+            d_tile = cuda.shared.array((N, N), np.float32)
+            for idx in range(cuda.threadIdx.x, N * N, cuda.blockDim.x):
+                d_tile[idx // N, idx % N] = km.demand_matrix[idx // N, idx % N]
+            demand_matrix = d_tile
+        else:
+            demand_matrix = km.demand_matrix
+        if shared > 0:
+            cuda.syncthreads()
         i = cuda.grid(1)
         if i >= n_paths:
             return
@@ -76,9 +100,14 @@ def kernel_function(C: int, N: int, F: int, R: int, K: int, use_shared: bool):
             cuda.local.array((Z_ROWS, 1), np.float64),  # z
             cuda.local.array((C, 1), np.float64),  # scratch
             cuda.local.array((C, 1), np.float64),  # e
-            cuda.local.array((N, 1), np.float64),  # d
+            cuda.local.array((N, 1), np.float64),  # supply
+            cuda.local.array((N, 1), np.float64),  # demand
+            cuda.local.array((K_ROWS, 1), np.float64),  # stock
+            cuda.local.array((N, 1), np.float32),  # a
+            cuda.local.array((N, 1), np.float32),  # b
+            cuda.local.array((N, 1), np.float32),  # ma
+            cuda.local.array((N, 1), np.float32),  # mb
             cuda.local.array((N, 1), np.float32),  # q
-            cuda.local.array((N, 1), np.float32),  # mq
             cuda.local.array((N, 1), np.float64),  # q_sum
             cuda.local.array((N, 1), np.float64),  # dpd_sum
             cuda.local.array((C, 1), np.float64),  # sev_sum
@@ -87,23 +116,24 @@ def kernel_function(C: int, N: int, F: int, R: int, K: int, use_shared: bool):
             cuda.local.array((N, 1), np.float32),  # values
             cuda.local.array((R, 1), np.float64),  # loss_sum
             cuda.local.array((R, 1), np.float64),  # credit_sum
+            cuda.local.array((R, 1), np.float64),  # va_sum
         )
         simulate_lanes(
-            km, k0, k1, p0 + i, i, n_paths, period_of_month, propagation, state,
-            (loss, credit, severity, tension, loss_total, credit_total),
+            km, k0, k1, p0 + i, i, n_paths, period_of_month, supply_matrix, demand_matrix, state,
+            (loss, credit, severity, tension, loss_total, credit_total, va_total),
         )  # fmt: skip
 
     return rebind(kernel, compile_functions(step.FUNCTIONS, "cuda"), "cuda")
 
 
 _lock = threading.Lock()
-_kernels: dict[tuple[int, int, int, int, int, bool], object] = {}
+_kernels: dict[tuple[int, int, int, int, int, int], object] = {}
 
 
 def _kernel(km: KernelModel):
     C, N = km.exposure.shape
     F, R, K = km.factor_loadings.shape[1], km.credit_scale.shape[0], km.exposure_channel.shape[0]
-    key = (C, N, F, R, K, 4 * N * N <= SHARED_BYTES)
+    key = (C, N, F, R, K, shared_matrices(N))
     with _lock:
         if key not in _kernels:
             _kernels[key] = cuda.jit(kernel_function(*key))
@@ -122,7 +152,10 @@ def run_block_into(
     k0, k1 = rng.split_seed(seed)
     n_paths = p1 - p0
     device_model = KernelModel(*(cuda.to_device(v) if isinstance(v, np.ndarray) else v for v in km))
-    names = ("loss", "credit_loss", "severity", "tension", "loss_total", "credit_loss_total")
+    names = (
+        "loss", "credit_loss", "severity", "tension", "loss_total", "credit_loss_total",
+        "value_added_loss_total",
+    )  # fmt: skip
     device_out = [cuda.device_array(out[name].shape, out[name].dtype) for name in names]
     blocks = (n_paths + THREADS_PER_BLOCK - 1) // THREADS_PER_BLOCK
     _kernel(km)[blocks, THREADS_PER_BLOCK](

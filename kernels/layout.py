@@ -79,10 +79,20 @@ class KernelModel(NamedTuple):
     exposure_sigma: np.ndarray  # (N,)
     factor_loadings: np.ndarray  # (N, F)
     idiosyncratic_sd: np.ndarray  # (N,)
-    propagation: np.ndarray  # (N, N) float32, M
+    kind: np.ndarray  # (C,) int64: 0 supply, else demand (the kind's propagation)
+    exposure_stock: np.ndarray  # (K,) months of stock of each nonzero exposure's buyer
+    stock_rebuild: np.ndarray  # (C,)
+    diversion_first: np.ndarray  # (K + 1,) int64: exposure k's gains are entries [first[k],
+    diversion_node: np.ndarray  # (J,) int64       first[k + 1]) of node and coefficient
+    diversion_coef: np.ndarray  # (J,)
+    scheduled: np.ndarray  # (C,) bool
+    schedule: np.ndarray  # (C, T)
+    supply_matrix: np.ndarray  # (N, N) float32, W
+    demand_matrix: np.ndarray  # (N, N) float32, D
     recovery: np.ndarray  # (N,)
     loss_scale: np.ndarray  # (N,)
     cube_node: np.ndarray  # (N,) int64: the node n = r S + s of the cube's cell m = s R + r
+    va_share: np.ndarray  # (N,) value-added share of the cube's cell m = s R + r
     credit_poly: np.ndarray  # (J, CREDIT_DEGREE + 1, N) float32 or 64: node n's G on piece j
     credit_scale: np.ndarray  # (R, N)
 
@@ -183,6 +193,14 @@ def kernel_model(arrays) -> KernelModel:
         credit_poly = credit_poly.astype(np.float32)
     R, N = a.credit_scale.shape
     S = N // R
+    # Diversion as a list per nonzero exposure: the nodes that gain, and how much per unit lost.
+    gains = [np.flatnonzero(a.diversion[c, :, n]) for c, n in zip(channel_of, node_of, strict=True)]
+    first = np.concatenate([[0], np.cumsum([g.size for g in gains])])
+    targets = np.concatenate([g for g in gains] + [np.empty(0, np.int64)])
+    coefs = np.concatenate(
+        [a.diversion[c, g, n] for c, n, g in zip(channel_of, node_of, gains, strict=True)]
+        + [np.empty(0)]
+    )
     return KernelModel(
         tension_phi=float(a.tension_phi),
         # the reference's exact expression, so that g_t is computed from the same numbers
@@ -208,10 +226,20 @@ def kernel_model(arrays) -> KernelModel:
         exposure_sigma=np.ascontiguousarray(a.exposure_sigma, dtype=np.float64),
         factor_loadings=np.ascontiguousarray(a.factor_loadings, dtype=np.float64),
         idiosyncratic_sd=np.ascontiguousarray(a.idiosyncratic_sd, dtype=np.float64),
-        propagation=np.ascontiguousarray(a.propagation, dtype=np.float32),
+        kind=np.ascontiguousarray(a.kind, dtype=np.int64),
+        exposure_stock=np.ascontiguousarray(a.stock_months[channel_of, node_of], np.float64),
+        stock_rebuild=np.ascontiguousarray(a.stock_rebuild, dtype=np.float64),
+        diversion_first=first.astype(np.int64),
+        diversion_node=np.ascontiguousarray(targets, dtype=np.int64),
+        diversion_coef=np.ascontiguousarray(coefs, dtype=np.float64),
+        scheduled=np.ascontiguousarray(a.scheduled, dtype=np.bool_),
+        schedule=np.ascontiguousarray(a.schedule, dtype=np.float64),
+        supply_matrix=np.ascontiguousarray(a.supply_matrix, dtype=np.float32),
+        demand_matrix=np.ascontiguousarray(a.demand_matrix, dtype=np.float32),
         recovery=np.ascontiguousarray(a.recovery, dtype=np.float64),
         loss_scale=np.ascontiguousarray(a.loss_scale, dtype=np.float64),
         cube_node=np.arange(N).reshape(R, S).T.ravel().astype(np.int64),
+        va_share=np.ascontiguousarray(a.value_added_share.reshape(R, S).T.ravel(), np.float64),
         credit_poly=credit_poly,
         credit_scale=np.ascontiguousarray(a.credit_scale, dtype=np.float64),
     )

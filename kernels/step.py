@@ -16,8 +16,10 @@ it calls
 
 1. :func:`init_lanes` once: initial regimes, ``g_0`` and the exposure weights ``E * eta``;
 2. each month ``t``: :func:`month_step` (tension, latents, regimes, effective severity, their
-   period sums), :func:`direct_shock`, :func:`propagate` (``mq = M q``), then
-   :func:`update_lanes` (inoperability and the period sums of ``q`` and ``pd - pd0``);
+   period sums), :func:`direct_shocks` (supply cuts net of stocks; lost sales net of
+   diversion), :func:`propagate` twice (``ma = W a`` downstream, ``mb = D b`` upstream), then
+   :func:`update_lanes` (the two states, the output loss ``q`` and the period sums of ``q`` and
+   ``pd - pd0``);
 3. at each period's end: :func:`credit_losses`, :func:`period_losses`, :func:`add_summaries`
    (the horizon's totals by region), :func:`write_period` for each lane, and the period sums set
    back to 0; at the horizon's end, :func:`write_summaries`.
@@ -65,7 +67,7 @@ __all__ = [
     "OUT_OF_LINE",
     "STATE",
     "credit_losses",
-    "direct_shock",
+    "direct_shocks",
     "init_lanes",
     "month_step",
     "period_losses",
@@ -78,8 +80,9 @@ __all__ = [
 # The names of a set of lanes' state arrays, in the order of the tuple ``simulate_lanes`` takes
 # (each target allocates it: cpu.chunk_state, the CUDA kernel's local arrays).
 STATE = (
-    "g", "on", "severity", "months_on", "head", "weights", "z", "scratch", "e", "d", "q", "mq",
-    "q_sum", "dpd_sum", "sev_sum", "g_sum", "credit_period", "values", "loss_sum", "credit_sum",
+    "g", "on", "severity", "months_on", "head", "weights", "z", "scratch", "e", "supply",
+    "demand", "stock", "a", "b", "ma", "mb", "q", "q_sum", "dpd_sum", "sev_sum", "g_sum",
+    "credit_period", "values", "loss_sum", "credit_sum", "va_sum",
 )  # fmt: skip
 
 
@@ -205,7 +208,10 @@ def month_step(km, k0, k1, path0, t, g, on, severity, months_on, z, scratch, e, 
     for c in range(C):
         b = buffer_months[c]
         left = supply_left[c, t]
-        if b > 0.0:
+        if km.scheduled[c]:  # the channel follows its schedule (observed, net of substitution)
+            for i in range(L):
+                e[c, i] = km.schedule[c, t]
+        elif b > 0.0:
             for i in range(L):
                 ramp = min(1.0, months_on[c, i] / b)
                 e[c, i] = on[c, i] * severity[c, i] * ramp * left
@@ -216,23 +222,52 @@ def month_step(km, k0, k1, path0, t, g, on, severity, months_on, z, scratch, e, 
             sev_sum[c, i] += e[c, i]
 
 
-def direct_shock(km, weights, e, d):
-    """Section 5: ``d[n] = min(1, sum_c E[c, n] eta[c, n] e[c])``, over the nonzero exposures."""
+def direct_shocks(km, weights, e, stock, supply, demand):
+    """Section 5: this month's direct shocks over the nonzero exposures ``k`` (channel c, node
+    n, weight ``E[c, n] eta[c, n]``).
+
+    A supply channel's cut is drawn from the buyer's stock first (``stock[k]``, months of
+    normal use, rebuilt at ``km.stock_rebuild`` months a month while the channel cuts nothing,
+    up to its level at the start); only what the stock cannot cover enters
+    ``supply[n] = min(1, sum weights * uncovered)``. A demand (or
+    finance) channel's lost sales enter ``demand[n]``, less the share diverted to bystander
+    nodes (``km.diversion_*``); ``demand`` is clipped to [-1, 1].
+    """
     channel_of = km.exposure_channel
     node_of = km.exposure_node
-    N, L = d.shape
+    kind = km.kind
+    full = km.exposure_stock
+    rebuild = km.stock_rebuild
+    first = km.diversion_first
+    gains_to = km.diversion_node
+    coef = km.diversion_coef
+    N, L = supply.shape
     for n in range(N):
         for i in range(L):
-            d[n, i] = 0.0
+            supply[n, i] = 0.0
+            demand[n, i] = 0.0
     # Exposures are ordered by channel, so each node's sum runs over channels in order.
     for k in range(channel_of.shape[0]):
         c = channel_of[k]
         n = node_of[k]
-        for i in range(L):
-            d[n, i] += weights[k, i] * e[c, i]
+        if kind[c] == 0:
+            for i in range(L):
+                need = e[c, i]
+                draw = min(stock[k, i], need)
+                refill = rebuild[c] * (need == 0.0)  # only in months the channel cuts nothing
+                stock[k, i] = min(full[k], stock[k, i] - draw + refill)
+                supply[n, i] += weights[k, i] * (need - draw)
+        else:
+            for i in range(L):
+                demand[n, i] += weights[k, i] * e[c, i]
+            for j in range(first[k], first[k + 1]):
+                m = gains_to[j]
+                for i in range(L):
+                    demand[m, i] -= coef[j] * (weights[k, i] * e[c, i])
     for n in range(N):
         for i in range(L):
-            d[n, i] = min(1.0, d[n, i])
+            supply[n, i] = min(1.0, supply[n, i])
+            demand[n, i] = min(1.0, max(-1.0, demand[n, i]))
 
 
 def propagate(propagation, q, mq):
@@ -255,10 +290,13 @@ def _credit_g(poly, j, n, t):
     return g
 
 
-def update_lanes(km, q, mq, d, q_sum, dpd_sum):
-    """Section 6's update of ``q`` (float32) and the period sums of ``q`` and ``pd - pd0``.
+def update_lanes(km, a, b, ma, mb, supply, demand, q, q_sum, dpd_sum):
+    """Section 6's update of the two states (float32) and the period sums of the output loss
+    ``q = clip(a + b, -1, 1)`` and of ``pd - pd0``.
 
-    ``pd - pd0 = q * G(q)`` with ``G`` the node's piecewise polynomial (see ``layout``).
+    ``a`` answers supply shocks (``ma = W a``), ``b`` demand shocks (``mb = D b``). Credit
+    reads output losses only: ``pd - pd0 = q+ G(q+)`` with ``q+ = max(q, 0)`` and ``G`` the
+    node's piecewise polynomial (see ``layout``).
     """
     N, L = q.shape
     recovery = km.recovery
@@ -267,9 +305,11 @@ def update_lanes(km, q, mq, d, q_sum, dpd_sum):
     for n in range(N):
         k = np.float32(recovery[n])
         for i in range(L):
-            q_old = q[n, i]
-            q_new = q_old + k * (mq[n, i] + np.float32(d[n, i]) - q_old)
-            q32 = min(max(q_new, zero), one)
+            a_new = a[n, i] + k * (ma[n, i] + np.float32(supply[n, i]) - a[n, i])
+            b_new = b[n, i] + k * (mb[n, i] + np.float32(demand[n, i]) - b[n, i])
+            a[n, i] = a_new
+            b[n, i] = b_new
+            q32 = min(max(a_new + b_new, -one), one)
             q[n, i] = q32
             q_sum[n, i] += np.float64(q32)
     poly = km.credit_poly
@@ -279,7 +319,7 @@ def update_lanes(km, q, mq, d, q_sum, dpd_sum):
         # One piece for every lane: the node's coefficients are the same across the lanes.
         for n in range(N):
             for i in range(L):
-                qv = q[n, i]
+                qv = max(q[n, i], zero)
                 dpd_sum[n, i] += np.float64(qv) * np.float64(_credit_g(poly, 0, n, two * qv - one))
     else:
         # Unsigned indices: no negative-index wraparound to check.
@@ -287,7 +327,7 @@ def update_lanes(km, q, mq, d, q_sum, dpd_sum):
         scale = np.float32(pieces)
         for n in range(N):
             for i in range(L):
-                qv = q[n, i]
+                qv = max(q[n, i], zero)
                 x = qv * scale
                 j = min(np.uint64(x), last)
                 g = _credit_g(poly, j, n, two * (x - np.float32(j)) - one)
@@ -319,26 +359,31 @@ def period_losses(km, q_sum, values):
             values[m, i] = q_sum[n, i] * scale
 
 
-def add_summaries(values, credit_period, loss_sum, credit_sum):
+def add_summaries(values, credit_period, va_share, loss_sum, credit_sum, va_sum):
     """Add a period to each lane's horizon totals by region (the run's summaries), from the
     float32 values the cube receives, in the cube's (period, sector) order: the same sums, bit
-    for bit, as ``riskengine.kernels.analysis.path_columns`` takes of the cube."""
+    for bit, as ``riskengine.kernels.analysis.path_columns`` takes of the cube. ``va_share``
+    is each cell's value-added share, in the cube's (sector, region) order."""
     R, L = loss_sum.shape
     S = values.shape[0] // R
     for s in range(S):
         for r in range(R):
+            share = va_share[s * R + r]
             for i in range(L):
-                loss_sum[r, i] += np.float64(values[s * R + r, i])
+                v = np.float64(values[s * R + r, i])
+                loss_sum[r, i] += v
+                va_sum[r, i] += v * share
     for r in range(R):
         for i in range(L):
             credit_sum[r, i] += np.float64(np.float32(credit_period[r, i]))
 
 
-def write_summaries(i, row, loss_sum, credit_sum, loss_total, credit_total):
+def write_summaries(i, row, loss_sum, credit_sum, va_sum, loss_total, credit_total, va_total):
     """Write lane ``i``'s horizon totals into ``row`` of the summaries."""
     for r in range(loss_sum.shape[0]):
         loss_total[row, r] = loss_sum[r, i]
         credit_total[row, r] = credit_sum[r, i]
+        va_total[row, r] = va_sum[r, i]
 
 
 def write_period(
@@ -369,7 +414,10 @@ def _zero_rows(a):
             a[n, i] = 0.0
 
 
-def simulate_lanes(km, k0, k1, path0, first_row, n_rows, period_of_month, propagation, state, cube):
+def simulate_lanes(
+    km, k0, k1, path0, first_row, n_rows, period_of_month, supply_matrix, demand_matrix, state,
+    cube,
+):  # fmt: skip
     """The model's month loop for one set of lanes, written once for every target.
 
     Lane ``i`` runs path ``path0 + i`` from month 1 to the horizon and writes each period's sums
@@ -385,38 +433,47 @@ def simulate_lanes(km, k0, k1, path0, first_row, n_rows, period_of_month, propag
         The seed's two key words (``rng.split_seed``).
     period_of_month
         int64, one entry per month: its period (``riskengine.schema.periods``).
-    propagation
-        ``M`` in float32 (the model's, or a copy in CUDA shared memory).
+    supply_matrix, demand_matrix
+        ``W`` and ``D`` in float32 (the model's, or copies in CUDA shared memory).
     state
         The lanes' arrays, in the order of :data:`STATE`; overwritten.
     cube
-        ``(loss, credit_loss, severity, tension, loss_total, credit_loss_total)`` in the cube's
-        layout (rows = the block's paths): the cube and the run's per-path summaries.
+        ``(loss, credit_loss, severity, tension, loss_total, credit_loss_total,
+        value_added_loss_total)`` in the cube's layout (rows = the block's paths): the cube and
+        the run's per-path summaries.
     """
-    (g, on, sev, months_on, head, weights, z, scratch, e, d, q, mq, q_sum, dpd_sum, sev_sum,
-     g_sum, credit_period, values, loss_sum, credit_sum) = state  # fmt: skip
-    loss, credit, severity, tension, loss_total, credit_total = cube
+    (g, on, sev, months_on, head, weights, z, scratch, e, supply, demand, stock, a, b, ma, mb,
+     q, q_sum, dpd_sum, sev_sum, g_sum, credit_period, values, loss_sum, credit_sum,
+     va_sum) = state  # fmt: skip
+    loss, credit, severity, tension, loss_total, credit_total, va_total = cube
     L = g.shape[0]
     init_lanes(km, k0, k1, path0, g, on, sev, months_on, head, weights)
-    _zero_rows(q)
+    full = km.exposure_stock
+    for k in range(full.shape[0]):
+        for i in range(L):
+            stock[k, i] = full[k]
+    _zero_rows(a)
+    _zero_rows(b)
     _zero_rows(q_sum)
     _zero_rows(dpd_sum)
     _zero_rows(sev_sum)
     _zero_rows(loss_sum)
     _zero_rows(credit_sum)
+    _zero_rows(va_sum)
     for i in range(L):
         g_sum[i] = 0.0
     T = period_of_month.shape[0]
     for t in range(T):
         month_step(km, k0, k1, path0, t, g, on, sev, months_on, z, scratch, e, g_sum, sev_sum)
-        direct_shock(km, weights, e, d)
-        propagate(propagation, q, mq)
-        update_lanes(km, q, mq, d, q_sum, dpd_sum)
+        direct_shocks(km, weights, e, stock, supply, demand)
+        propagate(supply_matrix, a, ma)
+        propagate(demand_matrix, b, mb)
+        update_lanes(km, a, b, ma, mb, supply, demand, q, q_sum, dpd_sum)
         if t == T - 1 or period_of_month[t + 1] != period_of_month[t]:
             period = period_of_month[t]
             credit_losses(km.credit_scale, dpd_sum, credit_period)
             period_losses(km, q_sum, values)
-            add_summaries(values, credit_period, loss_sum, credit_sum)
+            add_summaries(values, credit_period, km.va_share, loss_sum, credit_sum, va_sum)
             for i in range(L):
                 row = first_row + i
                 if 0 <= row < n_rows:
@@ -432,7 +489,9 @@ def simulate_lanes(km, k0, k1, path0, first_row, n_rows, period_of_month, propag
     for i in range(L):
         row = first_row + i
         if 0 <= row < n_rows:
-            write_summaries(i, row, loss_sum, credit_sum, loss_total, credit_total)
+            write_summaries(
+                i, row, loss_sum, credit_sum, va_sum, loss_total, credit_total, va_total
+            )
 
 
 # Called at onsets only: the CPU kernel keeps it out of line (see targets.compile_functions).
@@ -450,7 +509,7 @@ FUNCTIONS = (
     _draw_pairs,
     init_lanes,
     month_step,
-    direct_shock,
+    direct_shocks,
     propagate,
     _credit_g,
     update_lanes,

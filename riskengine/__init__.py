@@ -28,10 +28,12 @@ from riskengine.errors import (
     StoreError,
 )
 from riskengine.formatting import risk_table
+from riskengine.replay import builtin_replays, load_replay, run_replay
 from riskengine.risk import (
     analyse,
     attribution,
     cumulative_loss_quantiles,
+    escalation_odds,
     exceedance_curves,
     risk_summary,
 )
@@ -54,14 +56,18 @@ __all__ = [
     "__version__",
     "analyse",
     "attribution",
+    "builtin_replays",
     "builtin_scenarios",
     "compile_model",
     "cumulative_loss_quantiles",
+    "escalation_odds",
     "exceedance_curves",
     "load_economy",
+    "load_replay",
     "load_scenario",
     "open_run",
     "risk_summary",
     "risk_table",
+    "run_replay",
     "simulate",
 ]

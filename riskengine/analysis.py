@@ -47,8 +47,10 @@ HISTOGRAM_BYTES = 16 * 2**20  # the largest partial histogram a task returns
 COLLECT = 1024  # a quantile's bin is collected once it holds at most this many values
 FAN_IN = 8  # partial results combined per task
 _PER_YEAR = frozenset({"month", "quarter", "year"})
+# The run's per-path summaries, in the order kernels.analysis.summary_columns takes them.
+SUMMARY_VARIABLES = ("loss_total", "credit_loss_total", "value_added_loss_total")
 # Variables a run writes beside the cube: per-path totals over the horizon (schema.SUMMARIES).
-_SUMMARY_GROUPS = frozenset({"total", "region", "credit", "credit_total"})
+_SUMMARY_GROUPS = frozenset({"va_total", "va_region", "total", "region", "credit", "credit_total"})
 
 
 # --- columns ---------------------------------------------------------------------------------
@@ -85,12 +87,13 @@ class Layout:
     year_of_time: np.ndarray  # int64, the analysis period of each time step (0: none)
     n_periods: int
     from_summaries: bool
+    va_share: np.ndarray  # (sector, region): value added per unit of output
 
     @property
     def variables(self) -> tuple[str, ...]:
         """The dataset variables the columns are computed from."""
         if self.from_summaries:
-            return ("loss_total", "credit_loss_total", "weight")
+            return (*SUMMARY_VARIABLES, "weight")
         return ("loss", "credit_loss", "severity", "weight")
 
 
@@ -124,6 +127,8 @@ def layout(ds: xr.Dataset, names: Sequence[str], per_year: bool = True) -> Layou
         "time": ds["time"].values,
     }
     dims = {
+        "va_total": ("period",),
+        "va_region": ("period", "region"),
         "total": ("period",),
         "region": ("period", "region"),
         "sector": ("period", "sector"),
@@ -150,27 +155,38 @@ def layout(ds: xr.Dataset, names: Sequence[str], per_year: bool = True) -> Layou
     from_summaries = (
         n_periods == 1
         and set(names) <= _SUMMARY_GROUPS
-        and all(v in ds.variables for v in ("loss_total", "credit_loss_total"))
+        and all(v in ds.variables for v in SUMMARY_VARIABLES)
     )
-    return Layout(groups, offset, offsets, year_of_time, n_periods, from_summaries)
+    va_share = (
+        ds["value_added_share"].transpose("sector", "region").values.astype(np.float64)
+        if "value_added_share" in ds.variables
+        else np.ones((ds.sizes["sector"], ds.sizes["region"]))
+    )
+    return Layout(groups, offset, offsets, year_of_time, n_periods, from_summaries,
+                  np.ascontiguousarray(va_share))  # fmt: skip
 
 
-def summaries(loss: np.ndarray, credit_loss: np.ndarray, out: dict[str, np.ndarray]) -> None:
+def summaries(
+    loss: np.ndarray, credit_loss: np.ndarray, va_share: np.ndarray, out: dict[str, np.ndarray]
+) -> None:
     """Write a block's per-path summaries (:data:`riskengine.schema.SUMMARIES`) into ``out``:
-    each region's loss and credit loss over the horizon, summed as the analysis sums the cube's
-    columns (:func:`riskengine.kernels.analysis.path_columns`), so that both give the same bits.
+    each region's loss, credit loss and value added lost over the horizon (``va_share``:
+    (sector, region)), summed as the analysis sums the cube's columns
+    (:func:`riskengine.kernels.analysis.path_columns`), so that both give the same bits.
     """
     from riskengine.kernels.analysis import LAYOUT, path_columns
 
     P, T, _, R = loss.shape
     offsets = np.full(len(LAYOUT), -1, np.int64)
-    offsets[LAYOUT.index("region")] = 0
-    offsets[LAYOUT.index("credit")] = R
-    X = np.empty((P, 2 * R))
+    for i, name in enumerate(("region", "credit", "va_region")):
+        offsets[LAYOUT.index(name)] = i * R
+    X = np.empty((P, 3 * R))
     no_channels = np.empty((P, T, 0), np.float32)
-    path_columns(loss, credit_loss, no_channels, np.zeros(T, np.int64), 1, offsets, X)
+    share = np.ascontiguousarray(va_share, dtype=np.float64)
+    path_columns(loss, credit_loss, no_channels, share, np.zeros(T, np.int64), 1, offsets, X)
     out["loss_total"][...] = X[:, :R]
-    out["credit_loss_total"][...] = X[:, R:]
+    out["credit_loss_total"][...] = X[:, R : 2 * R]
+    out["value_added_loss_total"][...] = X[:, 2 * R :]
 
 
 def _columns(lay: Layout, arrays: dict[str, np.ndarray], p0: int, p1: int) -> np.ndarray:
@@ -180,8 +196,7 @@ def _columns(lay: Layout, arrays: dict[str, np.ndarray], p0: int, p1: int) -> np
     X = np.empty((p1 - p0, lay.width))
     if lay.from_summaries:
         k.summary_columns(
-            np.ascontiguousarray(arrays["loss_total"][p0:p1], dtype=np.float64),
-            np.ascontiguousarray(arrays["credit_loss_total"][p0:p1], dtype=np.float64),
+            *(np.ascontiguousarray(arrays[n][p0:p1], dtype=np.float64) for n in SUMMARY_VARIABLES),
             lay.offsets,
             X,
         )
@@ -190,6 +205,7 @@ def _columns(lay: Layout, arrays: dict[str, np.ndarray], p0: int, p1: int) -> np
             np.ascontiguousarray(arrays["loss"][p0:p1], dtype=np.float32),
             np.ascontiguousarray(arrays["credit_loss"][p0:p1], dtype=np.float32),
             np.ascontiguousarray(arrays["severity"][p0:p1], dtype=np.float32),
+            lay.va_share,
             lay.year_of_time,
             lay.n_periods,
             lay.offsets,

@@ -28,6 +28,8 @@ from riskengine.schema import VARIABLES, cube_shapes, periods
 
 __all__ = [
     "BACKENDS",
+    "KERNEL_ATOL_OF_MAX",
+    "KERNEL_RTOL",
     "Backend",
     "block_arrays",
     "block_shapes",
@@ -37,6 +39,14 @@ __all__ = [
 
 Backend = Literal["cpu", "cuda", "reference"]
 BACKENDS: tuple[str, ...] = ("cpu", "cuda", "reference")
+
+# How closely every backend's block equals the reference's (and CUDA the CPU's): each value to
+# KERNEL_RTOL, or to KERNEL_ATOL_OF_MAX of the variable's largest value in the block. The kernels
+# hold the two propagation states in float32 (unit roundoff 6e-8): where a node's supply loss and
+# demand gain nearly cancel, or a credit loss is nearly 0, the result is a small difference of
+# float32 numbers whose error is float32's precision of the *states*, not of the result.
+KERNEL_RTOL = 1e-5
+KERNEL_ATOL_OF_MAX = 1e-7
 
 _kernel_models: dict[int, object] = {}
 

@@ -2,7 +2,8 @@
 
 Exit codes: 0 success; 2 bad input (scenario, arguments, stores): every
 :class:`~riskengine.errors.InputError`, and typer's own usage errors, print one line naming the
-field or file and the fix, never a traceback; 1 an unexpected failure. Commands raise
+field or file and the fix, never a traceback; 1 an unexpected failure, or ``replay`` found an
+observation outside its band. Commands raise
 ``InputError`` and :func:`main` turns it into that line and the exit code.
 """
 
@@ -264,6 +265,35 @@ def report(
         result = write_report(ds, out, parsed)
     console.print(result.table)
     console.print(f"report: {result.html}", highlight=False)
+
+
+@app.command()
+def replay(
+    names: Annotated[
+        list[str] | None,
+        typer.Argument(help="Built-in replay names or YAML files [every built-in replay]."),
+    ] = None,
+    backend: Annotated[str, typer.Option(help="cpu, cuda or reference (numpy).")] = "cpu",
+):
+    """Run replays (episodes that happened) and print model against observation.
+
+    Exits 1 when an observation lies outside its band (or a documented gap has closed).
+    """
+    from riskengine.formatting import replay_table
+    from riskengine.replay import builtin_replays, load_replay, run_replay
+
+    replays = [load_replay(name) for name in (names or builtin_replays())]
+    results = [r for replay in replays for r in run_replay(replay, backend=backend)]
+    console.print(replay_table(results))
+    failed = [r for r in results if not r.passed]
+    gaps = sum(r.status == "gap" for r in results)
+    console.print(
+        f"{len(results) - len(failed)} of {len(results)} observations hold "
+        f"({gaps} documented gaps: docs/calibration.md)",
+        highlight=False,
+    )
+    if failed:
+        raise typer.Exit(1)
 
 
 def main() -> None:

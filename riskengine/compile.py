@@ -22,7 +22,7 @@ from scipy.special import logit, ndtri
 from riskengine.economy import Economy, load_economy
 from riskengine.errors import EconomyError, ScenarioError
 from riskengine.inputs import InputFile, read_table
-from riskengine.scenario import Scenario
+from riskengine.scenario import KINDS, Scenario
 
 __all__ = ["CompiledModel", "ModelArrays", "compile_model"]
 
@@ -52,9 +52,17 @@ class ModelArrays(NamedTuple):
     exposure_sigma: np.ndarray  # (N,) sigma_n
     factor_loadings: np.ndarray  # (N, F) B[n, f]
     idiosyncratic_sd: np.ndarray  # (N,) sqrt(1 - sum_f B[n, f]^2)
-    propagation: np.ndarray  # (N, N) M
+    kind: np.ndarray  # (C,) int64: 0 supply, 1 demand, 2 finance (propagates as demand)
+    stock_months: np.ndarray  # (C, N) months of stock of what a supply channel cuts
+    stock_rebuild: np.ndarray  # (C,) months of stock regained a month at full supply
+    diversion: np.ndarray  # (C, N, N) D[c, m, n]: node m's gain per unit of n's lost sales
+    scheduled: np.ndarray  # (C,) bool: the channel follows its schedule, not its regimes
+    schedule: np.ndarray  # (C, T) the scheduled severity of each month (0 outside it)
+    supply_matrix: np.ndarray  # (N, N) W = supply_weight A^T
+    demand_matrix: np.ndarray  # (N, N) D = demand_weight A*
     recovery: np.ndarray  # (N,) k_n
     loss_scale: np.ndarray  # (N,) x_n / 12
+    value_added_share: np.ndarray  # (N,) va_n / x_n
     pd0: np.ndarray  # (N,) baseline annual PD
     pd0_probit: np.ndarray  # (N,) Phi^-1(pd0)
     credit_gamma: float  # gamma
@@ -72,6 +80,7 @@ class CompiledModel:
     channels: tuple[str, ...]
     unit: str
     inputs: tuple[InputFile, ...] = ()  # every file besides the scenario that entered the model
+    gdp: np.ndarray | None = None  # (R,) each region's annual value added, in ``unit``
 
     @property
     def identity(self) -> str:
@@ -176,13 +185,27 @@ def compile_model(scenario: Scenario, economy: Economy | None = None) -> Compile
     B[np.arange(N), 1 + np.arange(N) // S] = unc.regional_loading
 
     prop = scenario.propagation
-    M = eco.propagation_matrix(prop.downstream_weight, prop.upstream_weight)
-    radius = float(np.max(np.abs(np.linalg.eigvals(M))))
-    if radius >= 1.0:
-        raise ScenarioError(
-            f"{src}: propagation: the propagation matrix has spectral radius {radius:.3f} >= 1, so "
-            "shocks would grow without bound; lower downstream_weight or upstream_weight"
-        )
+    W = eco.supply_matrix(prop.supply_weight)
+    D = eco.demand_matrix(prop.demand_weight)
+    for name, matrix in (("supply_weight", W), ("demand_weight", D)):
+        radius = float(np.max(np.abs(np.linalg.eigvals(matrix))))
+        if radius >= 1.0:
+            raise ScenarioError(
+                f"{src}: propagation.{name}: the operator has spectral radius {radius:.3f} >= 1, "
+                f"so shocks would grow without bound; lower propagation.{name}"
+            )
+    stock = np.stack(
+        [
+            node_values(c.stock.months, f"channels.{n}.stock.months", 0.0, 120.0)
+            for n, c in zip(names, ch, strict=True)
+        ]
+    )
+    schedule = np.zeros((len(ch), T))
+    for i, c in enumerate(ch):
+        for period in c.schedule or ():
+            first = _months_between(scenario.start, period.start)
+            last = _months_between(scenario.start, period.end)
+            schedule[i, max(first, 0) : max(last + 1, 0)] = period.severity
     recovery = node_values(prop.recovery_speed, "propagation.recovery_speed", 0.0, 1.0)
     if np.any(recovery <= 0.0):
         raise ScenarioError(
@@ -229,9 +252,17 @@ def compile_model(scenario: Scenario, economy: Economy | None = None) -> Compile
         exposure_sigma=node_values(unc.sigma, "exposure_uncertainty.sigma", 0.0, 5.0),
         factor_loadings=B,
         idiosyncratic_sd=np.sqrt(1.0 - (B**2).sum(axis=1)),
-        propagation=M,
+        kind=np.array([KINDS.index(c.kind) for c in ch], dtype=np.int64),
+        stock_months=stock,
+        stock_rebuild=np.array([c.stock.rebuild for c in ch]),
+        diversion=_diversion(eco, exposure, np.array([c.diversion.share for c in ch])),
+        scheduled=np.array([c.schedule is not None for c in ch]),
+        schedule=schedule,
+        supply_matrix=W,
+        demand_matrix=D,
         recovery=recovery,
         loss_scale=eco.x / 12.0,
+        value_added_share=eco.value_added / eco.x,
         pd0=pd0,
         pd0_probit=ndtri(pd0),
         credit_gamma=float(credit.gamma),
@@ -240,8 +271,38 @@ def compile_model(scenario: Scenario, economy: Economy | None = None) -> Compile
     _check_magnitudes(arrays, eco, src)
     _check_credit_response(arrays, src)
     return CompiledModel(
-        arrays, scenario, eco.regions, eco.sectors, tuple(names), eco.unit, tuple(inputs)
-    )
+        arrays, scenario, eco.regions, eco.sectors, tuple(names), eco.currency, tuple(inputs),
+        eco.gdp,
+    )  # fmt: skip
+
+
+def _months_between(start: dt.date, month: dt.date) -> int:
+    """Months from ``start`` to ``month`` (0 for the start month itself)."""
+    return (month.year - start.year) * 12 + month.month - start.month
+
+
+def _diversion(eco: Economy, exposure: np.ndarray, share: np.ndarray) -> np.ndarray:
+    """D[c, m, n]: the output node m gains per unit of output node n loses in demand channel c.
+
+    A share of the sales that an exposed node loses goes to the same sector of the regions the
+    channel does not touch (every node of the region unexposed), in proportion to their output:
+    ``D[c, m, n] = share_c x_n / X_B(c, s) / x_m * x_m`` in output shares, that is
+    ``share_c x_n / X_B(c, s)`` for m of sector s = sector(n) in an untouched region, where
+    ``X_B(c, s)`` is that sector's output over the untouched regions.
+    """
+    C, N = exposure.shape
+    R, S = len(eco.regions), len(eco.sectors)
+    out = np.zeros((C, N, N))
+    for c in range(C):
+        if share[c] == 0:
+            continue
+        touched = exposure[c].reshape(R, S).any(axis=1)
+        bystander = np.repeat(~touched, S)
+        for n in np.flatnonzero(exposure[c]):
+            same = bystander & (np.arange(N) % S == n % S)
+            if same.any():
+                out[c, same, n] = share[c] * eco.x[n] / eco.x[same].sum()
+    return out
 
 
 # The cube holds float32 sums over periods: every possible value must stay far below float32's

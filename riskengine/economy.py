@@ -26,9 +26,9 @@ import numpy as np
 from riskengine.errors import EconomyError
 from riskengine.inputs import InputFile, read_table, read_text
 
-__all__ = ["DEFAULT_ECONOMY", "Economy", "EconomyError", "load_economy"]
+__all__ = ["DEFAULT_ECONOMY", "Economy", "EconomyError", "load_economy", "ras"]
 
-DEFAULT_ECONOMY = "wiod2011_7x12"
+DEFAULT_ECONOMY = "wiod2023_7x12"
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,8 @@ class Economy:
         Where the table came from.
     files : tuple of InputFile
         The files it was read from and their sha256 (part of a run's identity).
+    year : int or None
+        The year whose prices the flows are in (``year.txt`` of a folder).
     """
 
     regions: tuple[str, ...]
@@ -62,6 +64,7 @@ class Economy:
     unit: str = "USD million"
     name: str = ""
     files: tuple[InputFile, ...] = ()  # the files it was read from, with their digests
+    year: int | None = None
 
     def __post_init__(self) -> None:
         n = len(self.regions) * len(self.sectors)
@@ -92,6 +95,12 @@ class Economy:
             raise EconomyError(
                 f"economy {self.name!r}: final demand has {self.Y.shape[0]} rows, expected {n}"
             )
+        bad = np.flatnonzero(~(self.value_added > 0))
+        if bad.size:
+            raise EconomyError(
+                f"economy {self.name!r}: the value added of {self.node_labels[bad[0]]} (output "
+                "less its inputs) is not positive; its inputs must sum to less than its output"
+            )
 
     @property
     def n_nodes(self) -> int:
@@ -107,6 +116,22 @@ class Economy:
         return self.regions.index(region) * len(self.sectors) + self.sectors.index(sector)
 
     @property
+    def value_added(self) -> np.ndarray:
+        """Each node's value added (with net taxes and margins): ``x`` minus its inputs, the
+        table's value-added row (WIOD's ``va_residual``)."""
+        return self.x - self.Z.sum(axis=0)
+
+    @property
+    def gdp(self) -> np.ndarray:
+        """Each region's GDP: the sum of its nodes' value added, (R,), a year's worth."""
+        return self.value_added.reshape(len(self.regions), len(self.sectors)).sum(axis=1)
+
+    @property
+    def currency(self) -> str:
+        """The unit with the price year, e.g. ``"USD million (2024 prices)"``."""
+        return self.unit if self.year is None else f"{self.unit} ({self.year} prices)"
+
+    @property
     def A(self) -> np.ndarray:
         """Input coefficients ``Z diag(x)^-1``: inputs from i per unit of j's output."""
         return self.Z / self.x[None, :]
@@ -120,14 +145,50 @@ class Economy:
         """``(I - A)^-1``, total output needed per unit of final demand."""
         return np.linalg.inv(np.eye(self.n_nodes) - self.A)
 
-    def propagation_matrix(self, w_down: float, w_up: float) -> np.ndarray:
-        """``M = w_down A^T + w_up A*`` (MODEL.md section 6).
+    def supply_matrix(self, weight: float = 1.0) -> np.ndarray:
+        """``weight A^T``: supply shocks travel downstream (docs/model.md section 6).
 
-        Row ``n`` of ``M`` says how node ``n``'s inoperability responds to the others': the
-        downstream term through missing inputs (``A[m, n]``, inputs from m per unit of n), the
-        upstream term through lost sales (``A*[n, m]``, share of n's sales going to m).
+        Row ``n`` says how much of node ``n``'s output depends on each supplier m: ``A[m, n]``,
+        inputs from m per unit of n's output.
         """
-        return w_down * self.A.T + w_up * self.A_star
+        return weight * self.A.T
+
+    def demand_matrix(self, weight: float = 1.0) -> np.ndarray:
+        """``weight A*``: demand shocks travel upstream (docs/model.md section 6).
+
+        Row ``n`` holds node ``n``'s sales shares ``A*[n, m] = Z[n, m] / x[n]``; with weight 1,
+        a constant loss of final demand ``dy`` settles at Leontief's ``dx = (I - A)^-1 dy``,
+        since ``(I - A*)^-1 = diag(x)^-1 (I - A)^-1 diag(x)``.
+        """
+        return weight * self.A_star
+
+    def rebased(self, growth: dict[str, float], year: int, name: str) -> Economy:
+        """The table in another year's prices and sizes: each region's output, value added and
+        final demand scaled by ``growth[region]`` (its nominal GDP growth, in the table's
+        currency), the intermediate flows balanced to them by RAS (:func:`ras`).
+
+        Rows keep ``Z 1 + Y 1 = x`` and columns ``1' Z + va = x`` exactly; each region's GDP
+        grows by its factor to within the RAS tolerance.
+        """
+        unknown = set(growth) ^ set(self.regions)
+        if unknown:
+            raise EconomyError(f"rebase: growth factors must name every region, not {unknown}")
+        g = np.repeat([growth[r] for r in self.regions], len(self.sectors))
+        if not np.all(np.isfinite(g) & (g > 0)):
+            raise EconomyError("rebase: growth factors must be finite and > 0")
+        x = self.x * g
+        va = self.value_added * g
+        sales = x - (self.x - self.Z.sum(axis=1)) * g  # intermediate sales: x less final use
+        purchases = x - va
+        # The two targets must hold the same total; the (small) gap goes to the sales.
+        sales *= purchases.sum() / sales.sum()
+        Z = ras(self.Z, sales, purchases)
+        Y = None
+        if self.Y is not None:
+            final = x - Z.sum(axis=1)
+            shares = self.Y / self.Y.sum(axis=1, keepdims=True)
+            Y = shares * final[:, None]
+        return Economy(self.regions, self.sectors, Z, x, Y, self.unit, name, self.files, year)
 
     def row_balance(self) -> np.ndarray:
         """Relative gap ``(Z 1 + Y 1 - x) / x`` of each node (needs final demand)."""
@@ -165,8 +226,32 @@ class Economy:
                 GY = GY @ H
             Y = GY
         return Economy(
-            new_r, new_s, G @ self.Z @ G.T, G @ self.x, Y, self.unit, self.name, self.files
-        )
+            new_r, new_s, G @ self.Z @ G.T, G @ self.x, Y, self.unit, self.name, self.files,
+            self.year,
+        )  # fmt: skip
+
+
+def ras(Z: np.ndarray, rows: np.ndarray, columns: np.ndarray, rtol: float = 1e-12) -> np.ndarray:
+    """Scale ``Z`` by rows and columns (``diag(r) Z diag(s)``) until its row sums are ``rows``
+    and its column sums ``columns`` (the RAS or biproportional method; Stone 1961, Miller and
+    Blair 2009, section 7.4). Both targets must have the same total.
+
+    Examples
+    --------
+    >>> Z = np.array([[1.0, 2.0], [3.0, 4.0]])
+    >>> out = ras(Z, np.array([4.0, 6.0]), np.array([5.0, 5.0]))
+    >>> np.round(out.sum(axis=1), 9).tolist(), np.round(out.sum(axis=0), 9).tolist()
+    ([4.0, 6.0], [5.0, 5.0])
+    """
+    if not np.isclose(rows.sum(), columns.sum(), rtol=1e-9):
+        raise EconomyError("ras: row and column targets must hold the same total")
+    out = Z.astype(np.float64).copy()
+    for _ in range(10_000):
+        out *= (rows / np.where(out.sum(axis=1) > 0, out.sum(axis=1), 1.0))[:, None]
+        out *= columns / np.where(out.sum(axis=0) > 0, out.sum(axis=0), 1.0)
+        if np.allclose(out.sum(axis=1), rows, rtol=rtol, atol=0):
+            return out
+    raise EconomyError("ras: the flows did not balance in 10,000 rounds; check the targets")
 
 
 def _split_nodes(labels: list[str], path: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -217,7 +302,14 @@ def _from_folder(folder: Path, name: str) -> Economy:
         if not unit or "\n" in unit or len(unit) > 40:
             raise EconomyError(f"{folder / 'unit.txt'}: give the currency unit on one short line")
         files.append(file)
-    return Economy(regions, sectors, z.values, x.values[:, 0], Y, unit, name, tuple(files))
+    year = None
+    if (folder / "year.txt").is_file():
+        text, file = read_text(folder / "year.txt", EconomyError, "the table's price year")
+        if not (text.strip().isdigit() and 1900 <= int(text) <= 2200):
+            raise EconomyError(f"{folder / 'year.txt'}: give the year of the prices, e.g. 2024")
+        year = int(text)
+        files.append(file)
+    return Economy(regions, sectors, z.values, x.values[:, 0], Y, unit, name, tuple(files), year)
 
 
 def from_pymrio(io, name: str = "pymrio") -> Economy:

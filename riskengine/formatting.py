@@ -17,22 +17,34 @@ from rich.table import Table
 
 from riskengine.risk import check_levels, risk_summary
 
-__all__ = ["display_unit", "format_amount", "format_estimate", "format_level", "risk_table"]
+__all__ = [
+    "display_unit",
+    "format_amount",
+    "format_estimate",
+    "format_level",
+    "replay_table",
+    "risk_table",
+]
 
-# What the risk table shows: loss and credit losses by region and in total, over the horizon.
-TABLE_GROUPS = ("total", "region", "credit", "credit_total")
+# What the risk table shows, over the horizon: value added lost, output lost and credit losses,
+# by region and in total.
+TABLE_GROUPS = ("va_total", "va_region", "total", "region", "credit", "credit_total")
 
 
 def display_unit(units: str) -> tuple[float, str]:
-    """Scale and label to show amounts in: USD bn for a cube in USD million.
+    """Scale and label to show amounts in: USD bn for a cube in USD million (the price year,
+    where the unit names one, kept).
 
     Examples
     --------
     >>> display_unit("USD million")
     (0.001, 'USD bn')
+    >>> display_unit("USD million (2023 prices)")
+    (0.001, 'USD bn (2023 prices)')
     """
-    if units.strip().lower() in {"usd million", "million usd", "usd m"}:
-        return 1e-3, "USD bn"
+    base, _, rest = units.partition("(")
+    if base.strip().lower() in {"usd million", "million usd", "usd m"}:
+        return 1e-3, "USD bn" + (f" ({rest}" if rest else "")
     return 1.0, units
 
 
@@ -75,11 +87,14 @@ def format_level(level: float) -> str:
 def risk_table(
     ds: xr.Dataset, levels: Sequence[float] = (0.99,), summary: xr.Dataset | None = None
 ) -> Table:
-    """The short risk table: EL and VaR of losses over the horizon by region and in total.
+    """The short risk table: losses over the horizon by region and in total, leading with value
+    added lost in % of GDP.
 
-    Columns: output loss EL and VaR (± standard error) at each level, then the same for bank
-    credit losses. Pass ``summary`` (a :func:`risk_summary` of the same cube with these levels)
-    to reuse it instead of reading the cube again.
+    Columns: value added lost (EL and VaR ± standard error at each level) as a % of the region's
+    annual GDP per year of the horizon (the world's for the total), then gross output lost and
+    bank credit losses in the economy's currency. Pass ``summary`` (a :func:`risk_summary` of the
+    same cube with these levels) to reuse it instead of reading the cube again; without it, a
+    run's store answers from its per-path summaries.
 
     Examples
     --------
@@ -87,34 +102,84 @@ def risk_table(
     >>> from riskengine.reference import simulate
     >>> ds = simulate(load_scenario("truce_collapse"), paths=200, seed=1)
     >>> table = risk_table(ds)
-    >>> [c.header for c in table.columns]
-    ['Region', 'Loss EL', 'Loss VaR 99 %', 'Credit EL', 'Credit VaR 99 %']
+    >>> [c.header for c in table.columns]  # doctest: +NORMALIZE_WHITESPACE
+    ['Region', 'Value added EL', 'Value added VaR 99 %', 'Output EL', 'Output VaR 99 %',
+     'Credit EL', 'Credit VaR 99 %']
     """
     lv = check_levels(levels)
     if summary is None:  # the horizon's figures only: a run's store answers from its summaries
         summary = risk_summary(ds, lv, groups=TABLE_GROUPS, per_year=False)
-    s = summary
-    s = s.sel(period="horizon", level=lv)
+    s = summary.sel(period="horizon", level=lv)
     scale, unit = display_unit(s.attrs["units"])
-    title = f"Losses over the horizon, {unit} ({s.attrs['paths']:,} paths"
+    years = s.attrs["horizon_months"] / 12
+    gdp = s["gdp"] * years / 100  # a value lost over the horizon / gdp -> % of GDP a year
+    title = (
+        f"Losses over the horizon ({s.attrs['horizon_months']} months; {s.attrs['paths']:,} paths"
+    )
     title += f", {s.attrs['scenario_name']})" if "scenario_name" in s.attrs else ")"
+    caption = (
+        f"value added lost: % of GDP a year; output and credit: {unit}. VaR ± standard error; "
+        "weighted by path weights"
+    )
     # Names come from the user's files: escaped, so that rich does not read them as markup.
-    table = Table(title=escape(title), caption="VaR ± standard error; weighted by path weights")
+    table = Table(title=escape(title), caption=escape(caption))
     table.add_column("Region")
-    for what in ("Loss", "Credit"):
+    for what in ("Value added", "Output", "Credit"):
         table.add_column(f"{what} EL", justify="right")
         for a in lv:
             table.add_column(f"{what} VaR {format_level(a)}", justify="right")
 
-    def cells(prefix: str, **where) -> list[str]:
-        row = [format_amount(scale * float(s[f"{prefix}_EL"].sel(where)))]
+    def cells(prefix: str, per: float, **where) -> list[str]:
+        row = [format_amount(float(s[f"{prefix}_EL"].sel(where)) / per)]
         for a in lv:
-            var = scale * float(s[f"{prefix}_VaR"].sel({**where, "level": a}))
-            se = scale * float(s[f"{prefix}_VaR_se"].sel({**where, "level": a}))
+            var = float(s[f"{prefix}_VaR"].sel({**where, "level": a})) / per
+            se = float(s[f"{prefix}_VaR_se"].sel({**where, "level": a})) / per
             row.append(format_estimate(var, se))
         return row
 
     for r in s["region"].values:
-        table.add_row(escape(str(r)), *cells("region", region=r), *cells("credit", region=r))
-    table.add_row("Total", *cells("total"), *cells("credit_total"), style="bold")
+        table.add_row(
+            escape(str(r)),
+            *cells("va_region", float(gdp.sel(region=r)), region=r),
+            *cells("region", 1 / scale, region=r),
+            *cells("credit", 1 / scale, region=r),
+        )
+    table.add_row(
+        "Total",
+        *cells("va_total", float(gdp.sum())),
+        *cells("total", 1 / scale),
+        *cells("credit_total", 1 / scale),
+        style="bold",
+    )
+    return table
+
+
+def replay_table(results) -> Table:
+    """Model against observation for replay results (:func:`riskengine.replay.run_replay`).
+
+    A section per replay, a row per observation: the model's % change, the observed one (``-``
+    where the evidence is a range or a direction), the band and the status (``pass``, ``FAIL``,
+    ``gap`` for a documented gap, ``GAP CLOSED`` where the model now meets one).
+    """
+    table = Table(title="Replays: model against history (% change against the baseline)")
+    table.add_column("replay / observation", ratio=1)
+    for name in ("model", "observed", "band"):
+        table.add_column(name, justify="right", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    styles = {"pass": "green", "fail": "bold red", "gap": "yellow", "gap closed": "bold red"}
+    replay = None
+    for r in results:
+        if r.replay != replay:
+            replay = r.replay
+            table.add_row(f"[bold]{escape(replay)}[/]", end_section=False)
+        o = r.observation
+        observed = "-" if o.observed is None else f"{o.observed:+.2f}"
+        status = r.status if r.passed else r.status.upper()
+        table.add_row(
+            "  " + escape(o.name),
+            f"{r.model:+.2f}",
+            observed,
+            f"[{o.band[0]:+.2f}, {o.band[1]:+.2f}]",
+            f"[{styles[r.status]}]{status}[/]",
+        )
     return table

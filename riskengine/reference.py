@@ -61,7 +61,10 @@ def simulate_monthly(model: CompiledModel, seed: int, p0: int, p1: int) -> dict[
     on = np.broadcast_to(a.initial_on, (P, C)).copy()
     sev = np.broadcast_to(a.initial_severity, (P, C)).copy()
     k = np.broadcast_to(a.initial_months_on, (P, C)).copy()
-    q = np.zeros((P, N))
+    supply_state = np.zeros((P, N))  # inoperability from supply shocks (a)
+    demand_state = np.zeros((P, N))  # inoperability from demand shocks (b)
+    stock = np.broadcast_to(a.stock_months, (P, C, N)).copy()
+    is_supply = a.kind == 0
     idio = np.sqrt(1.0 - a.loading**2)
     # The baseline PD through the same Phi as the stressed one, so that q = 0 gives a credit
     # loss of exactly 0 (Phi(Phi^-1(pd0)) differs from pd0 in the last bits).
@@ -94,12 +97,31 @@ def simulate_monthly(model: CompiledModel, seed: int, p0: int, p1: int) -> dict[
             a.buffer_months > 0, np.minimum(1.0, k / np.maximum(a.buffer_months, 1e-300)), 1.0
         )
         e = on * sev * ramp * a.supply_left[:, t]
-        # 5. direct shock
-        d = np.minimum(1.0, np.einsum("pcn,pc->pn", shock_weights, e))
-        # 6. propagation
-        q = np.clip(q + a.recovery * (q @ a.propagation.T + d - q), 0.0, 1.0)
-        # 7. losses
-        pd = ndtr(a.pd0_probit + a.credit_gamma * q)
+        # a scheduled channel follows its schedule instead of its regimes: the severity
+        # observed month by month, already net of any substitution
+        e = np.where(a.scheduled, a.schedule[:, t], e)
+        # 5. direct shocks: supply cuts drawn from stocks first; lost sales, less diversion
+        need = np.broadcast_to(e[:, :, None], stock.shape)
+        draw = np.minimum(stock, need)
+        # stocks rebuild only in months the channel cuts nothing
+        rebuilt = stock - draw + a.stock_rebuild[:, None] * (e[:, :, None] == 0.0)
+        stock = np.where(is_supply[:, None], np.minimum(a.stock_months, rebuilt), stock)
+        uncovered = need - draw
+        supply = np.einsum("pcn,pcn->pn", shock_weights[:, is_supply], uncovered[:, is_supply])
+        supply = np.minimum(1.0, supply)
+        lost = shock_weights[:, ~is_supply] * e[:, ~is_supply, None]  # (P, C_d, N)
+        gained = np.einsum("cmn,pcn->pm", a.diversion[~is_supply], lost)
+        demand = np.clip(lost.sum(axis=1) - gained, -1.0, 1.0)
+        # 6. propagation: downstream for supply, upstream (Leontief) for demand
+        supply_state = supply_state + a.recovery * (
+            supply_state @ a.supply_matrix.T + supply - supply_state
+        )
+        demand_state = demand_state + a.recovery * (
+            demand_state @ a.demand_matrix.T + demand - demand_state
+        )
+        q = np.clip(supply_state + demand_state, -1.0, 1.0)
+        # 7. losses (an output gain is a negative loss); credit from output losses only
+        pd = ndtr(a.pd0_probit + a.credit_gamma * np.maximum(q, 0.0))
         out["loss"][:, t] = (q * a.loss_scale).reshape(P, R, S).transpose(0, 2, 1)
         out["credit_loss"][:, t] = (pd - pd_base) @ a.credit_scale.T
         out["severity"][:, t] = e
@@ -127,7 +149,8 @@ def simulate_block_into(
         summed = np.zeros((values.shape[0], n_periods, *values.shape[2:]))
         np.add.at(summed, (slice(None), period_of_month), values)
         out[name][...] = summed.astype(np.float32)
-    summaries(out["loss"], out["credit_loss"], out)
+    S, R = len(model.sectors), len(model.regions)
+    summaries(out["loss"], out["credit_loss"], model.arrays.value_added_share.reshape(R, S).T, out)
 
 
 def simulate_block(

@@ -240,44 +240,75 @@ def _html_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+def _gdp_years(summary: xr.Dataset, years: float) -> xr.DataArray:
+    """Each region's GDP over ``years`` years, in % units: a value lost / this = % of GDP a
+    year."""
+    return summary["gdp"] * years / 100
+
+
 def _tail_html(summary: xr.Dataset) -> str:
-    """VaR and ES with standard errors at every level, total and by region (horizon)."""
+    """VaR and ES with standard errors at every level, by region and in total (horizon): value
+    added lost in % of GDP a year first, then gross output and credit losses."""
     scale, unit = display_unit(summary.attrs["units"])
     s = summary.sel(period="horizon")
+    gdp = _gdp_years(s, s.attrs["horizon_months"] / 12)
     levels = [format_level(a) for a in s.level.values]
-    header = ["", *(f"{m} {pct} ({unit})" for pct in levels for m in ("VaR", "ES"))]
+    header = ["", *(f"{m} {pct}" for pct in levels for m in ("VaR", "ES"))]
 
-    def row(name: str, prefix: str, **where) -> list[str]:
+    def row(name: str, prefix: str, per: float, **where) -> list[str]:
         cells = [name]
         for a in s.level.values:
             for m in ("VaR", "ES"):
                 v, se = (
-                    scale * float(s[f"{prefix}_{m}{k}"].sel({**where, "level": a}))
+                    float(s[f"{prefix}_{m}{k}"].sel({**where, "level": a})) / per
                     for k in ("", "_se")
                 )
                 cells.append(format_estimate(v, se))
         return cells
 
-    rows = [row(str(r), "region", region=r) for r in s.region.values]
-    rows += [row("Total", "total"), row("Bank credit losses, all regions", "credit_total")]
-    return _html_table(header, rows)
+    regions = s.region.values
+    va = [row(str(r), "va_region", float(gdp.sel(region=r)), region=r) for r in regions]
+    va.append(row("World", "va_total", float(gdp.sum())))
+    output = [row(str(r), "region", 1 / scale, region=r) for r in regions]
+    output += [
+        row("Total", "total", 1 / scale),
+        row("Bank credit losses, all regions", "credit_total", 1 / scale),
+    ]
+    return (
+        "<h3>Value added lost, % of GDP a year</h3>"
+        + _html_table(header, va)
+        + f"<h3>Gross output lost and credit losses, {html.escape(unit)}</h3>"
+        + _html_table(header, output)
+    )
 
 
 def _yearly_html(summary: xr.Dataset, level: float) -> str:
-    """EL, VaR and ES of the total loss in each period (the horizon, then each year)."""
+    """EL, VaR and ES of the world's value added lost (% of world GDP) and of the total output
+    lost in each period (the horizon, then each year)."""
     scale, unit = display_unit(summary.attrs["units"])
     s = summary.sel(level=level)
     pct = format_level(level)
-    header = ["period", f"EL ({unit})", f"VaR {pct} ({unit})", f"ES {pct} ({unit})"]
+    header = ["period"]
+    header += [f"value added {m} (% of GDP a year)" for m in ("EL", f"VaR {pct}", f"ES {pct}")]
+    header += [f"output {m} ({unit})" for m in ("EL", f"VaR {pct}", f"ES {pct}")]
+    months = s.attrs["horizon_months"]
     rows = []
     for period in s.period.values:
         p = s.sel(period=period)
+        years = months / 12 if period == "horizon" else min(12, months - 12 * _year(period)) / 12
+        per = float(_gdp_years(s, years).sum())
         cells = [str(period)]
-        for m in ("EL", "VaR", "ES"):
-            value, se = scale * float(p[f"total_{m}"]), scale * float(p[f"total_{m}_se"])
-            cells.append(format_estimate(value, se))
+        for prefix, div in (("va_total", per), ("total", 1 / scale)):
+            for m in ("EL", "VaR", "ES"):
+                value, se = float(p[f"{prefix}_{m}"]) / div, float(p[f"{prefix}_{m}_se"]) / div
+                cells.append(format_estimate(value, se))
         rows.append(cells)
     return _html_table(header, rows)
+
+
+def _year(period: str) -> int:
+    """Years before ``"year k"``: k - 1."""
+    return int(str(period).split()[-1]) - 1
 
 
 def _channel_html(attrib: xr.Dataset, level: float) -> str:
@@ -330,7 +361,7 @@ def _page(ds: xr.Dataset, table: Table, summary: xr.Dataset, attrib: xr.Dataset,
         "<h2>VaR and ES at every level (± standard error)</h2>",
         _tail_html(summary),
         f"<p>{html.escape(summary.attrs['standard_errors'])}</p>",
-        "<h2>Total loss over the horizon and in each year</h2>",
+        "<h2>World value added and total output lost, over the horizon and in each year</h2>",
         _yearly_html(summary, level),
         f"<p>Per-year figures: {html.escape(summary.attrs['per_year'])}.</p>",
     ]

@@ -33,12 +33,15 @@ __all__ = [
     "attribution",
     "check_levels",
     "cumulative_loss_quantiles",
+    "escalation_odds",
     "exceedance_curves",
     "risk_summary",
 ]
 
 # The groups of risk_summary, with what each measures.
 SUMMARY_GROUPS = {
+    "va_total": "value added lost, all regions",
+    "va_region": "value added lost by the region",
     "total": "total output loss",
     "region": "output loss of the region",
     "sector": "output loss of the sector",
@@ -241,8 +244,14 @@ def _summary(ds, an, g, found, tails, groups, requests, units, per_year) -> xr.D
                 attrs["method"] = SE_METHOD
             out[f"{name}_{stat}"] = xr.DataArray(v, dims=d, coords=coords, attrs=attrs)
     lv = requests[groups[0]][1]
+    if "gdp" in ds.variables:
+        out["gdp"] = xr.DataArray(
+            ds["gdp"].values, dims=("region",), coords={"region": ds["region"].values},
+            attrs={"units": units, "long_name": "annual value added of the region"},
+        )  # fmt: skip
     attrs = {
         "units": units,
+        "horizon_months": int(ds.attrs["horizon_months"]),
         "paths": int(ds.sizes["path"]),
         "per_year": "yes" if per_year else "no: one period (resolution horizon)",
         "var_definition": "smallest loss x with weighted P(L <= x) >= level",
@@ -354,11 +363,12 @@ def risk_summary(
     levels
         Confidence levels of VaR and ES, each strictly between 0 and 1.
     groups
-        Any of ``total``, ``region``, ``sector``, ``credit`` (bank credit losses by region),
-        ``credit_total`` and ``node`` (the sector x region nodes, over the horizon only). Where
-        only the horizon's ``total``, ``region``, ``credit`` and ``credit_total`` are asked for
-        (``per_year=False``), a run's store answers from its per-path summaries without reading
-        the cube.
+        Any of ``va_total`` and ``va_region`` (value added lost: the output loss times each
+        node's value-added share), ``total``, ``region``, ``sector`` (gross output lost),
+        ``credit`` (bank credit losses by region), ``credit_total`` and ``node`` (the sector x
+        region nodes, over the horizon only). Where only the horizon's value-added, total,
+        region and credit groups are asked for (``per_year=False``), a run's store answers from
+        its per-path summaries without reading the cube.
     per_year
         Also each year of the horizon, where the resolution has years.
 
@@ -368,7 +378,8 @@ def risk_summary(
         For each group: ``{group}_EL``, ``_EL_se``, ``_VaR``, ``_VaR_se``, ``_VaR_lower``,
         ``_VaR_upper`` (95 % interval), ``_ES``, ``_ES_se``, with dims ``period`` (``"horizon"``
         then ``"year 1"``, ...), the group's dims and ``level`` (``node``: sector, region,
-        level). Amounts are in the cube's unit; the definitions (VaR: smallest loss whose
+        level); ``gdp`` (region): each region's annual GDP, to express value added lost as a
+        share of it. Amounts are in the cube's unit; the definitions (VaR: smallest loss whose
         weighted CDF reaches the level; ES: Acerbi-Tasche) and the standard-error methods are
         in :mod:`riskengine.weighted` and the ``method`` attrs.
 
@@ -457,3 +468,68 @@ def cumulative_loss_quantiles(
     ('quantile', 'time', 'region')
     """
     return analyse(ds, fan_quantiles=quantiles)["fan"]
+
+
+def escalation_odds(ds: xr.Dataset, years: Sequence[int] = (1, 3, 5)) -> xr.Dataset:
+    """The probability that each channel, and at least one, has bitten by the end of each year.
+
+    A channel bites in a month where its effective severity ``e`` is above zero (MODEL.md
+    section 4): an escalation whose substitution has not yet removed it all.
+
+    Parameters
+    ----------
+    ds
+        A cube, lazy or in memory, whose periods end at each year asked for (any resolution
+        but ``horizon``, unless the horizon is the only year asked for).
+    years
+        Years from the start, each within the horizon.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``p_bite`` (channel, year): the weighted share of paths in which the channel (``any``:
+        at least one) has bitten by the end of the year; ``lower``, ``upper``: its 95 % Wilson
+        interval on the effective number of paths.
+
+    Examples
+    --------
+    >>> from riskengine import load_scenario
+    >>> from riskengine.reference import simulate
+    >>> ds = simulate(load_scenario("truce_collapse"), paths=200, seed=1)
+    >>> odds = escalation_odds(ds, years=[1, 5])
+    >>> bool((odds.p_bite.diff("year") >= 0).all()), odds.p_bite.sizes["channel"]
+    (True, 5)
+    """
+    validate(ds)
+    horizon = int(ds.attrs["horizon_months"])
+    starts = ds["time"].values.astype("datetime64[M]")
+    ends = ((_period_ends(ds).astype("datetime64[M]") - starts[0]).astype(np.int64)).tolist()
+    years = [int(y) for y in years]
+    cuts = []
+    for year in years:
+        if not 0 < 12 * year <= horizon or 12 * year not in ends:
+            raise ValueError(
+                f"years: {year} must be a whole year within the horizon ({horizon} months) that "
+                "ends a period of the cube; simulate at month, quarter or year resolution"
+            )
+        cuts.append(ends.index(12 * year) + 1)
+    w = ds["weight"]
+    bitten = (ds["severity"] > 0).cumsum("time") > 0  # (path, time, channel)
+    rows = []
+    for cut in cuts:
+        by_then = bitten.isel(time=cut - 1)
+        any_channel = by_then.any("channel").expand_dims(channel=["any"])
+        rows.append(xr.concat([by_then, any_channel], dim="channel"))
+    hit = xr.concat(rows, dim=xr.IndexVariable("year", years))
+    w_sum = w.sum()
+    p = ((hit * w).sum("path") / w_sum).compute()
+    n_eff = float(w_sum**2 / (w**2).sum())
+    lower, upper = wilson(p.values, np.full(p.shape, n_eff))
+    attrs = {"long_name": "probability the channel has bitten by the end of the year"}
+    return xr.Dataset(
+        {
+            "p_bite": p.transpose("channel", "year").assign_attrs(attrs),
+            "lower": (p.dims, lower),
+            "upper": (p.dims, upper),
+        }
+    ).transpose("channel", "year")

@@ -146,10 +146,61 @@ class InitialState(_Strict):
         return self
 
 
+class Stock(_Strict):
+    """Inventories of what a supply channel cuts, per buying node (docs/model.md section 5):
+    ``months`` of normal use at the start, rebuilt at ``rebuild`` months a month while the
+    channel cuts nothing."""
+
+    months: NodeValues = NodeValues(default=0.0)
+    rebuild: Annotated[float, Field(ge=0.0, le=12.0)] = 0.5
+
+
+class Diversion(_Strict):
+    """Trade diversion of a demand channel: the share of the lost sales that the same sector of
+    the unexposed regions wins instead (docs/model.md section 5)."""
+
+    share: Probability = 0.0
+
+
+class Period(_Strict):
+    """Months ``start`` to ``end`` (inclusive) of a scheduled channel, at ``severity``."""
+
+    start: dt.date
+    end: dt.date
+    severity: Annotated[float, Field(ge=0.0, le=1.0)]
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _month(cls, value):
+        return _month_date(value)
+
+    @field_validator("start", "end")
+    @classmethod
+    def _first_of_month(cls, value: dt.date) -> dt.date:
+        return value.replace(day=1)
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.end < self.start:
+            raise ValueError("end is before start; give start <= end")
+        return self
+
+
+KINDS = ("supply", "demand", "finance")
+
+
+def _month_date(value):
+    """ "2026-12" is the natural way to write a month: read as its first day."""
+    if isinstance(value, str) and len(value) == 7:
+        value = value + "-01"
+    return value
+
+
 class Channel(_Strict):
-    """One shock channel (MODEL.md sections 2-5)."""
+    """One shock channel (docs/model.md sections 2-5)."""
 
     description: str = ""
+    kind: Literal["supply", "demand", "finance"] = "supply"
     p_on: Probability
     p_off: Probability
     loading: Annotated[float, Field(ge=-1.0, le=1.0)] = 0.0
@@ -158,6 +209,17 @@ class Channel(_Strict):
     substitution: Substitution = Substitution()
     exposure: NodeValues
     initial: InitialState = InitialState()
+    stock: Stock = Stock()
+    diversion: Diversion = Diversion()
+    schedule: list[Period] | None = None
+
+    @model_validator(mode="after")
+    def _kind_fits(self):
+        if self.kind != "supply" and "stock" in self.model_fields_set:
+            raise _FieldError(("stock",), "only a supply channel holds stocks; drop stock")
+        if self.kind != "demand" and self.diversion.share > 0:
+            raise _FieldError(("diversion",), "only a demand channel diverts trade; drop diversion")
+        return self
 
 
 class Tension(_Strict):
@@ -189,10 +251,12 @@ class ExposureUncertainty(_Strict):
 
 
 class Propagation(_Strict):
-    """Dynamic inoperability input-output model (MODEL.md section 6)."""
+    """The two propagation operators and the speed of adjustment (docs/model.md section 6):
+    supply shocks travel downstream through ``supply_weight A^T``, demand shocks upstream
+    through ``demand_weight A*`` (1: Leontief's quantity model exactly)."""
 
-    downstream_weight: Annotated[float, Field(ge=0.0)] = 1.0
-    upstream_weight: Annotated[float, Field(ge=0.0)] = 0.0
+    supply_weight: Annotated[float, Field(ge=0.0)] = 1.0
+    demand_weight: Annotated[float, Field(ge=0.0)] = 1.0
     recovery_speed: NodeValues = NodeValues(default=0.5)
 
 
@@ -218,7 +282,7 @@ class Scenario(_Strict):
     description: str = ""
     start: dt.date
     horizon_months: Annotated[int, Field(ge=1, le=1200)] = 60
-    economy: str = "wiod2011_7x12"
+    economy: str = "wiod2023_7x12"
     tension: Tension = Tension()
     channels: dict[str, Channel]
     correlation: dict[str, dict[str, float]] = Field(default_factory=dict)
@@ -232,10 +296,7 @@ class Scenario(_Strict):
     @field_validator("start", mode="before")
     @classmethod
     def _month(cls, value):
-        # "2026-12" is the natural way to write a start month.
-        if isinstance(value, str) and len(value) == 7:
-            value = value + "-01"
-        return value
+        return _month_date(value)
 
     @field_validator("start")
     @classmethod
@@ -353,7 +414,8 @@ class _FieldError(ValueError):
 _UNION_MEMBER = re.compile(r"^(constrained-\w+|literal\[.*\]|function-\w+\[.*\]|float|int|str)$")
 
 
-def _one_line(err: ValidationError, source: str) -> str:
+def one_line(err: ValidationError, source: str) -> str:
+    """A validation error as one line: the file, the field (as a YAML path), what and the fix."""
     first = err.errors()[0]
     loc = [str(p) for p in first["loc"] if not _UNION_MEMBER.match(str(p))]
     msg = first["msg"]
@@ -415,4 +477,4 @@ def load_scenario(source: str | Path) -> Scenario:
             {**data, "source_text": text, "source_path": str(path.resolve())}
         )
     except ValidationError as err:
-        raise ScenarioError(_one_line(err, str(path))) from None
+        raise ScenarioError(one_line(err, str(path))) from None

@@ -32,6 +32,7 @@ __all__ = [
     "CUBE",
     "RESOLUTIONS",
     "RESOLUTION_MONTHS",
+    "STATIC",
     "SUMMARIES",
     "VARIABLES",
     "CubeVariable",
@@ -100,8 +101,22 @@ SUMMARIES: dict[str, CubeVariable] = {
         "economy",
         "banks' credit losses of the region over the horizon (sum over periods)",
     ),
+    "value_added_loss_total": CubeVariable(
+        ("path", "region"),
+        np.float64,
+        "economy",
+        "value added lost by the region over the horizon (loss x value_added_share)",
+    ),
 }
-# Everything a block and a stored cube hold.
+# The economy's figures a cube's readers need (no path dim): the value-added share of each node,
+# by which its output loss becomes lost value added, and each region's annual GDP.
+STATIC: dict[str, CubeVariable] = {
+    "value_added_share": CubeVariable(
+        ("sector", "region"), np.float64, "1", "value added per unit of gross output"
+    ),
+    "gdp": CubeVariable(("region",), np.float64, "economy", "annual value added of the region"),
+}
+# Everything a block holds (and, with STATIC, a cube).
 VARIABLES: dict[str, CubeVariable] = {**CUBE, **SUMMARIES}
 
 # Coordinates: path (int64, global path index), time (datetime64[ns], first day of each period),
@@ -202,8 +217,8 @@ def estimated_bytes(model: CompiledModel, paths: int, resolution: str) -> int:
     --------
     >>> from riskengine import compile_model, load_scenario
     >>> model = compile_model(load_scenario("truce_collapse"))
-    >>> estimated_bytes(model, 1, "month")  # (84 + 7 + 4 + 1) float32 x 60 + 8 + 2 x 7 x 8
-    23160
+    >>> estimated_bytes(model, 1, "month")  # (84 + 7 + 4 + 1) float32 x 60 + 8 + 3 x 7 x 8
+    23216
     """
     shapes = cube_shapes(model, int(paths), n_periods(model, resolution))
     return sum(
@@ -222,7 +237,7 @@ def check_dtype(name: str, values) -> None:
 
 def variable_attrs(name: str, unit: str) -> dict[str, str]:
     """A variable's ``units`` (the economy's unit where the contract says so) and ``long_name``."""
-    var = VARIABLES[name]
+    var = {**VARIABLES, **STATIC}[name]
     return {"units": unit if var.units == "economy" else var.units, "long_name": var.long_name}
 
 
@@ -248,6 +263,13 @@ def build_dataset(
         values = data[name] if hasattr(data[name], "dtype") else np.asarray(data[name])
         check_dtype(name, values)
         variables[name] = xr.Variable(var.dims, values, variable_attrs(name, model.unit))
+    S, R = len(model.sectors), len(model.regions)
+    static = {
+        "value_added_share": model.arrays.value_added_share.reshape(R, S).T,
+        "gdp": np.asarray(model.gdp, dtype=np.float64),
+    }
+    for name, values in static.items():
+        variables[name] = xr.Variable(STATIC[name].dims, values, variable_attrs(name, model.unit))
     paths = data["weight"].shape[0]
     return xr.Dataset(
         variables, coords=c, attrs=dataset_attrs(model, seed, paths, backend, resolution)
@@ -265,9 +287,9 @@ def validate(ds: xr.Dataset) -> xr.Dataset:
     ...
     riskengine.errors.CubeError: not a riskengine cube: variable 'loss' is missing
     """
-    for name, var in VARIABLES.items():
+    for name, var in {**VARIABLES, **STATIC}.items():
         if name not in ds.variables:
-            if name in SUMMARIES:  # optional: cubes written before the summaries existed
+            if name in SUMMARIES or name in STATIC:  # optional: cubes written before them
                 continue
             raise CubeError(f"not a riskengine cube: variable {name!r} is missing")
         if tuple(ds[name].dims) != var.dims:

@@ -3,7 +3,7 @@ numba's simulator, against the numpy reference for every built-in scenario.
 
 The simulator runs each thread in Python (about a second per path-horizon), so this checks a few
 dozen paths in all: 12 of the default scenario at monthly resolution, 3 of each other at
-quarterly. Exits 0 when all agree, else with the failing comparison.
+quarterly, and 2 of the default with each other use of shared memory. Exits 0 when all agree, else with the failing comparison.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from kernel_checks import assert_block_equal
 
 import riskengine as rk
 from riskengine.backends import run_block
+from riskengine.kernels import cuda as cuda_kernel
 from riskengine.reference import simulate_block
 
 SEED = 77
@@ -28,6 +29,17 @@ def main() -> None:
         kernel = run_block(model, SEED, p0, p1, resolution, backend="cuda")
         assert_block_equal(kernel, simulate_block(model, SEED, p0, p1, resolution))
         print(f"{name}: CUDA (simulator) equals reference on paths [{p0}, {p1})", flush=True)
+    # The default economy keeps one matrix in shared memory; check the variants with both and
+    # with none too, by moving the limit.
+    model = rk.compile_model(rk.load_scenario("truce_collapse"))
+    default = cuda_kernel.SHARED_BYTES
+    for limit, shared in ((10**6, 2), (0, 0)):
+        cuda_kernel.SHARED_BYTES = limit
+        assert cuda_kernel.shared_matrices(len(model.sectors) * len(model.regions)) == shared
+        kernel = run_block(model, SEED, 0, 2, "quarter", backend="cuda")
+        assert_block_equal(kernel, simulate_block(model, SEED, 0, 2, "quarter"))
+        print(f"{shared} matrices in shared memory: CUDA (simulator) equals reference", flush=True)
+    cuda_kernel.SHARED_BYTES = default
 
 
 if __name__ == "__main__":

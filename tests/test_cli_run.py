@@ -116,8 +116,8 @@ def test_run_on_local_worker_processes_ends_with_the_risk_table(existing, tmp_pa
     ))  # fmt: skip
     assert code == 0, err
     # 20 paths x ((84 loss + 7 credit + 4 severity + 1 tension) float32 x 5 years + float64
-    # weight + 2 x 7 float64 summaries)
-    assert "about 40.8 kB before compression" in stdout
+    # weight + 3 x 7 float64 summaries)
+    assert "about 41.9 kB before compression" in stdout
     ds = rk.open_run(out)
     assert_bitwise_equal(ds, rk.open_run(existing))
     table = Console(width=COLUMNS, file=io.StringIO())

@@ -11,7 +11,7 @@ import pytest
 
 import riskengine as rk
 from riskengine.reference import simulate, simulate_monthly
-from riskengine.schema import CUBE, VARIABLES, periods
+from riskengine.schema import CUBE, STATIC, VARIABLES, periods
 
 DIMS = {
     "loss": ("path", "time", "sector", "region"),
@@ -20,13 +20,20 @@ DIMS = {
     "tension": ("path", "time"),
     "weight": ("path",),
 }
-SUMMARY_DIMS = {"loss_total": ("path", "region"), "credit_loss_total": ("path", "region")}
+SUMMARY_DIMS = {
+    "loss_total": ("path", "region"),
+    "credit_loss_total": ("path", "region"),
+    "value_added_loss_total": ("path", "region"),
+}
+STATIC_DIMS = {"value_added_share": ("sector", "region"), "gdp": ("region",)}
 DTYPES = {"loss": "float32", "credit_loss": "float32", "severity": "float32"}
 DTYPES |= {"tension": "float32", "weight": "float64"}
 DTYPES |= {"loss_total": "float64", "credit_loss_total": "float64"}
-UNITS = {"loss": "USD million", "credit_loss": "USD million"}
-UNITS |= {"severity": "1", "tension": "1", "weight": "1"}
-UNITS |= {"loss_total": "USD million", "credit_loss_total": "USD million"}
+DTYPES |= {"value_added_loss_total": "float64", "value_added_share": "float64", "gdp": "float64"}
+MONEY = "USD million (2023 prices)"  # the default economy's unit and price year
+UNITS = {"loss": MONEY, "credit_loss": MONEY, "value_added_loss_total": MONEY, "gdp": MONEY}
+UNITS |= {"severity": "1", "tension": "1", "weight": "1", "value_added_share": "1"}
+UNITS |= {"loss_total": MONEY, "credit_loss_total": MONEY}
 ATTRS = {
     "riskengine_version",
     "scenario",
@@ -45,19 +52,20 @@ def cube(truce_collapse):
 
 
 def test_variables_dims_dtypes(cube):
-    assert set(cube.data_vars) == set(DIMS) | set(SUMMARY_DIMS)
+    assert set(cube.data_vars) == set(DIMS) | set(SUMMARY_DIMS) | set(STATIC_DIMS)
     assert set(CUBE) == set(DIMS)
     assert set(VARIABLES) == set(DIMS) | set(SUMMARY_DIMS)
-    for name, dims in (DIMS | SUMMARY_DIMS).items():
+    assert set(STATIC) == set(STATIC_DIMS)
+    for name, dims in (DIMS | SUMMARY_DIMS | STATIC_DIMS).items():
         assert cube[name].dims == dims, name
         assert cube[name].dtype == np.dtype(DTYPES[name]), name
     assert dict(cube.sizes) == {"path": 5, "time": 60, "sector": 12, "region": 7, "channel": 4}
 
 
 def test_variable_attrs(cube):
-    for name in VARIABLES:
+    for name in {**VARIABLES, **STATIC}:
         assert cube[name].attrs["units"] == UNITS[name], name
-        assert cube[name].attrs["long_name"] == VARIABLES[name].long_name, name
+        assert cube[name].attrs["long_name"] == {**VARIABLES, **STATIC}[name].long_name, name
         assert cube[name].attrs["long_name"]
 
 
@@ -106,7 +114,20 @@ def test_summaries_are_the_horizon_totals_of_the_cube(truce_collapse, resolution
     credit = ds.credit_loss.values.astype(np.float64).sum(axis=1)
     np.testing.assert_allclose(ds.loss_total.values, loss, rtol=1e-12)
     np.testing.assert_allclose(ds.credit_loss_total.values, credit, rtol=1e-12)
+    va = (ds.loss.values.astype(np.float64) * ds.value_added_share.values).sum(axis=(1, 2))
+    np.testing.assert_allclose(ds.value_added_loss_total.values, va, rtol=1e-12)
     assert (ds.loss_total.values > 0).any()
+
+
+def test_static_value_added_is_the_tables_own(truce_collapse):
+    """value_added_share is va / x of the economy; gdp each region's sum of va, a year's worth."""
+    ds = simulate(truce_collapse, paths=2, seed=1)
+    eco = rk.load_economy(truce_collapse.scenario.economy)
+    R, S = len(eco.regions), len(eco.sectors)
+    share = (eco.value_added / eco.x).reshape(R, S).T
+    np.testing.assert_allclose(ds.value_added_share.values, share, rtol=1e-15)
+    np.testing.assert_allclose(ds.gdp.values, eco.value_added.reshape(R, S).sum(axis=1))
+    assert ((share > 0) & (share < 1)).all()
 
 
 @pytest.mark.parametrize(("resolution", "length"), [("quarter", 3), ("year", 12), ("horizon", 60)])

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from riskengine.economy import Economy, EconomyError, from_pymrio, load_economy
+from riskengine.economy import Economy, EconomyError, from_pymrio, load_economy, ras
 
 
 @pytest.fixture(scope="module")
@@ -26,13 +26,44 @@ def test_miller_blair_two_sector_example():
     )
 
 
-def test_propagation_matrix_formula(tiny_economy):
-    """M[n, m] = w_down Z[m, n] / x[n] + w_up Z[n, m] / x[n], written out element by element."""
+def test_propagation_operators_formula(tiny_economy):
+    """W[n, m] = w Z[m, n] / x[n] (downstream: inputs from m per unit of n) and D[n, m] =
+    w Z[n, m] / x[n] (upstream: the share of n's sales going to m), element by element."""
     Z, x = tiny_economy.Z, tiny_economy.x
-    M = tiny_economy.propagation_matrix(0.6, 0.2)
+    W = tiny_economy.supply_matrix(0.6)
+    D = tiny_economy.demand_matrix(0.9)
     for n in range(4):
         for m in range(4):
-            assert M[n, m] == pytest.approx(0.6 * Z[m, n] / x[n] + 0.2 * Z[n, m] / x[n], rel=1e-14)
+            assert W[n, m] == pytest.approx(0.6 * Z[m, n] / x[n], rel=1e-14)
+            assert D[n, m] == pytest.approx(0.9 * Z[n, m] / x[m] * x[m] / x[n], rel=1e-14)
+
+
+def test_value_added_and_gdp(tiny_economy):
+    va = tiny_economy.x - tiny_economy.Z.sum(axis=0)
+    np.testing.assert_allclose(tiny_economy.value_added, va, rtol=1e-15)
+    np.testing.assert_allclose(tiny_economy.gdp, [va[0] + va[1], va[2] + va[3]], rtol=1e-15)
+
+
+def test_ras_balances_rows_and_columns():
+    rng = np.random.default_rng(3)
+    Z = rng.random((6, 6)) + 0.1
+    rows = Z.sum(axis=1) * rng.uniform(0.5, 2.0, 6)
+    cols = Z.sum(axis=0) * rng.uniform(0.5, 2.0, 6)
+    cols *= rows.sum() / cols.sum()
+    out = ras(Z, rows, cols)
+    np.testing.assert_allclose(out.sum(axis=1), rows, rtol=1e-10)
+    np.testing.assert_allclose(out.sum(axis=0), cols, rtol=1e-10)
+    # biproportional: out = diag(r) Z diag(s), so every 2x2 cross ratio is kept
+    cross = lambda m: m[0, 0] * m[1, 1] / (m[0, 1] * m[1, 0])  # noqa: E731
+    assert cross(out) == pytest.approx(cross(Z), rel=1e-10)
+
+
+def test_rebasing_grows_each_region_and_keeps_the_table_balanced(tiny_economy):
+    eco = tiny_economy.rebased({"USA": 1.5, "CHN": 3.0}, 2024, "tiny2024")
+    np.testing.assert_allclose(eco.x, tiny_economy.x * [1.5, 1.5, 3.0, 3.0], rtol=1e-15)
+    np.testing.assert_allclose(eco.gdp, tiny_economy.gdp * [1.5, 3.0], rtol=1e-9)
+    np.testing.assert_allclose(eco.Z.sum(axis=1) + eco.Y.sum(axis=1), eco.x, rtol=1e-12)
+    assert eco.year == 2024 and eco.currency == "USD million (2024 prices)"
 
 
 def test_default_table_labels(default):
@@ -55,9 +86,11 @@ def test_default_table_rows_balance(default):
 
 
 @pytest.mark.parametrize(("region", "tn_usd"), [("USA", 26.9), ("CHN", 22.3)])
-def test_default_table_gross_output(default, region, tn_usd):
-    i = default.regions.index(region) * len(default.sectors)
-    output = default.x[i : i + len(default.sectors)].sum() / 1e6  # USD million -> USD tn
+def test_2011_table_gross_output(region, tn_usd):
+    """The figures configs/economy/README.md quotes for the 2011 table."""
+    table = load_economy("wiod2011_7x12")
+    i = table.regions.index(region) * len(table.sectors)
+    output = table.x[i : i + len(table.sectors)].sum() / 1e6  # USD million -> USD tn
     assert output == pytest.approx(tn_usd, rel=0.01)
 
 

@@ -96,8 +96,10 @@ def test_kernel_summaries_are_the_analysis_sums_of_its_cube(truce_collapse, reso
     from riskengine.analysis import summaries
 
     block = run_block(truce_collapse, SEED, 5, 140, resolution, backend="cpu")
-    expected = {name: np.empty_like(block[name]) for name in ("loss_total", "credit_loss_total")}
-    summaries(block["loss"], block["credit_loss"], expected)
+    names = ("loss_total", "credit_loss_total", "value_added_loss_total")
+    expected = {name: np.empty_like(block[name]) for name in names}
+    share = truce_collapse.arrays.value_added_share.reshape(7, 12).T
+    summaries(block["loss"], block["credit_loss"], share, expected)
     for name, values in expected.items():
         assert np.array_equal(block[name], values), name
     assert (block["loss_total"] > 0).any()

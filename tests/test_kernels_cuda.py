@@ -7,6 +7,7 @@ imported, so that the rest of the suite keeps the real numba.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -37,6 +38,10 @@ def test_cuda_kernel_in_simulator_equals_reference_for_every_scenario():
     assert result.returncode == 0, result.stdout + result.stderr
     for name in rk.builtin_scenarios():
         assert f"{name}: CUDA (simulator) equals reference" in result.stdout
+    for shared in (2, 0):
+        assert f"{shared} matrices in shared memory: CUDA (simulator) equals reference" in (
+            result.stdout
+        )
 
 
 def test_gpu_check_script_runs_in_simulator():
@@ -57,8 +62,8 @@ def _nvvm_missing() -> str | None:
     return None
 
 
-@pytest.mark.parametrize("use_shared", [True, False])
-def test_cuda_kernel_compiles_for_compute_90(truce_collapse, use_shared, monkeypatch):
+@pytest.mark.parametrize("shared", [0, 1])
+def test_cuda_kernel_compiles_for_compute_90(truce_collapse, shared, monkeypatch):
     """Type-checks and compiles for a real target; the simulator would accept anything."""
     reason = _nvvm_missing()
     if reason:
@@ -79,11 +84,20 @@ def test_cuda_kernel_compiles_for_compute_90(truce_collapse, use_shared, monkeyp
     out = block_arrays(truce_collapse, 2, 20)
     period_of_month = periods(truce_collapse.start, truce_collapse.horizon, "quarter")[0]
     args = (km, *rng.split_seed(1), 0, 2, period_of_month)
-    args += tuple(out[n] for n in ("loss", "credit_loss", "severity", "tension", "loss_total",
-                                   "credit_loss_total"))  # fmt: skip
+    names = ("loss", "credit_loss", "severity", "tension", "loss_total", "credit_loss_total",
+             "value_added_loss_total")  # fmt: skip
+    args += tuple(out[n] for n in names)
     signature = tuple(typeof(a) for a in args)
     F, R, K = km.factor_loadings.shape[1], km.credit_scale.shape[0], km.exposure_channel.shape[0]
-    fn = kernel_function(C, N, F, R, K, use_shared)
+    fn = kernel_function(C, N, F, R, K, shared)
     ptx, _ = cuda.compile_ptx(fn, signature, cc=(9, 0))
     assert ".target sm_90" in ptx
-    assert (".shared" in ptx) == use_shared
+    # each shared matrix is one static shared declaration of N x N float32
+    assert len(re.findall(rf"\.shared .*\[{4 * N * N}\]", ptx)) == shared
+
+
+def test_shared_memory_holds_what_fits():
+    from riskengine.kernels.cuda import SHARED_BYTES, shared_matrices
+
+    assert SHARED_BYTES == 48 * 1024
+    assert [shared_matrices(n) for n in (4, 78, 79, 84, 110, 111)] == [2, 2, 1, 1, 1, 0]

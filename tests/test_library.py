@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -74,7 +75,8 @@ def test_scenario_compiles_with_the_four_channels(name):
     model = rk.compile_model(sc)
     assert sc.name == name
     assert set(sc.channels) == CHANNELS
-    assert np.max(np.abs(np.linalg.eigvals(model.arrays.propagation))) < 1.0
+    for operator in (model.arrays.supply_matrix, model.arrays.demand_matrix):
+        assert np.max(np.abs(np.linalg.eigvals(operator))) < 1.0
     # every channel hits some node, so that each scenario exercises each channel
     assert np.all(model.arrays.exposure.max(axis=1) > 0.0)
 
@@ -119,3 +121,35 @@ def test_mean_loss_orders_truce_holds_collapse_decoupling():
         a, b = totals[low], totals[high]
         se = np.sqrt(a.var(ddof=1) / paths + b.var(ddof=1) / paths)
         assert b.mean() - a.mean() > 5.0 * se, (low, high)
+
+
+def _quoted_odds() -> dict[tuple[str, str], list[float]]:
+    """The odds table of docs/calibration.md: (scenario, channel) -> % by years 1, 3, 5."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "calibration.md").read_text()
+    block = text.split("<!-- build:odds -->")[1].split("<!-- /build:odds -->")[0]
+    rows = {}
+    for line in block.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) == 5 and cells[2].endswith("%"):
+            channel = "any" if cells[1] == "at least one" else cells[1].strip("`")
+            rows[cells[0], channel] = [float(c.rstrip(" %")) for c in cells[2:]]
+    return rows
+
+
+@pytest.mark.parametrize("name", ["truce_collapse", "truce_holds"])
+def test_quoted_escalation_odds_are_the_engines(name):
+    """docs/calibration.md's odds (made with the reference) recomputed by the CPU engine."""
+    quoted = _quoted_odds()
+    ds = rk.simulate(rk.load_scenario(name), paths=2000, seed=0, backend="cpu")
+    odds = rk.escalation_odds(ds, years=(1, 3, 5)).p_bite
+    for channel in odds.channel.values:
+        engine = [100 * float(v) for v in odds.sel(channel=channel)]
+        assert np.allclose(engine, quoted[name, str(channel)], atol=0.5), (name, channel)
+
+
+def test_truce_holds_reads_as_a_truce():
+    """Most paths see no escalation in year 1, and dollar sanctions stay a tail in both."""
+    quoted = _quoted_odds()
+    assert quoted["truce_holds", "any"][0] < 20
+    assert quoted["truce_holds", "any"][2] < quoted["truce_collapse", "any"][0]
+    assert quoted["truce_holds", "dollar"][2] < 5 and quoted["truce_collapse", "dollar"][2] < 15

@@ -7,6 +7,8 @@ the tiny 2 x 2 economy of conftest so that they stay fast.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import yaml
@@ -148,7 +150,7 @@ def _steady(economy, horizon: int, recovery, severity: float = 0.6):
         economy,
         horizon,
         {"only": ch},
-        propagation={"downstream_weight": 0.8, "upstream_weight": 0.2, "recovery_speed": recovery},
+        propagation={"supply_weight": 0.8, "recovery_speed": recovery},
     )
 
 
@@ -156,7 +158,7 @@ def test_check4_steady_state_full_recovery_speed(tiny_economy):
     model = _steady(tiny_economy, 40, 1.0)
     a = model.arrays
     d = a.exposure[0] * 0.6
-    M = a.propagation
+    M = a.supply_matrix
     q_star = np.linalg.solve(np.eye(4) - M, d)
     assert q_star.max() < 1.0  # no clipping on the way
 
@@ -177,13 +179,13 @@ def test_check4_geometric_approach_with_slow_recovery(tiny_economy):
     model = _steady(tiny_economy, 120, recovery)
     a = model.arrays
     d = a.exposure[0] * 0.6
-    q_star = np.linalg.solve(np.eye(4) - a.propagation, d)
+    q_star = np.linalg.solve(np.eye(4) - a.supply_matrix, d)
     monthly = simulate_monthly(model, 2, 0, 1)
     q = monthly["loss"][0].transpose(0, 2, 1).reshape(120, 4) / a.loss_scale
     gap = q - q_star
     # q_t - q* = B (q_{t-1} - q*) with B = I - K + K M, from q_0 = 0.
     K = np.diag(a.recovery)
-    B = np.eye(4) - K + K @ a.propagation
+    B = np.eye(4) - K + K @ a.supply_matrix
     for t in (1, 2, 5, 10):
         np.testing.assert_allclose(gap[t - 1], -np.linalg.matrix_power(B, t) @ q_star, atol=1e-14)
     norms = np.linalg.norm(gap, axis=1)
@@ -213,7 +215,7 @@ def test_credit_loss_formula(tiny_economy):
     EAD = ead_multiple * Z[(FIN, r), n]."""
     model = _steady(tiny_economy, 40, 1.0)
     a = model.arrays
-    q = np.linalg.solve(np.eye(4) - a.propagation, a.exposure[0] * 0.6)
+    q = np.linalg.solve(np.eye(4) - a.supply_matrix, a.exposure[0] * 0.6)
     pd0, gamma, lgd, mult = 0.01, 2.0, 0.45, 1.0  # the Credit defaults
     Z = tiny_economy.Z
     ead = mult * np.stack([Z[1], Z[3]])  # FIN rows of USA and CHN
@@ -240,7 +242,7 @@ def test_check5_exposure_multipliers(tiny_economy):
             "global_loading": g,
             "regional_loading": r,
         },
-        propagation={"downstream_weight": 0.0, "upstream_weight": 0.0, "recovery_speed": 1.0},
+        propagation={"supply_weight": 0.0, "demand_weight": 0.0, "recovery_speed": 1.0},
     )
     loss = simulate_monthly(model, 41, 0, P)["loss"][:, 0]  # (P, sector, region)
     eta = loss.transpose(0, 2, 1).reshape(P, 4) / model.arrays.loss_scale / 0.025
@@ -321,7 +323,8 @@ def test_check7_extension_and_blocks(truce_collapse):
     small = simulate(truce_collapse, paths=6, seed=9)
     large = simulate(truce_collapse, paths=12, seed=9)
     for name in small.data_vars:
-        np.testing.assert_array_equal(large[name].values[:6], small[name].values, err_msg=name)
+        rows = slice(0, 6) if "path" in small[name].dims else slice(None)
+        np.testing.assert_array_equal(large[name].values[rows], small[name].values, err_msg=name)
     whole = simulate_block(truce_collapse, 9, 0, 12, "quarter")
     part = simulate_block(truce_collapse, 9, 5, 9, "quarter")
     for name in whole:
@@ -340,3 +343,91 @@ def test_check7_seeds_differ(truce_collapse):
 
 def test_weight_is_one_without_importance_sampling(truce_collapse):
     np.testing.assert_array_equal(simulate(truce_collapse, paths=3, seed=1).weight.values, 1.0)
+
+
+# --- model v2: channel kinds, stocks, diversion (docs/model.md sections 5-6) -------------------
+
+
+def _always_on(severity: float, **changes) -> dict:
+    return channel(p_on=0.0, p_off=0.0, initial={"on": True, "severity": severity}, **changes)
+
+
+def test_a_pure_demand_shock_settles_at_leontief(tiny_economy):
+    """Lost final demand dy travels upstream through A*: output falls by exactly
+    dx = (I - A)^-1 dy once it has settled (no clipping, recovery speed 1)."""
+    exposure = {"nodes": {"CHN": {"MFG": 0.2, "FIN": 0.05}, "USA": {"MFG": 0.1}}}
+    model = compiled(tiny_economy, 120, {"only": _always_on(0.5, kind="demand", exposure=exposure)},
+                     propagation={"recovery_speed": 1.0})  # fmt: skip
+    dy = model.arrays.exposure[0] * 0.5 * tiny_economy.x  # a year's final demand lost
+    dx = tiny_economy.leontief_inverse() @ dy
+    loss = simulate_monthly(model, 1, 0, 2)["loss"][:, -1]  # (path, sector, region), a month
+    np.testing.assert_allclose(loss, np.broadcast_to((dx / 12).reshape(2, 2).T, loss.shape),
+                               rtol=1e-6)  # fmt: skip
+    assert (dx > dy).any()  # suppliers lose beyond the direct shock
+
+
+@pytest.mark.parametrize(("severity", "months"), [(1.0, 3), (0.5, 6)])
+def test_a_supply_cut_loses_nothing_until_the_stocks_run_out(tiny_economy, severity, months):
+    """Three months of stock cover a full cut for three months, a half cut for six."""
+    ch = _always_on(severity, kind="supply", stock={"months": 3.0, "rebuild": 0.5})
+    model = compiled(tiny_economy, 12, {"only": ch}, propagation={"recovery_speed": 1.0})
+    loss = simulate_monthly(model, 1, 0, 3)["loss"].sum(axis=(2, 3))  # (path, month)
+    assert np.all(loss[:, :months] == 0.0)
+    assert np.all(loss[:, months] > 0.0)
+
+
+def test_stocks_rebuild_while_nothing_is_cut(tiny_economy):
+    """A full cut in months 1-2 draws 2 of 3 months of stock; months 3-4 refill 0.5 each, so a
+    second full cut from month 5 is covered for months 5 and 6 and bites from month 7."""
+    ch = channel(p_on=0.0, p_off=0.0, kind="supply", stock={"months": 3.0, "rebuild": 0.5},
+                 schedule=[{"start": "2027-01", "end": "2027-02", "severity": 1.0},
+                           {"start": "2027-05", "end": "2027-12", "severity": 1.0}])  # fmt: skip
+    model = compiled(tiny_economy, 12, {"only": ch}, propagation={"recovery_speed": 1.0})
+    loss = simulate_monthly(model, 1, 0, 1)["loss"].sum(axis=(2, 3))[0]
+    assert np.all(loss[:6] == 0.0) and np.all(loss[6:] > 0.0)
+
+
+def test_channel_effects_add_up_path_by_path_without_clips_or_stocks():
+    """Linear where no clip binds and no stocks are held: the loss of all channels together is
+    the sum of the losses of each channel alone (same seed, same regimes), path by path."""
+    sc = load_scenario("truce_collapse")
+    data = yaml.safe_load(sc.source_text)
+    data["retaliation"] = {}
+    for ch in data["channels"].values():
+        ch.pop("stock", None)
+    model = compile_model(Scenario(**data))
+    a = model.arrays._replace(exposure=model.arrays.exposure * 0.2)  # small: no clip binds
+    model = dataclasses.replace(model, arrays=a)
+    whole = simulate_monthly(model, 5, 0, 40)["loss"]
+    q = whole / a.loss_scale.reshape(7, 12).T  # (path, month, sector, region)
+    assert 0.01 < np.abs(q).max() < 0.9
+    parts = 0.0
+    for c in range(len(model.channels)):
+        keep = (np.arange(len(model.channels)) == c)[:, None]
+        alone = dataclasses.replace(model, arrays=a._replace(exposure=a.exposure * keep))
+        parts = parts + simulate_monthly(alone, 5, 0, 40)["loss"]
+    np.testing.assert_allclose(whole, parts, rtol=1e-9, atol=1e-9 * np.abs(whole).max())
+
+
+def test_diversion_gives_bystanders_the_diverted_sales(truce_collapse):
+    """A demand cut on CHN.ELEC alone, half diverted: the ELEC nodes of the untouched regions
+    gain, in proportion to their output, exactly half of what CHN.ELEC loses (no propagation)."""
+    data = yaml.safe_load(load_scenario("truce_collapse").source_text)
+    tariff = data["channels"]["tariffs"]
+    tariff.update(p_on=0.0, p_off=0.0, initial={"on": True, "severity": 0.5},
+                  exposure={"nodes": {"CHN": {"ELEC": 0.2}}}, diversion={"share": 0.5},
+                  substitution={"max": 0.0})  # fmt: skip
+    data["channels"] = {"tariffs": tariff}
+    data["correlation"], data["retaliation"] = {}, {}
+    data["exposure_uncertainty"] = {}
+    data["propagation"] = {"supply_weight": 0.0, "demand_weight": 0.0, "recovery_speed": 1.0}
+    model = compile_model(Scenario(**data))
+    loss = simulate_monthly(model, 1, 0, 1)["loss"][0, 3]  # (sector, region), month 4
+    elec = list(model.sectors).index("ELEC")
+    lost = loss[elec, model.regions.index("CHN")]
+    gains = np.delete(loss[elec], model.regions.index("CHN"))
+    assert lost == pytest.approx(0.2 * 0.5 * truce_collapse.arrays.loss_scale[
+        model.regions.index("CHN") * 12 + elec], rel=1e-12)  # fmt: skip
+    assert np.all(gains < 0)
+    assert -gains.sum() == pytest.approx(0.5 * lost, rel=1e-12)
+    np.testing.assert_array_equal(np.delete(loss, elec, axis=0), 0.0)

@@ -72,8 +72,9 @@ def test_table_printed_and_in_the_page_shows_the_run_figures(run_store, report_r
     total_el = format_amount(scale * float(s.total_EL))
     total_var = f"{format_amount(scale * float(s.total_VaR))} ± "
     page = (out / "index.html").read_text(encoding="utf-8")
-    for text in (result.stdout, page):
-        assert unit in text and "Loss VaR 99 %" in text
+    assert "Output VaR 99 %" in page and "Value added VaR 99 %" in page
+    for text in (result.stdout, page):  # the terminal's table wraps its headers at 80 columns
+        assert unit in text and "Value" in text and "Output" in text
         assert total_el in text and total_var in text
     assert result.stderr == ""
 
@@ -136,5 +137,5 @@ def test_existing_report_is_kept_without_overwrite(run_store, report_run):
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     again = riskengine("report", run_store, "--out", out, "--levels", "0.95", "--overwrite")
     assert again.returncode == 0, again.stderr
-    assert "Loss VaR 95 %" in (out / "index.html").read_text(encoding="utf-8")
+    assert "Output VaR 95 %" in (out / "index.html").read_text(encoding="utf-8")
     assert (out / "heatmap.png").read_bytes() != before["heatmap.png"]  # ES 95 %, not 99 %

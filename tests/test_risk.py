@@ -43,8 +43,10 @@ def known_cube(model, paths: int, resolution: str, weighted: bool, seed: int = 0
         "weight": rng.lognormal(0.0, 0.7, paths) if weighted else np.ones(paths),
     }
     data = {k: v.astype(CUBE[k].dtype) for k, v in data.items()}
-    data |= {name: np.empty((paths, R)) for name in ("loss_total", "credit_loss_total")}
-    summaries(data["loss"], data["credit_loss"], data)
+    names = ("loss_total", "credit_loss_total", "value_added_loss_total")
+    data |= {name: np.empty((paths, R)) for name in names}
+    summaries(data["loss"], data["credit_loss"], model.arrays.value_added_share.reshape(R, S).T,
+              data)  # fmt: skip
     return build_dataset(
         model, data, np.arange(paths), seed=seed, backend="test", resolution=resolution
     )
@@ -405,8 +407,10 @@ def test_risk_table_shows_the_summary(cube, summary):
     table = rk.risk_table(cube, levels=[0.99], summary=summary)
     assert [c.header for c in table.columns] == [
         "Region",
-        "Loss EL",
-        "Loss VaR 99 %",
+        "Value added EL",
+        "Value added VaR 99 %",
+        "Output EL",
+        "Output VaR 99 %",
         "Credit EL",
         "Credit VaR 99 %",
     ]
@@ -414,8 +418,14 @@ def test_risk_table_shows_the_summary(cube, summary):
     assert cells["Region"] == [*cube.region.values, "Total"]
     s = summary.sel(period="horizon", level=0.99)
     scale, unit = display_unit(summary.attrs["units"])
-    assert unit == "USD bn" and scale == 1e-3  # the cube is in USD million
-    assert cells["Loss EL"][-1] == format_amount(scale * float(s.total_EL))
+    assert unit == "USD bn (2023 prices)" and scale == 1e-3  # the cube is in USD million
+    assert cells["Output EL"][-1] == format_amount(scale * float(s.total_EL))
+    # value added lost over the horizon as % of a year's GDP, per year
+    years = cube.attrs["horizon_months"] / 12
+    usa = float(s.va_region_EL.sel(region="USA")) / (float(s.gdp.sel(region="USA")) * years)
+    assert cells["Value added EL"][0] == format_amount(100 * usa)
+    world = float(s.va_total_EL) / (float(s.gdp.sum()) * years)
+    assert cells["Value added EL"][-1] == format_amount(100 * world)
     assert cells["Credit VaR 99 %"][0] == (
         f"{format_amount(scale * float(s.credit_VaR.sel(region='USA')))} ± "
         f"{format_amount(scale * float(s.credit_VaR_se.sel(region='USA')))}"
@@ -438,3 +448,36 @@ def test_the_risk_table_of_a_run_reads_its_summaries_not_the_cube(tmp_path):
     # the figures per year need the cube, whose chunks are gone (they read as missing values)
     with pytest.raises(CubeError, match="NaN or infinite values"):
         rk.risk_summary(rk.open_run(store), levels=[0.99], groups=["total"])
+
+
+def test_escalation_odds_closed_form(tiny_economy):
+    """One channel, loading 0, p_off 0: P(bitten by month 12 k) = 1 - (1 - p_on)^(12 k)."""
+    scenario = rk.Scenario(
+        name="odds", start="2027-01", horizon_months=36,
+        channels={"only": {"p_on": 0.03, "p_off": 0.0, "severity": {"median": 0.5},
+                           "exposure": 0.1}},
+    )  # fmt: skip
+    model = rk.compile_model(scenario, tiny_economy)
+    paths = 20_000
+    for resolution in ("month", "quarter", "year"):
+        ds = rk.simulate(model, paths, seed=5, backend="reference", resolution=resolution)
+        odds = rk.escalation_odds(ds, years=(1, 2, 3))
+        for year in (1, 2, 3):
+            p = 1 - (1 - 0.03) ** (12 * year)
+            got = float(odds.p_bite.sel(channel="only", year=year))
+            assert abs(got - p) < 5 * np.sqrt(p * (1 - p) / paths), (resolution, year)
+            assert float(odds.p_bite.sel(channel="any", year=year)) == got  # one channel
+            assert (
+                odds.lower.sel(channel="only", year=year)
+                <= got
+                <= odds.upper.sel(channel="only", year=year)
+            )
+
+
+def test_escalation_odds_need_periods_that_end_at_the_years(truce_collapse):
+    ds = rk.simulate(truce_collapse, 20, 1, backend="reference", resolution="horizon")
+    with pytest.raises(ValueError, match="ends a period of the cube"):
+        rk.escalation_odds(ds, years=(1,))
+    assert float(rk.escalation_odds(ds, years=(5,)).p_bite.sel(channel="any", year=5)) > 0
+    with pytest.raises(ValueError, match="within the horizon"):
+        rk.escalation_odds(rk.simulate(truce_collapse, 5, 1, backend="reference"), years=(6,))

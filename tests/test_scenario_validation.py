@@ -45,7 +45,7 @@ BASE = {
     },
     "correlation": {"chips": {"rare_earths": 0.3}},
     "retaliation": {"chips": {"rare_earths": 0.2}},
-    "propagation": {"downstream_weight": 0.8, "upstream_weight": 0.2},
+    "propagation": {"supply_weight": 0.8, "demand_weight": 1.0},
 }
 
 
@@ -145,8 +145,8 @@ CASES = {
     ),
     # propagation that does not die out
     "spectral_radius_above_one": Case(
-        "propagation: the propagation matrix has spectral radius",
-        _set("propagation.downstream_weight", 10.0),
+        "propagation.supply_weight: the operator has spectral radius",
+        _set("propagation.supply_weight", 10.0),
     ),
     # economy tables
     "negative_output": Case(
