@@ -45,6 +45,7 @@ CHUNK_PATHS = 65_536  # chunks of an in-memory cube
 BINS = 1024  # bins per range, fewer where there are many ranges (HISTOGRAM_BYTES)
 HISTOGRAM_BYTES = 16 * 2**20  # the largest partial histogram a task returns
 COLLECT = 1024  # a quantile's bin is collected once it holds at most this many values
+SMALLEST_LEVEL = 5e-324  # the smallest positive float: its quantile is a column's smallest value
 FAN_IN = 8  # partial results combined per task
 _PER_YEAR = frozenset({"month", "quarter", "year"})
 # The run's per-path summaries, in the order kernels.analysis.summary_columns takes them.
@@ -157,13 +158,18 @@ def layout(ds: xr.Dataset, names: Sequence[str], per_year: bool = True) -> Layou
         and set(names) <= _SUMMARY_GROUPS
         and all(v in ds.variables for v in SUMMARY_VARIABLES)
     )
-    va_share = (
-        ds["value_added_share"].transpose("sector", "region").values.astype(np.float64)
-        if "value_added_share" in ds.variables
-        else np.ones((ds.sizes["sector"], ds.sizes["region"]))
-    )
+    if "value_added_share" in ds.variables and "gdp" in ds.variables:
+        va_share = ds["value_added_share"].transpose("sector", "region").values
+    elif {"va_total", "va_region"} & set(names):
+        raise CubeError(
+            "the cube has no value_added_share or gdp: it was written before value added was "
+            "part of the cube (model v1); rerun it with this version, or ask for the output and "
+            "credit groups only"
+        )
+    else:  # value added is not asked for: its columns are not computed
+        va_share = np.ones((ds.sizes["sector"], ds.sizes["region"]))
     return Layout(groups, offset, offsets, year_of_time, n_periods, from_summaries,
-                  np.ascontiguousarray(va_share))  # fmt: skip
+                  np.ascontiguousarray(va_share, dtype=np.float64))  # fmt: skip
 
 
 def summaries(
@@ -427,6 +433,8 @@ class _Target:
     below2: float = 0.0
     count: int = -1  # values in [lo, hi]; -1: not histogrammed yet
     span_of: int = -1  # a Woodruff bracket: the index of its VaR target
+    wsum: float = 0.0  # the weight (and w^2) in [lo, hi], once histogrammed
+    w2sum: float = 0.0
 
     @property
     def done(self) -> bool:
@@ -444,6 +452,14 @@ class _Collected:
     below2: float
     cum: np.ndarray = field(init=False)
     cum2: np.ndarray = field(init=False)
+
+    @classmethod
+    def atom(cls, value: float, wsum: float, w2sum: float, below: float, below2: float):
+        """A range holding one value only (an atom: many paths with the same loss, such as 0):
+        its weight and w^2 from the histogram, without collecting its paths one by one."""
+        out = cls(np.array([value]), np.array([wsum]), below, below2)
+        out.cum2 = np.array([below2 + w2sum])
+        return out
 
     def __post_init__(self):
         order = np.argsort(self.values, kind="stable")
@@ -502,9 +518,11 @@ class Analysis:
             columns = np.asarray(columns, np.int64)
             first = len(targets)
             targets += [
-                # a level <= 0 asks for the smallest value: nothing to locate
-                _Target(int(c), float(a), float(self.min[c]),
-                        float(self.min[c] if a <= 0 else self.max[c]))
+                # A level <= 0 asks for the smallest value; it is located at the smallest
+                # positive level, whose quantile is that value, so that the weight at it (its
+                # CDF) comes from the histograms too, and never from collecting its paths.
+                _Target(int(c), max(float(a), SMALLEST_LEVEL), float(self.min[c]),
+                        float(self.max[c]))
                 for c in columns.ravel()
                 for a in levels
             ]  # fmt: skip
@@ -594,6 +612,8 @@ class Analysis:
         t.below2 = float(ranges.below2[m] + w2sum[:b_lo].sum())
         t.lo, t.hi = float(vmin[b_lo]), float(vmax[b_lo : b_hi + 1].max())
         t.count = int(count[b_lo : b_hi + 1].sum())
+        t.wsum = float(wsum[b_lo : b_hi + 1].sum())
+        t.w2sum = float(w2sum[b_lo : b_hi + 1].sum())
 
     def _collect(self, targets: list[_Target]) -> list[_Collected]:
         """The collected range of each target that is not a bracket (a VaR's reaches from its
@@ -602,12 +622,20 @@ class Analysis:
         for t in targets:
             if t.span_of >= 0:
                 spans.setdefault(t.span_of, []).append(t)
-        items = []
+        items, atoms = [], {}
         for i, t in enumerate(targets):
             if t.span_of < 0:
                 group = [t, *spans.get(i, [])]
                 low = min(group, key=lambda g: g.lo)
-                items.append((t.column, low.lo, max(g.hi for g in group), low.below, low.below2))
+                hi = max(g.hi for g in group)
+                if low.lo == hi and t.level > 0:
+                    # An atom holds the target and its brackets: its value is the quantile, and
+                    # its weight is known; collecting it could mean most of the paths.
+                    atoms[i] = self._atom(low)
+                else:
+                    items.append((t.column, low.lo, hi, low.below, low.below2))
+        if not items:
+            return [atoms[i] for i, t in enumerate(targets) if t.span_of < 0]
         ranges, where = _merge(items)
         which, values, weights = self.chunks.run(_collect_pass(ranges))
         order = np.argsort(which, kind="stable")
@@ -617,7 +645,16 @@ class Analysis:
             _Collected(values[a:b], weights[a:b], ranges.below[m], ranges.below2[m])
             for m, (a, b) in enumerate(itertools.pairwise(bounds))
         ]
-        return [merged[m] for m in where]
+        found = iter(merged[m] for m in where)
+        return [
+            atoms[i] if i in atoms else next(found) for i, t in enumerate(targets) if t.span_of < 0
+        ]
+
+    def _atom(self, t: _Target) -> _Collected:
+        """The collected range of a target that lies on an atom."""
+        if t.count < 0:  # never histogrammed: the column holds one value on every path
+            return _Collected.atom(t.lo, self.w[t.column], self.w2[t.column], 0.0, 0.0)
+        return _Collected.atom(t.lo, t.wsum, t.w2sum, t.below, t.below2)
 
     def _value(self, column: int, level: float, c: _Collected) -> float:
         """The quantile at ``level`` from the collected values holding it."""

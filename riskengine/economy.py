@@ -350,8 +350,9 @@ def load_economy(source: str | Path = DEFAULT_ECONOMY, base_dir: Path | None = N
     Parameters
     ----------
     source
-        A built-in table's name (``"wiod2011_7x12"``, the default) or a folder in the project's
-        CSV format (see the module docstring), absolute or relative to ``base_dir``.
+        A built-in table's name (``"wiod2023_7x12"``, the default, or ``"wiod2011_7x12"``) or
+        a folder in the project's CSV format (see the module docstring), absolute or relative
+        to ``base_dir``.
     base_dir
         Folder that relative paths are read from (the scenario file's folder).
 

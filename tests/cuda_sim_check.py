@@ -3,7 +3,8 @@ numba's simulator, against the numpy reference for every built-in scenario.
 
 The simulator runs each thread in Python (about a second per path-horizon), so this checks a few
 dozen paths in all: 12 of the default scenario at monthly resolution, 3 of each other at
-quarterly, and 2 of the default with each other use of shared memory. Exits 0 when all agree, else with the failing comparison.
+quarterly, and 2 of the default with each other use of shared memory. Exits 0 when all agree,
+else with the failing comparison.
 """
 
 from __future__ import annotations

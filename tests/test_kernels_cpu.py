@@ -243,3 +243,42 @@ def test_importing_riskengine_loads_no_kernel():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+# --- model v2's closed forms, through the kernel (docs/model.md, closed-form checks 5-8) ------
+
+
+def _closed_form_model(economy, horizon: int, **channel_fields):
+    from test_reference import _always_on, compiled
+
+    return compiled(economy, horizon, {"only": _always_on(**channel_fields)},
+                    propagation={"recovery_speed": 1.0})  # fmt: skip
+
+
+def test_cpu_kernel_gives_leontief_for_a_pure_demand_shock(tiny_economy):
+    exposure = {"nodes": {"CHN": {"MFG": 0.2, "FIN": 0.05}, "USA": {"MFG": 0.1}}}
+    model = _closed_form_model(tiny_economy, 120, severity=0.5, kind="demand", exposure=exposure)
+    dx = tiny_economy.leontief_inverse() @ (model.arrays.exposure[0] * 0.5 * tiny_economy.x)
+    loss = run_block(model, 1, 0, 3, "month")["loss"][:, -1].astype(np.float64)
+    np.testing.assert_allclose(loss, np.broadcast_to((dx / 12).reshape(2, 2).T, loss.shape),
+                               rtol=1e-6)  # fmt: skip
+
+
+@pytest.mark.parametrize(("severity", "months"), [(1.0, 3), (0.5, 6)])
+def test_cpu_kernel_loses_nothing_until_the_stocks_run_out(tiny_economy, severity, months):
+    model = _closed_form_model(tiny_economy, 12, severity=severity, kind="supply",
+                               stock={"months": 3.0, "rebuild": 0.5})  # fmt: skip
+    loss = run_block(model, 1, 0, 40, "month")["loss"].sum(axis=(2, 3))  # (path, month)
+    assert np.all(loss[:, :months] == 0.0) and np.all(loss[:, months] > 0.0)
+
+
+def test_cpu_kernel_gives_bystanders_the_diverted_sales(tiny_economy):
+    """With diversion the exposed region's lost sales reappear, in part, as the bystander's
+    gain: a negative loss in the cube."""
+    exposure = {"nodes": {"CHN": {"MFG": 0.2}}}
+    model = _closed_form_model(tiny_economy, 24, severity=0.5, kind="demand", exposure=exposure,
+                               diversion={"share": 0.5})  # fmt: skip
+    loss = run_block(model, 1, 0, 2, "month")["loss"][:, -1].astype(np.float64)  # sector, region
+    usa, chn = model.regions.index("USA"), model.regions.index("CHN")
+    assert (loss[:, :, chn] > 0).all() and loss[0, 0, usa] < 0  # USA.MFG gains
+    assert_block_equal(run_block(model, 1, 0, 2, "month"), simulate_block(model, 1, 0, 2, "month"))

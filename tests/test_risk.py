@@ -481,3 +481,14 @@ def test_escalation_odds_need_periods_that_end_at_the_years(truce_collapse):
     assert float(rk.escalation_odds(ds, years=(5,)).p_bite.sel(channel="any", year=5)) > 0
     with pytest.raises(ValueError, match="within the horizon"):
         rk.escalation_odds(rk.simulate(truce_collapse, 5, 1, backend="reference"), years=(6,))
+
+
+def test_a_cube_without_value_added_is_refused_not_read_as_output(truce_collapse):
+    """A cube written before value added was part of it (model v1) has no value_added_share:
+    the value-added figures are refused in one line, never computed from gross output."""
+    ds = rk.simulate(truce_collapse, 30, 2, backend="reference")
+    old = ds.drop_vars(["value_added_share", "gdp", "value_added_loss_total"])
+    with pytest.raises(CubeError, match="written before value added was part of the cube"):
+        rk.risk_table(old)
+    summary = rk.risk_summary(old, levels=[0.9], groups=["total", "region", "credit"])
+    assert float(summary.total_EL.sel(period="horizon")) > 0
