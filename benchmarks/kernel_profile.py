@@ -7,8 +7,12 @@ kernel's own compiled functions (:func:`riskengine.kernels.cpu.compiled_steps`):
 month loop (``simulate_lanes``) brings the chunk's state to the horizon's end, then each step is
 timed ``R`` times in a compiled loop, less the time of building that state, and printed as its
 cost in ns per path-month on one thread (``init_lanes`` runs once per path: its cost is spread
-over the horizon's months). The steps' sum against the whole kernel on one thread (monthly
-resolution, same run) shows what the loop itself adds. docs/performance.md records the output.
+over the horizon's months; ``write_year`` once a year: its cost is spread over the year's
+months). The credit stage (:func:`riskengine.kernels.credit.book_credit`, run on the host after
+the month loop) is timed on the yearly losses of a block of ``P`` paths. The steps' sum against
+the whole kernel (month loop and credit stage, ``backends.run_block_into``) on one thread
+(monthly resolution, same run) shows what the loop itself adds. docs/performance.md records the
+output.
 """
 
 from __future__ import annotations
@@ -20,8 +24,10 @@ import numba
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from riskengine.backends import book_credit_into
 from riskengine.kernels import rng
 from riskengine.kernels.cpu import CHUNK, chunk_state, compiled_steps
+from riskengine.kernels.credit import years
 from riskengine.kernels.layout import kernel_model
 from riskengine.kernels.targets import CPU_OPTIONS
 from riskengine.schema import periods
@@ -31,7 +37,7 @@ _simulate, _init, _month, _draw = (
     _f[name] for name in ("simulate_lanes", "init_lanes", "month_step", "_draw_pairs")
 )
 _shock, _propagate, _update = _f["direct_shocks"], _f["propagate"], _f["update_lanes"]
-_credit, _losses, _write = _f["credit_losses"], _f["period_losses"], _f["write_period"]
+_losses, _write, _write_year = _f["period_losses"], _f["write_period"], _f["write_year"]
 _summaries = _f["add_summaries"]
 
 STEPS = (
@@ -40,12 +46,12 @@ STEPS = (
     "month_step: all (draws, tension, regimes, severity)",
     "direct_shocks (stocks, diversion)",
     "propagation W A and D B (two BLAS sgemm)",
-    "update_lanes (the two states, q, credit term)",
-    "period end: credit product (BLAS dgemm)",
+    "update_lanes (the two states, q, its period and year sums)",
     "period end: period_losses",
     "period end: write_period, every lane",
     "period end: period sums set back to 0",
     "period end: add_summaries (horizon totals by region)",
+    "year end: write_year, every lane (once in 12 months)",
 )
 
 
@@ -55,9 +61,8 @@ def _run(km, k0, k1, lanes, period_of_month, step_index, repeats, cube):
     T = period_of_month.shape[0]
     state = chunk_state(km, lanes)
     (g, on, sev, months_on, head, weights, z, scratch, e, supply, demand, stock, a, b, ma, mb,
-     q, q_sum, dpd_sum, sev_sum, g_sum, credit_period, values, loss_sum, credit_sum,
-     va_sum) = state  # fmt: skip
-    loss, credit, severity, tension = cube[0], cube[1], cube[2], cube[3]
+     q, q_sum, year_sum, sev_sum, g_sum, values, loss_sum, va_sum) = state  # fmt: skip
+    loss, severity, tension, year_q = cube[0], cube[1], cube[2], cube[5]
     # A state as at the end of a run: the kernel's own month loop over the whole horizon.
     _simulate(km, k0, k1, 0, 0, lanes, period_of_month, km.supply_matrix, km.demand_matrix, state,
               cube)  # fmt: skip
@@ -75,22 +80,21 @@ def _run(km, k0, k1, lanes, period_of_month, step_index, repeats, cube):
             _propagate(km.supply_matrix, a, ma)
             _propagate(km.demand_matrix, b, mb)
         elif step_index == 5:
-            _update(km, a, b, ma, mb, supply, demand, q, q_sum, dpd_sum)
+            _update(km, a, b, ma, mb, supply, demand, q, q_sum, year_sum)
         elif step_index == 6:
-            _credit(km.credit_scale, dpd_sum, credit_period)
-        elif step_index == 7:
             _losses(km, q_sum, values)
-        elif step_index == 8:
+        elif step_index == 7:
             for i in range(lanes):
-                _write(i, i, t, values, sev_sum, g_sum, credit_period, loss, severity, credit,
-                       tension)  # fmt: skip
-        elif step_index == 9:
+                _write(i, i, t, values, sev_sum, g_sum, loss, severity, tension)
+        elif step_index == 8:
             q_sum[:] = 0.0
-            dpd_sum[:] = 0.0
             sev_sum[:] = 0.0
             g_sum[:] = 0.0
+        elif step_index == 9:
+            _summaries(values, km.va_share, loss_sum, va_sum)
         else:
-            _summaries(values, credit_period, km.va_share, loss_sum, credit_sum, va_sum)
+            for i in range(lanes):
+                _write_year(i, i, (r // 12) % year_q.shape[1], 12.0, year_sum, year_q)
     return q.sum()
 
 
@@ -109,12 +113,11 @@ def main(argv: list[str] | None = None) -> None:
     # The cube arrays of one chunk at monthly resolution, in simulate_lanes's order.
     cube = (
         np.zeros((CHUNK, T, S, R), np.float32),  # loss
-        np.zeros((CHUNK, T, R), np.float32),  # credit_loss
         np.zeros((CHUNK, T, C), np.float32),  # severity
         np.zeros((CHUNK, T), np.float32),  # tension
         np.zeros((CHUNK, R)),  # loss_total
-        np.zeros((CHUNK, R)),  # credit_loss_total
         np.zeros((CHUNK, R)),  # value_added_loss_total
+        np.zeros((CHUNK, years(T), S * R), np.float32),  # year_q, for the credit stage
     )
     period_of_month = periods(model.start, T, "month")[0]
     threads = numba.get_num_threads()
@@ -140,15 +143,39 @@ def _profile(args, model, km, k0, k1, period_of_month, cube) -> None:
         setup = seconds(0, 0)
         for index, name in enumerate(STEPS):
             repeats = max(1, args.repeats // T) if index == 0 else args.repeats
-            path_months = repeats * CHUNK * (T if index == 0 else 1)
+            path_months = repeats * CHUNK * {0: T, 10: 12}.get(index, 1)
             ns = 1e9 * max(0.0, seconds(index, repeats) - setup) / path_months
             if index != 1:  # the draws are part of month_step
                 total += ns
             print(f"{name:62s} {ns:7.1f} ns per path-month")
+        credit_ns = _credit_stage(model, args, period_of_month)
+        total += credit_ns
+        print(f"{'credit stage (book_credit, on the host, after the loop)':62s} {credit_ns:7.1f}")
     kernel = measures.kernel(model, args.kernel_paths, "month")
     kernel_ns = 1e9 * measures.best_seconds(kernel, args.rounds)[0] / kernel.count
     print(f"{'sum of the steps':62s} {total:7.1f}")
     print(f"{f'the kernel, monthly, {args.kernel_paths} paths, 1 thread':62s} {kernel_ns:7.1f}")
+
+
+def _credit_stage(model, args, period_of_month) -> float:
+    """ns per path-month of the credit stage on one thread, from the yearly losses of a block
+    of ``--kernel-paths`` paths simulated by the kernel."""
+    from riskengine.backends import block_arrays, run_block_into
+
+    P, T = args.kernel_paths, len(period_of_month)
+    out = block_arrays(model, P, T)
+    run_block_into(model, measures.SEED, 0, P, period_of_month, out)
+    # the yearly mean losses of the block, as the month loop writes them
+    q = out["loss"].astype(np.float64) / model.arrays.loss_scale.reshape(-1, len(model.sectors)).T
+    q = q.transpose(0, 1, 3, 2).reshape(P, T, -1)
+    year_q = np.stack([q[:, y * 12 : (y + 1) * 12].mean(1) for y in range(years(T))], 1)
+    year_q = year_q.astype(np.float32)
+
+    def run() -> None:
+        book_credit_into(model, measures.SEED, 0, P, period_of_month, year_q, out)
+
+    seconds = measures.best_seconds(measures.Work(run, 1, "", lambda: None), args.rounds)[0]
+    return 1e9 * seconds / (P * T)
 
 
 if __name__ == "__main__":

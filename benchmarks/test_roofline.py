@@ -19,12 +19,13 @@ def test_floor_is_the_sum_of_its_three_parts(model):
     # monthly slots 1 + 2C = 9, per-path slots 1 + C (1 + R) + C N = 369 over 60 months
     assert measures.normals_per_path_month(model) == pytest.approx(9 + 369 / 60)
     assert f.random_ns == pytest.approx(9 + 369 / 60)
-    # (84 + 7 + 4 + 1) float32 a month; the float64 weight and the 3 x 7 float64 summaries once
-    # over 60 months
-    assert f.write_ns == pytest.approx((96 * 4 + (8 + 168) / 60) / 10)
+    # (84 loss + 6 banks' credit + 4 severity + 1 tension) float32 a month; once over 60 months
+    # the float64 weight, the (7 + 7 + 6) float64 summaries and 6 x 15 float32 credit by segment
+    once = 8 + 20 * 8 + 90 * 4
+    assert f.write_ns == pytest.approx((95 * 4 + once / 60) / 10)
     assert f.total_ns == pytest.approx(f.propagation_ns + f.random_ns + f.write_ns)
     horizon = measures.floor(model, "horizon", 1e11, 1e-9, 1e10)
-    assert horizon.write_ns == pytest.approx((96 * 4 + 8 + 168) / 60 / 10)
+    assert horizon.write_ns == pytest.approx((95 * 4 + once) / 60 / 10)
 
 
 def test_roofline_prints_the_ratios_of_its_own_measurements(capsys):
@@ -59,6 +60,7 @@ def test_kernel_profile_prints_every_step_and_their_sum(capsys):
         name, value = re.fullmatch(r"(.+?)\s+([\d.]+)( ns per path-month)?", line).group(1, 2)
         figures[name] = float(value)
     steps = [figures[name] for name in kernel_profile.STEPS]
-    assert len(figures) == len(steps) + 2 and all(ns >= 0 for ns in steps)
-    # the draws are part of month_step and are not counted twice; 10 figures rounded to 0.1
-    assert figures["sum of the steps"] == pytest.approx(sum(steps) - steps[1], abs=0.55)
+    credit = figures["credit stage (book_credit, on the host, after the loop)"]
+    assert len(figures) == len(steps) + 3 and all(ns >= 0 for ns in [*steps, credit])
+    # the draws are part of month_step and are not counted twice; 11 figures rounded to 0.1
+    assert figures["sum of the steps"] == pytest.approx(sum(steps) - steps[1] + credit, abs=0.6)

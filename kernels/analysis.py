@@ -37,7 +37,7 @@ LAYOUT = (
     "region",  # (period, region)
     "sector",  # (period, sector)
     "node",  # (sector, region), over the horizon
-    "credit",  # (period, region)
+    "credit",  # (period, bank)
     "credit_total",  # (period,)
     "cumulative",  # (time, region): loss up to each period's end
     "severity_months",  # (channel,): sum over time of the effective severity
@@ -54,7 +54,7 @@ def _jit(fn):
 @_jit
 def path_columns(loss, credit, severity, va_share, year_of_time, n_periods, layout, out):
     """Fill ``out`` (paths, K) with the columns asked for by ``layout`` from one chunk's cube
-    arrays: ``loss`` (p, T, S, R), ``credit`` (p, T, R), ``severity`` (p, T, C), float32.
+    arrays: ``loss`` (p, T, S, R), ``credit`` (p, T, B), ``severity`` (p, T, C), float32.
 
     ``year_of_time[t]`` is the analysis period (1, 2, ...) of time step t, or 0 where the cube
     has no years (resolution ``horizon``); period 0 is the horizon. A region's loss in a period
@@ -62,6 +62,7 @@ def path_columns(loss, credit, severity, va_share, year_of_time, n_periods, layo
     ``loss x va_share`` ((S, R)); the totals are the sums of the regions.
     """
     P, T, S, R = loss.shape
+    B = credit.shape[2]
     C = severity.shape[2]
     va_total, va_region = layout[0], layout[1]
     total, region, sector, node = layout[2], layout[3], layout[4], layout[5]
@@ -70,7 +71,7 @@ def path_columns(loss, credit, severity, va_share, year_of_time, n_periods, layo
     by_va = np.zeros((n_periods, R))
     by_region = np.zeros((n_periods, R))
     by_sector = np.zeros((n_periods, S))
-    by_credit = np.zeros((n_periods, R))
+    by_credit = np.zeros((n_periods, B))
     running = np.zeros(R)
     for i in range(P):
         by_va[:] = 0.0
@@ -96,11 +97,11 @@ def path_columns(loss, credit, severity, va_share, year_of_time, n_periods, layo
                         by_sector[y, s] += v
                     if node >= 0:
                         out[i, node + s * R + r] += v
-            for r in range(R):
-                c = np.float64(credit[i, t, r])
-                by_credit[0, r] += c
+            for b in range(B):
+                c = np.float64(credit[i, t, b])
+                by_credit[0, b] += c
                 if y > 0:
-                    by_credit[y, r] += c
+                    by_credit[y, b] += c
             if cumulative >= 0:
                 for r in range(R):
                     part = 0.0
@@ -118,13 +119,14 @@ def path_columns(loss, credit, severity, va_share, year_of_time, n_periods, layo
             for r in range(R):
                 all_va += by_va[q, r]
                 all_regions += by_region[q, r]
-                all_credit += by_credit[q, r]
                 if va_region >= 0:
                     out[i, va_region + q * R + r] = by_va[q, r]
                 if region >= 0:
                     out[i, region + q * R + r] = by_region[q, r]
+            for b in range(B):
+                all_credit += by_credit[q, b]
                 if cred >= 0:
-                    out[i, cred + q * R + r] = by_credit[q, r]
+                    out[i, cred + q * B + b] = by_credit[q, b]
             if va_total >= 0:
                 out[i, va_total + q] = all_va
             if total >= 0:
@@ -152,9 +154,10 @@ def path_columns(loss, credit, severity, va_share, year_of_time, n_periods, layo
 @_jit
 def summary_columns(loss_total, credit_total, va_loss_total, layout, out):
     """The horizon's value-added, region, total, credit and credit-total columns from a run's
-    per-path summaries ((p, R) float64 each), summed as :func:`path_columns` sums them, so that
-    both give the same bits."""
+    per-path summaries ((p, R) float64 each, credit (p, B)), summed as :func:`path_columns`
+    sums them, so that both give the same bits."""
     P, R = loss_total.shape
+    B = credit_total.shape[1]
     va_total, va_region, total, region = layout[0], layout[1], layout[2], layout[3]
     cred, cred_total = layout[6], layout[7]
     for i in range(P):
@@ -164,13 +167,14 @@ def summary_columns(loss_total, credit_total, va_loss_total, layout, out):
         for r in range(R):
             all_va += va_loss_total[i, r]
             all_regions += loss_total[i, r]
-            all_credit += credit_total[i, r]
             if va_region >= 0:
                 out[i, va_region + r] = va_loss_total[i, r]
             if region >= 0:
                 out[i, region + r] = loss_total[i, r]
+        for b in range(B):
+            all_credit += credit_total[i, b]
             if cred >= 0:
-                out[i, cred + r] = credit_total[i, r]
+                out[i, cred + b] = credit_total[i, b]
         if va_total >= 0:
             out[i, va_total] = all_va
         if total >= 0:

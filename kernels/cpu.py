@@ -3,11 +3,10 @@
 Paths are taken in chunks of :data:`CHUNK` (32) lanes; each chunk is one iteration of a
 ``numba.prange`` loop and runs :func:`riskengine.kernels.step.simulate_lanes` (the month loop all
 targets share) start to end on one thread: every state array is (..., 32) with the paths on the
-last axis, so the per-path work (Philox, Box-Muller, regimes, the credit term, the update of
-``q``) runs as loops over 32 contiguous lanes that the compiler vectorizes. This target supplies
-only its products: the chunk's two propagations ``W A`` and ``D B`` (float32, the expensive part)
-and, at each period's end, its credit product are single BLAS calls (:func:`_blas_propagate`,
-:func:`_blas_credit_losses`).
+last axis, so the per-path work (Philox, Box-Muller, regimes, the update of ``q``) runs as loops
+over 32 contiguous lanes that the compiler vectorizes. This target supplies only its products:
+the chunk's two propagations ``W A`` and ``D B`` (float32, the expensive part) are single BLAS
+calls (:func:`_blas_propagate`).
 
 **Chunks are aligned on global path indices**: chunk ``k`` holds paths ``32 k .. 32 k + 31``, lane
 ``i`` always path ``32 k + i``, whatever the block; a block's first and last chunks compute the
@@ -20,7 +19,8 @@ Time is summed into periods inside the kernel (float64 sums, written once per pe
 at a coarse resolution never holds monthly data.
 
 Threads: numba's ``parallel=True`` inside dask's thread pool needs a thread-safe threading layer,
-so this module selects ``threadsafe`` (OpenMP or TBB) unless the user chose one; the BLAS is kept
+which :mod:`riskengine.kernels.targets` selects (``threadsafe``: OpenMP or TBB) unless the user
+chose one, for this kernel and the credit stage alike; the BLAS is kept
 single-threaded while a kernel runs, so that numba's threads do not each start BLAS threads.
 
 The compiled kernel is cached on disk in the user's cache folder
@@ -58,9 +58,6 @@ __all__ = ["CHUNK", "chunk_state", "compiled_steps", "run_block_into"]
 
 CHUNK = 32
 
-if numba.config.THREADING_LAYER == "default":
-    numba.config.THREADING_LAYER = "threadsafe"
-
 
 def _source_digest() -> str:
     here = Path(__file__).parent
@@ -80,7 +77,7 @@ def chunk_state(km, lanes):
     C, N = km.exposure.shape
     F = km.factor_loadings.shape[1]
     K = km.exposure_channel.shape[0]
-    R = km.credit_scale.shape[0]
+    R = km.n_regions
     return (
         np.empty(lanes),  # g
         np.empty((C, lanes)),  # on
@@ -100,13 +97,11 @@ def chunk_state(km, lanes):
         np.empty((N, lanes), np.float32),  # mb
         np.empty((N, lanes), np.float32),  # q
         np.empty((N, lanes)),  # q_sum
-        np.empty((N, lanes)),  # dpd_sum
+        np.empty((N, lanes)),  # year_sum
         np.empty((C, lanes)),  # sev_sum
         np.empty(lanes),  # g_sum
-        np.empty((R, lanes)),  # credit_period
         np.empty((N, lanes), np.float32),  # values
         np.empty((R, lanes)),  # loss_sum
-        np.empty((R, lanes)),  # credit_sum
         np.empty((R, lanes)),  # va_sum
     )
 
@@ -114,11 +109,6 @@ def chunk_state(km, lanes):
 def _blas_propagate(propagation, q, mq):
     """``mq = M q`` for a chunk: one float32 BLAS product (step.propagate on the CPU)."""
     np.dot(propagation, q, mq)
-
-
-def _blas_credit_losses(credit_scale, dpd_sum, out):
-    """A chunk's period credit losses: one float64 BLAS product (step.credit_losses on the CPU)."""
-    np.dot(credit_scale, dpd_sum, out)
 
 
 _lock = threading.Lock()
@@ -139,22 +129,19 @@ def compiled_steps() -> dict:
                 step.FUNCTIONS,
                 "cpu",
                 out_of_line=step.OUT_OF_LINE,
-                replace={
-                    "propagate": _blas_propagate,
-                    "credit_losses": _blas_credit_losses,
-                },
+                replace={"propagate": _blas_propagate},
             )
         return _steps
 
 
 def _make_block(digest: str):
     def block(
-        km, k0, k1, p0, n_paths, lanes, period_of_month, loss, credit, severity, tension,
-        loss_total, credit_total, va_total,
+        km, k0, k1, p0, n_paths, lanes, period_of_month, loss, severity, tension, loss_total,
+        va_total, year_q,
     ):  # fmt: skip
         first_chunk = p0 // lanes
         chunks = (p0 + n_paths - 1) // lanes - first_chunk + 1
-        cube = (loss, credit, severity, tension, loss_total, credit_total, va_total)
+        cube = (loss, severity, tension, loss_total, va_total, year_q)
         for chunk in numba.prange(chunks):
             path0 = (first_chunk + chunk) * lanes
             simulate_lanes(
@@ -206,8 +193,10 @@ def run_block_into(
     p1: int,
     period_of_month: np.ndarray,
     out: dict[str, np.ndarray],
+    year_q: np.ndarray,
 ) -> None:
-    """Compute paths ``[p0, p1)`` into ``out`` (arrays checked by the caller, see backends).
+    """Compute paths ``[p0, p1)`` into ``out`` (arrays checked by the caller, see backends) and
+    each path's mean output loss per year and node into ``year_q`` (P, years, N) float32.
 
     The first call in a process compiles the kernel (about 40 s) or loads it from numba's
     cache (under a second).
@@ -224,12 +213,11 @@ def run_block_into(
             CHUNK,
             period_of_month,
             out["loss"],
-            out["credit_loss"],
             out["severity"],
             out["tension"],
             out["loss_total"],
-            out["credit_loss_total"],
             out["value_added_loss_total"],
+            year_q,
         )
     if built_from != _digest:
         raise RuntimeError(

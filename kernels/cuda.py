@@ -66,8 +66,8 @@ def kernel_function(C: int, N: int, F: int, R: int, K: int, shared: int):
     Z_ROWS = C + 2
 
     def kernel(
-        km, k0, k1, p0, n_paths, period_of_month, loss, credit, severity, tension, loss_total,
-        credit_total, va_total,
+        km, k0, k1, p0, n_paths, period_of_month, loss, severity, tension, loss_total, va_total,
+        year_q,
     ):  # fmt: skip
         if shared > 0:
             w_tile = cuda.shared.array((N, N), np.float32)
@@ -109,18 +109,16 @@ def kernel_function(C: int, N: int, F: int, R: int, K: int, shared: int):
             cuda.local.array((N, 1), np.float32),  # mb
             cuda.local.array((N, 1), np.float32),  # q
             cuda.local.array((N, 1), np.float64),  # q_sum
-            cuda.local.array((N, 1), np.float64),  # dpd_sum
+            cuda.local.array((N, 1), np.float64),  # year_sum
             cuda.local.array((C, 1), np.float64),  # sev_sum
             cuda.local.array(1, np.float64),  # g_sum
-            cuda.local.array((R, 1), np.float64),  # credit_period
             cuda.local.array((N, 1), np.float32),  # values
             cuda.local.array((R, 1), np.float64),  # loss_sum
-            cuda.local.array((R, 1), np.float64),  # credit_sum
             cuda.local.array((R, 1), np.float64),  # va_sum
         )
         simulate_lanes(
             km, k0, k1, p0 + i, i, n_paths, period_of_month, supply_matrix, demand_matrix, state,
-            (loss, credit, severity, tension, loss_total, credit_total, va_total),
+            (loss, severity, tension, loss_total, va_total, year_q),
         )  # fmt: skip
 
     return rebind(kernel, compile_functions(step.FUNCTIONS, "cuda"), "cuda")
@@ -132,7 +130,7 @@ _kernels: dict[tuple[int, int, int, int, int, int], object] = {}
 
 def _kernel(km: KernelModel):
     C, N = km.exposure.shape
-    F, R, K = km.factor_loadings.shape[1], km.credit_scale.shape[0], km.exposure_channel.shape[0]
+    F, R, K = km.factor_loadings.shape[1], km.n_regions, km.exposure_channel.shape[0]
     key = (C, N, F, R, K, shared_matrices(N))
     with _lock:
         if key not in _kernels:
@@ -147,20 +145,20 @@ def run_block_into(
     p1: int,
     period_of_month: np.ndarray,
     out: dict[str, np.ndarray],
+    year_q: np.ndarray,
 ) -> None:
-    """Compute paths ``[p0, p1)`` on the GPU into ``out`` (arrays checked by the caller)."""
+    """Compute paths ``[p0, p1)`` on the GPU into ``out`` (arrays checked by the caller) and
+    ``year_q`` (each path's mean output loss per year and node, for the credit stage)."""
     k0, k1 = rng.split_seed(seed)
     n_paths = p1 - p0
     device_model = KernelModel(*(cuda.to_device(v) if isinstance(v, np.ndarray) else v for v in km))
-    names = (
-        "loss", "credit_loss", "severity", "tension", "loss_total", "credit_loss_total",
-        "value_added_loss_total",
-    )  # fmt: skip
-    device_out = [cuda.device_array(out[name].shape, out[name].dtype) for name in names]
+    names = ("loss", "severity", "tension", "loss_total", "value_added_loss_total")
+    host_out = [out[name] for name in names] + [year_q]
+    device_out = [cuda.device_array(v.shape, v.dtype) for v in host_out]
     blocks = (n_paths + THREADS_PER_BLOCK - 1) // THREADS_PER_BLOCK
     _kernel(km)[blocks, THREADS_PER_BLOCK](
         device_model, k0, k1, p0, n_paths, cuda.to_device(period_of_month), *device_out
     )
-    for name, values in zip(names, device_out, strict=True):
-        values.copy_to_host(out[name])
+    for host, values in zip(host_out, device_out, strict=True):
+        values.copy_to_host(host)
     out["weight"][:] = 1.0

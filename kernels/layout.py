@@ -2,27 +2,11 @@
 
 Both targets (CPU and CUDA) read the same fields, so everything that is the same for every path
 is computed here once, on the host, in float64 numpy: the tension innovation scale, the
-off-diagonal retaliation matrix, the propagation matrix in float32, the list of nonzero
-exposures, and the piecewise polynomials that give credit losses without a normal CDF per node.
+off-diagonal retaliation matrix, the propagation matrices in float32, the list of nonzero
+exposures and their diversion lists. (Credit losses are booked after the month loop from each
+path's yearly output losses: :mod:`riskengine.kernels.credit`.)
 
-Credit losses need ``pd(q) - pd0 = Phi(Phi^-1(pd0) + gamma q) - pd0`` for every node and month,
-84 normal CDFs per path-month, which would cost more than the propagation. The difference is
-written as ``q * G(q)`` with ``G`` smooth and positive on ``[0, 1]``; each node's ``G`` is a
-polynomial of fixed degree :data:`CREDIT_DEGREE` on ``J`` equal pieces of ``[0, 1]``,
-interpolated at Chebyshev points, with ``J`` doubled until the relative error is below
-:data:`CREDIT_RTOL` on a fine grid. For the library (gamma 3, baseline PDs 0.5 and 1 %) one piece
-suffices: the kernel then runs the same Horner chain on every lane of a node, vectorized across
-lanes with the node's coefficients broadcast; steeper responses or smaller baseline PDs need more
-pieces, and the lookup by piece is a scalar gather. Writing ``q * G(q)`` also keeps the
-difference exact near ``q = 0`` (no cancellation) and exactly 0 at ``q = 0``.
-
-The kernels evaluate ``G`` in float32, like ``q`` itself (twice the lanes to a vector), where
-that keeps its relative error below :data:`CREDIT_FLOAT32_RTOL` (a few 1e-7 for the library),
-checked here by evaluating the float32 chain; else in float64. Small baseline PDs need float64:
-``G`` then spans orders of magnitude on ``[0, 1]`` and the float32 chain loses its small values
-(1e-5 relative for pd0 = 1e-6).
-
-This module imports numpy and scipy.special only.
+This module imports numpy only.
 """
 
 from __future__ import annotations
@@ -30,27 +14,8 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from numpy.polynomial import chebyshev
-from scipy.special import ndtr
 
-__all__ = [
-    "CREDIT_DEGREE",
-    "CREDIT_FLOAT32_RTOL",
-    "CREDIT_RTOL",
-    "KernelModel",
-    "credit_polynomials",
-    "float32_error",
-    "kernel_model",
-]
-
-# 15: one piece reaches CREDIT_RTOL for the library's gamma and baseline PDs; the kernel's 15
-# fused multiply-adds per node, vectorized across lanes, cost less than a table lookup.
-CREDIT_DEGREE = 15
-CREDIT_RTOL = 1e-9
-# A third of the tests' tolerance on the kernels against the reference (1e-5).
-CREDIT_FLOAT32_RTOL = 3e-6
-# Pieces roughly double with gamma (32 at gamma 50, 512 at 1500): past 1024 the fit is refused.
-_MAX_PIECES = 1 << 10
+__all__ = ["KernelModel", "kernel_model"]
 
 
 class KernelModel(NamedTuple):
@@ -93,94 +58,7 @@ class KernelModel(NamedTuple):
     loss_scale: np.ndarray  # (N,)
     cube_node: np.ndarray  # (N,) int64: the node n = r S + s of the cube's cell m = s R + r
     va_share: np.ndarray  # (N,) value-added share of the cube's cell m = s R + r
-    credit_poly: np.ndarray  # (J, CREDIT_DEGREE + 1, N) float32 or 64: node n's G on piece j
-    credit_scale: np.ndarray  # (R, N)
-
-
-def _credit_g(q: np.ndarray, x0: float, gamma: float) -> np.ndarray:
-    """G(q) = (Phi(x0 + gamma q) - Phi(x0)) / q, with its limit gamma phi(x0) at q = 0."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ratio = (ndtr(x0 + gamma * q) - ndtr(x0)) / q
-    return np.where(q == 0.0, gamma * np.exp(-0.5 * x0 * x0) / np.sqrt(2.0 * np.pi), ratio)
-
-
-def credit_polynomials(pd0_probit: np.ndarray, gamma: float) -> np.ndarray:
-    """Each node's G(q) as a polynomial on as many equal pieces of ``[0, 1]`` as accuracy needs.
-
-    Returns
-    -------
-    ndarray, shape (J, CREDIT_DEGREE + 1, N)
-        ``poly[j, :, n]`` holds the monomial coefficients (highest first) of node ``n``'s G on
-        ``q in [j/J, (j+1)/J]`` in the local variable ``t = 2 (J q - j) - 1``.
-
-    Examples
-    --------
-    >>> poly = credit_polynomials(np.array([-2.0, -1.0, -2.0]), 2.0)
-    >>> poly.shape[1:]
-    (16, 3)
-    >>> q = 0.3; J = poly.shape[0]; j = int(q * J); t = 2 * (q * J - j) - 1
-    >>> approx = q * np.polyval(poly[j, :, 0], t)
-    >>> bool(abs(approx / (ndtr(-2.0 + 2.0 * q) - ndtr(-2.0)) - 1) < 1e-9)
-    True
-    """
-    # Nodes that share a baseline PD share a polynomial: fit each distinct one once.
-    x0s, table_of_node = np.unique(np.asarray(pd0_probit, dtype=np.float64), return_inverse=True)
-    D = CREDIT_DEGREE
-    # Interpolation at Chebyshev points, then to monomials: both linear maps, built once.
-    points = chebyshev.chebpts1(D + 1)
-    to_chebyshev = np.linalg.inv(chebyshev.chebvander(points, D))
-    to_monomial = np.zeros((D + 1, D + 1))
-    for k in range(D + 1):
-        to_monomial[k, : k + 1] = chebyshev.cheb2poly(np.eye(D + 1)[k])[: k + 1]
-    fit = to_chebyshev.T @ to_monomial  # values at the points -> monomial coefficients
-    check = np.linspace(0.0, 1.0, 4097)[1:]
-    exact = _credit_g(check[None, :], x0s[:, None], gamma)
-    scale = np.maximum(np.abs(exact), np.finfo(float).tiny)
-    pieces = 1
-    while True:
-        q = (np.arange(pieces)[:, None] + (points[None, :] + 1.0) / 2.0) / pieces
-        tables = (_credit_g(q[None], x0s[:, None, None], gamma) @ fit)[..., ::-1]
-        j = np.minimum((check * pieces).astype(np.int64), pieces - 1)
-        t = 2.0 * (check * pieces - j) - 1.0
-        approx = tables[:, j, 0]
-        for d in range(1, D + 1):
-            approx = approx * t + tables[:, j, d]
-        # The check's own rounding noise is about 1e-12 relative, well below the target.
-        if np.max(np.abs(approx - exact) / scale) < CREDIT_RTOL:
-            # (U, J, D + 1) -> (J, D + 1, N): a node's coefficient k of piece j at [j, k, n]
-            return np.ascontiguousarray(tables[table_of_node].transpose(1, 2, 0))
-        if pieces >= _MAX_PIECES:
-            raise ValueError(
-                f"credit.gamma = {gamma:g}: the credit response is too steep to tabulate with "
-                f"{_MAX_PIECES} pieces; use a smaller gamma"
-            )
-        pieces *= 2
-
-
-def float32_error(poly: np.ndarray, pd0_probit: np.ndarray, gamma: float) -> float:
-    """The largest relative error of ``G`` evaluated as the kernels do in float32 (piece,
-    local variable and Horner chain), on a grid of ``q`` in ``(0, 1]`` fine near 0.
-
-    Examples
-    --------
-    >>> x0 = np.array([-2.326, -4.753])  # pd0 of 1 % and 1e-6
-    >>> bool(float32_error(credit_polynomials(x0[:1], 2.0), x0[:1], 2.0) < CREDIT_FLOAT32_RTOL)
-    True
-    >>> bool(float32_error(credit_polynomials(x0, 2.0), x0, 2.0) < CREDIT_FLOAT32_RTOL)
-    False
-    """
-    grid = np.concatenate([np.geomspace(1e-7, 1e-3, 200), np.linspace(0.0, 1.0, 4097)[1:]])
-    q = grid.astype(np.float32)
-    poly32 = poly.astype(np.float32)
-    pieces = poly.shape[0]
-    x = q * np.float32(pieces)
-    j = np.minimum(x.astype(np.int64), pieces - 1)
-    t = np.float32(2.0) * (x - j.astype(np.float32)) - np.float32(1.0)
-    g = poly32[j, 0, :]
-    for k in range(1, CREDIT_DEGREE + 1):
-        g = g * t[:, None] + poly32[j, k, :]
-    exact = _credit_g(q.astype(np.float64)[:, None], np.asarray(pd0_probit)[None, :], gamma)
-    return float(np.max(np.abs(g / exact - 1.0)))
+    n_regions: int  # R
 
 
 def kernel_model(arrays) -> KernelModel:
@@ -188,10 +66,8 @@ def kernel_model(arrays) -> KernelModel:
     a = arrays
     C = len(a.loading)
     channel_of, node_of = np.nonzero(a.exposure)  # in (c, n) order
-    credit_poly = credit_polynomials(a.pd0_probit, a.credit_gamma)
-    if float32_error(credit_poly, a.pd0_probit, a.credit_gamma) < CREDIT_FLOAT32_RTOL:
-        credit_poly = credit_poly.astype(np.float32)
-    R, N = a.credit_scale.shape
+    N = a.recovery.shape[0]
+    R = a.region_weight.shape[0]
     S = N // R
     # Diversion as a list per nonzero exposure: the nodes that gain, and how much per unit lost.
     gains = [np.flatnonzero(a.diversion[c, :, n]) for c, n in zip(channel_of, node_of, strict=True)]
@@ -240,6 +116,5 @@ def kernel_model(arrays) -> KernelModel:
         loss_scale=np.ascontiguousarray(a.loss_scale, dtype=np.float64),
         cube_node=np.arange(N).reshape(R, S).T.ravel().astype(np.int64),
         va_share=np.ascontiguousarray(a.value_added_share.reshape(R, S).T.ravel(), np.float64),
-        credit_poly=credit_poly,
-        credit_scale=np.ascontiguousarray(a.credit_scale, dtype=np.float64),
+        n_regions=int(R),
     )

@@ -40,6 +40,9 @@ slot                                  draw
                                       episode this month (owned even when unused)
 ====================================  =================================================
 
+Month :data:`CREDIT_MONTH` (2**32 - 1, beyond any horizon) holds the credit-cycle factors:
+slot y is ``Z_y``, the path's factor of year y (drawn only when a portfolio class has rho > 0).
+
 This module imports numpy only.
 """
 
@@ -51,6 +54,7 @@ import operator
 import numpy as np
 
 __all__ = [
+    "CREDIT_MONTH",
     "box_muller",
     "cos_sin_turns",
     "log_uniform",
@@ -197,6 +201,10 @@ def box_muller(w_a, w_b):
     r = np.sqrt(-2.0 * log_uniform(w_a))
     c, s = cos_sin_turns(w_b)
     return r * c, r * s
+
+
+# The month word of the credit-cycle factors: no horizon (at most 1,200 months) reaches it.
+CREDIT_MONTH = 2**32 - 1
 
 
 def split_seed(seed: int) -> tuple[np.uint64, np.uint64]:

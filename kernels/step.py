@@ -7,7 +7,7 @@ These are plain Python functions on scalars and arrays, with no allocation, so t
 Lanes: every state array has the paths of one set of lanes on its **last** axis, ``L`` of them,
 lane ``i`` holding path ``path0 + i``. The CPU kernel runs a chunk of 32 paths as 32 lanes: each
 function's innermost loop then runs over the lanes, a fixed count of contiguous elements that the
-compiler vectorizes (Philox, Box-Muller, the regimes, the credit term: all across paths). The
+compiler vectorizes (Philox, Box-Muller, the regimes, the state update: all across paths). The
 CUDA kernel runs one path per thread with ``L = 1``. A lane's numbers never depend on the other
 lanes, so a path's bits do not depend on the chunk it falls in.
 
@@ -18,30 +18,28 @@ it calls
 2. each month ``t``: :func:`month_step` (tension, latents, regimes, effective severity, their
    period sums), :func:`direct_shocks` (supply cuts net of stocks; lost sales net of
    diversion), :func:`propagate` twice (``ma = W a`` downstream, ``mb = D b`` upstream), then
-   :func:`update_lanes` (the two states, the output loss ``q`` and the period sums of ``q`` and
-   ``pd - pd0``);
-3. at each period's end: :func:`credit_losses`, :func:`period_losses`, :func:`add_summaries`
-   (the horizon's totals by region), :func:`write_period` for each lane, and the period sums set
-   back to 0; at the horizon's end, :func:`write_summaries`.
+   :func:`update_lanes` (the two states, the output loss ``q`` and its period and year sums);
+3. at each period's end: :func:`period_losses`, :func:`add_summaries` (the horizon's totals by
+   region), :func:`write_period` for each lane, and the period sums set back to 0; at each
+   year's end (twelve months from the start, or the horizon's end), :func:`write_year`, the
+   year's mean ``q`` per node that the credit stage (:mod:`riskengine.kernels.credit`) reads;
+   at the horizon's end, :func:`write_summaries`.
 
 A target supplies only what differs: the state's allocation and the lanes' grid (the CPU kernel
 runs chunks of 32 lanes in a ``prange``, the CUDA kernel one lane per thread), and its own
-products: :func:`propagate` and :func:`credit_losses` are loops here (the CUDA kernel's), which
-the CPU kernel replaces with single BLAS products over a chunk
-(``targets.compile_functions(..., replace=...)``).
+products: :func:`propagate` is a loop here (the CUDA kernel's), which the CPU kernel replaces
+with a single BLAS product over a chunk (``targets.compile_functions(..., replace=...)``).
 
 Random numbers follow the slot layout of :mod:`riskengine.kernels.rng`. A severity is drawn
 (out of the vectorized loops) only for the lanes whose channel starts an episode, and
 exposures that are zero draw nothing; neither changes any number.
 
-Precision: the state ``q`` and the work on it (its update and the credit term ``G(q)``) are
-float32, like the propagation product, the expensive part (16 lanes to a vector instead of 8);
-draws, regimes, direct shocks and every period sum are float64. Credit losses are
-linear in ``pd - pd0``, so the kernels sum ``pd - pd0`` per node over the period and apply the
-(R, N) credit matrix once per period. Regimes are held as 0.0/1.0 and months as float64 counts
-(exact), so that the regime update is arithmetic, not branches.
+Precision: the state ``q`` and its update are float32, like the propagation product, the
+expensive part (16 lanes to a vector instead of 8); draws, regimes, direct shocks and every period
+and year sum are float64. Regimes are held as 0.0/1.0 and months as float64 counts (exact), so
+that the regime update is arithmetic, not branches.
 
-This module imports numpy, math, the rng module and layout's ``CREDIT_DEGREE`` only.
+This module imports numpy, math and the rng module only.
 """
 
 from __future__ import annotations
@@ -50,7 +48,6 @@ import math
 
 import numpy as np
 
-from riskengine.kernels.layout import CREDIT_DEGREE
 from riskengine.kernels.rng import (
     MASK32,
     SHIFT32,
@@ -66,7 +63,6 @@ __all__ = [
     "FUNCTIONS",
     "OUT_OF_LINE",
     "STATE",
-    "credit_losses",
     "direct_shocks",
     "init_lanes",
     "month_step",
@@ -75,14 +71,15 @@ __all__ = [
     "simulate_lanes",
     "update_lanes",
     "write_period",
+    "write_year",
 ]
 
 # The names of a set of lanes' state arrays, in the order of the tuple ``simulate_lanes`` takes
 # (each target allocates it: cpu.chunk_state, the CUDA kernel's local arrays).
 STATE = (
     "g", "on", "severity", "months_on", "head", "weights", "z", "scratch", "e", "supply",
-    "demand", "stock", "a", "b", "ma", "mb", "q", "q_sum", "dpd_sum", "sev_sum", "g_sum",
-    "credit_period", "values", "loss_sum", "credit_sum", "va_sum",
+    "demand", "stock", "a", "b", "ma", "mb", "q", "q_sum", "year_sum", "sev_sum", "g_sum",
+    "values", "loss_sum", "va_sum",
 )  # fmt: skip
 
 
@@ -281,26 +278,14 @@ def propagate(propagation, q, mq):
             mq[n, i] = acc
 
 
-def _credit_g(poly, j, n, t):
-    """Node ``n``'s ``G`` on piece ``j`` at local ``t`` (see ``layout``): a fixed-degree Horner
-    chain in the coefficients' type (float32), which the CPU compiler unrolls."""
-    g = poly[j, 0, n]
-    for k in range(1, CREDIT_DEGREE + 1):
-        g = g * t + poly[j, k, n]
-    return g
+def update_lanes(km, a, b, ma, mb, supply, demand, q, q_sum, year_sum):
+    """Section 6's update of the two states (float32) and the period and year sums of the
+    output loss ``q = clip(a + b, -1, 1)``.
 
-
-def update_lanes(km, a, b, ma, mb, supply, demand, q, q_sum, dpd_sum):
-    """Section 6's update of the two states (float32) and the period sums of the output loss
-    ``q = clip(a + b, -1, 1)`` and of ``pd - pd0``.
-
-    ``a`` answers supply shocks (``ma = W a``), ``b`` demand shocks (``mb = D b``). Credit
-    reads output losses only: ``pd - pd0 = q+ G(q+)`` with ``q+ = max(q, 0)`` and ``G`` the
-    node's piecewise polynomial (see ``layout``).
+    ``a`` answers supply shocks (``ma = W a``), ``b`` demand shocks (``mb = D b``).
     """
     N, L = q.shape
     recovery = km.recovery
-    zero = np.float32(0.0)
     one = np.float32(1.0)
     for n in range(N):
         k = np.float32(recovery[n])
@@ -312,38 +297,7 @@ def update_lanes(km, a, b, ma, mb, supply, demand, q, q_sum, dpd_sum):
             q32 = min(max(a_new + b_new, -one), one)
             q[n, i] = q32
             q_sum[n, i] += np.float64(q32)
-    poly = km.credit_poly
-    pieces = poly.shape[0]
-    two = np.float32(2.0)
-    if pieces == 1:
-        # One piece for every lane: the node's coefficients are the same across the lanes.
-        for n in range(N):
-            for i in range(L):
-                qv = max(q[n, i], zero)
-                dpd_sum[n, i] += np.float64(qv) * np.float64(_credit_g(poly, 0, n, two * qv - one))
-    else:
-        # Unsigned indices: no negative-index wraparound to check.
-        last = np.uint64(pieces - 1)
-        scale = np.float32(pieces)
-        for n in range(N):
-            for i in range(L):
-                qv = max(q[n, i], zero)
-                x = qv * scale
-                j = min(np.uint64(x), last)
-                g = _credit_g(poly, j, n, two * (x - np.float32(j)) - one)
-                dpd_sum[n, i] += np.float64(qv) * np.float64(g)
-
-
-def credit_losses(credit_scale, dpd_sum, out):
-    """``out[r, i] = sum_n credit_scale[r, n] dpd_sum[n, i]`` (CUDA; the CPU uses BLAS)."""
-    R, N = credit_scale.shape
-    L = dpd_sum.shape[1]
-    for r in range(R):
-        for i in range(L):
-            acc = 0.0
-            for n in range(N):
-                acc += credit_scale[r, n] * dpd_sum[n, i]
-            out[r, i] = acc
+            year_sum[n, i] += np.float64(q32)
 
 
 def period_losses(km, q_sum, values):
@@ -359,7 +313,7 @@ def period_losses(km, q_sum, values):
             values[m, i] = q_sum[n, i] * scale
 
 
-def add_summaries(values, credit_period, va_share, loss_sum, credit_sum, va_sum):
+def add_summaries(values, va_share, loss_sum, va_sum):
     """Add a period to each lane's horizon totals by region (the run's summaries), from the
     float32 values the cube receives, in the cube's (period, sector) order: the same sums, bit
     for bit, as ``riskengine.kernels.analysis.path_columns`` takes of the cube. ``va_share``
@@ -373,27 +327,27 @@ def add_summaries(values, credit_period, va_share, loss_sum, credit_sum, va_sum)
                 v = np.float64(values[s * R + r, i])
                 loss_sum[r, i] += v
                 va_sum[r, i] += v * share
-    for r in range(R):
-        for i in range(L):
-            credit_sum[r, i] += np.float64(np.float32(credit_period[r, i]))
 
 
-def write_summaries(i, row, loss_sum, credit_sum, va_sum, loss_total, credit_total, va_total):
+def write_summaries(i, row, loss_sum, va_sum, loss_total, va_total):
     """Write lane ``i``'s horizon totals into ``row`` of the summaries."""
     for r in range(loss_sum.shape[0]):
         loss_total[row, r] = loss_sum[r, i]
-        credit_total[row, r] = credit_sum[r, i]
         va_total[row, r] = va_sum[r, i]
 
 
-def write_period(
-    i, row, period, values, sev_sum, g_sum, credit_sum, loss, severity, credit, tension
-):
+def write_year(i, row, year, months, year_sum, year_q):
+    """Write lane ``i``'s mean ``q`` per node over the ``months`` months of ``year`` into
+    ``year_q[row, year]`` (float32), the credit stage's input."""
+    for n in range(year_sum.shape[0]):
+        year_q[row, year, n] = np.float32(year_sum[n, i] / months)
+
+
+def write_period(i, row, period, values, sev_sum, g_sum, loss, severity, tension):
     """Write lane ``i``'s period into ``row`` and ``period`` of the cube's arrays.
 
-    ``values`` holds the losses from :func:`period_losses`, ``credit_sum`` (R, L) the period's
-    credit losses (the credit product of ``dpd_sum``). Indices, not per-lane views: a view costs
-    numba a reference count.
+    ``values`` holds the losses from :func:`period_losses`. Indices, not per-lane views: a view
+    costs numba a reference count.
     """
     S, R = loss.shape[2], loss.shape[3]
     for s in range(S):
@@ -401,8 +355,6 @@ def write_period(
             loss[row, period, s, r] = values[s * R + r, i]
     for c in range(sev_sum.shape[0]):
         severity[row, period, c] = sev_sum[c, i]
-    for r in range(credit_sum.shape[0]):
-        credit[row, period, r] = credit_sum[r, i]
     tension[row, period] = g_sum[i]
 
 
@@ -438,14 +390,13 @@ def simulate_lanes(
     state
         The lanes' arrays, in the order of :data:`STATE`; overwritten.
     cube
-        ``(loss, credit_loss, severity, tension, loss_total, credit_loss_total,
-        value_added_loss_total)`` in the cube's layout (rows = the block's paths): the cube and
-        the run's per-path summaries.
+        ``(loss, severity, tension, loss_total, value_added_loss_total, year_q)`` in the cube's
+        layout (rows = the block's paths): the cube, the run's per-path summaries, and each
+        path's mean ``q`` per year and node (P, years, N) for the credit stage.
     """
     (g, on, sev, months_on, head, weights, z, scratch, e, supply, demand, stock, a, b, ma, mb,
-     q, q_sum, dpd_sum, sev_sum, g_sum, credit_period, values, loss_sum, credit_sum,
-     va_sum) = state  # fmt: skip
-    loss, credit, severity, tension, loss_total, credit_total, va_total = cube
+     q, q_sum, year_sum, sev_sum, g_sum, values, loss_sum, va_sum) = state  # fmt: skip
+    loss, severity, tension, loss_total, va_total, year_q = cube
     L = g.shape[0]
     init_lanes(km, k0, k1, path0, g, on, sev, months_on, head, weights)
     full = km.exposure_stock
@@ -455,10 +406,9 @@ def simulate_lanes(
     _zero_rows(a)
     _zero_rows(b)
     _zero_rows(q_sum)
-    _zero_rows(dpd_sum)
+    _zero_rows(year_sum)
     _zero_rows(sev_sum)
     _zero_rows(loss_sum)
-    _zero_rows(credit_sum)
     _zero_rows(va_sum)
     for i in range(L):
         g_sum[i] = 0.0
@@ -468,30 +418,30 @@ def simulate_lanes(
         direct_shocks(km, weights, e, stock, supply, demand)
         propagate(supply_matrix, a, ma)
         propagate(demand_matrix, b, mb)
-        update_lanes(km, a, b, ma, mb, supply, demand, q, q_sum, dpd_sum)
+        update_lanes(km, a, b, ma, mb, supply, demand, q, q_sum, year_sum)
         if t == T - 1 or period_of_month[t + 1] != period_of_month[t]:
             period = period_of_month[t]
-            credit_losses(km.credit_scale, dpd_sum, credit_period)
             period_losses(km, q_sum, values)
-            add_summaries(values, credit_period, km.va_share, loss_sum, credit_sum, va_sum)
+            add_summaries(values, km.va_share, loss_sum, va_sum)
             for i in range(L):
                 row = first_row + i
                 if 0 <= row < n_rows:
-                    write_period(
-                        i, row, period, values, sev_sum, g_sum, credit_period,
-                        loss, severity, credit, tension,
-                    )  # fmt: skip
+                    write_period(i, row, period, values, sev_sum, g_sum, loss, severity, tension)
             _zero_rows(q_sum)
-            _zero_rows(dpd_sum)
             _zero_rows(sev_sum)
             for i in range(L):
                 g_sum[i] = 0.0
+        if t == T - 1 or (t + 1) % 12 == 0:
+            months = np.float64(t % 12 + 1)
+            for i in range(L):
+                row = first_row + i
+                if 0 <= row < n_rows:
+                    write_year(i, row, t // 12, months, year_sum, year_q)
+            _zero_rows(year_sum)
     for i in range(L):
         row = first_row + i
         if 0 <= row < n_rows:
-            write_summaries(
-                i, row, loss_sum, credit_sum, va_sum, loss_total, credit_total, va_total
-            )
+            write_summaries(i, row, loss_sum, va_sum, loss_total, va_total)
 
 
 # Called at onsets only: the CPU kernel keeps it out of line (see targets.compile_functions).
@@ -511,13 +461,12 @@ FUNCTIONS = (
     month_step,
     direct_shocks,
     propagate,
-    _credit_g,
     update_lanes,
-    credit_losses,
     period_losses,
     write_period,
     add_summaries,
     write_summaries,
+    write_year,
     _zero_rows,
     simulate_lanes,
 )

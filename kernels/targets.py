@@ -36,6 +36,12 @@ _MATH_FOR_CUDA = ("sqrt", "log", "exp", "cos", "sin")
 
 CPU_OPTIONS: dict = {"nogil": True, "error_model": "numpy", "fastmath": {"contract"}}
 
+# Every parallel function of the package (the CPU kernel, the credit stage) runs inside dask's
+# thread pool, which needs a thread-safe threading layer (OpenMP or TBB), chosen here, before the
+# first parallel launch of the process, unless the user chose one.
+if numba.config.THREADING_LAYER == "default":
+    numba.config.THREADING_LAYER = "threadsafe"
+
 
 def _numpy_for_cuda() -> types.ModuleType:
     """numpy's namespace with math's scalar functions in place of the ufuncs of the same name.

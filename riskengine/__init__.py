@@ -32,6 +32,7 @@ from riskengine.replay import builtin_replays, load_replay, run_replay
 from riskengine.risk import (
     analyse,
     attribution,
+    credit_by_segment,
     cumulative_loss_quantiles,
     escalation_odds,
     exceedance_curves,
@@ -59,6 +60,7 @@ __all__ = [
     "builtin_replays",
     "builtin_scenarios",
     "compile_model",
+    "credit_by_segment",
     "cumulative_loss_quantiles",
     "escalation_odds",
     "exceedance_curves",

@@ -123,6 +123,7 @@ def layout(ds: xr.Dataset, names: Sequence[str], per_year: bool = True) -> Layou
     coord = {
         "period": labels,
         "region": ds["region"].values,
+        "bank": ds["bank"].values,
         "sector": ds["sector"].values,
         "channel": ds["channel"].values,
         "time": ds["time"].values,
@@ -134,7 +135,7 @@ def layout(ds: xr.Dataset, names: Sequence[str], per_year: bool = True) -> Layou
         "region": ("period", "region"),
         "sector": ("period", "sector"),
         "node": ("sector", "region"),
-        "credit": ("period", "region"),
+        "credit": ("period", "bank"),
         "credit_total": ("period",),
         "cumulative": ("time", "region"),
         "severity_months": ("channel",),
@@ -175,24 +176,25 @@ def layout(ds: xr.Dataset, names: Sequence[str], per_year: bool = True) -> Layou
 def summaries(
     loss: np.ndarray, credit_loss: np.ndarray, va_share: np.ndarray, out: dict[str, np.ndarray]
 ) -> None:
-    """Write a block's per-path summaries (:data:`riskengine.schema.SUMMARIES`) into ``out``:
-    each region's loss, credit loss and value added lost over the horizon (``va_share``:
-    (sector, region)), summed as the analysis sums the cube's columns
-    (:func:`riskengine.kernels.analysis.path_columns`), so that both give the same bits.
+    """Write a block's per-path horizon totals of loss and value added lost by region and of
+    credit losses by bank into ``out`` (``va_share``: (sector, region)), summed as the analysis
+    sums the cube's columns (:func:`riskengine.kernels.analysis.path_columns`), so that both give
+    the same bits. (``credit_loss_segment`` is the credit stage's own.)
     """
     from riskengine.kernels.analysis import LAYOUT, path_columns
 
     P, T, _, R = loss.shape
+    B = credit_loss.shape[2]
     offsets = np.full(len(LAYOUT), -1, np.int64)
-    for i, name in enumerate(("region", "credit", "va_region")):
-        offsets[LAYOUT.index(name)] = i * R
-    X = np.empty((P, 3 * R))
+    for name, offset in (("region", 0), ("va_region", R), ("credit", 2 * R)):
+        offsets[LAYOUT.index(name)] = offset
+    X = np.empty((P, 2 * R + B))
     no_channels = np.empty((P, T, 0), np.float32)
     share = np.ascontiguousarray(va_share, dtype=np.float64)
     path_columns(loss, credit_loss, no_channels, share, np.zeros(T, np.int64), 1, offsets, X)
     out["loss_total"][...] = X[:, :R]
-    out["credit_loss_total"][...] = X[:, R : 2 * R]
-    out["value_added_loss_total"][...] = X[:, 2 * R :]
+    out["value_added_loss_total"][...] = X[:, R : 2 * R]
+    out["credit_loss_total"][...] = X[:, 2 * R :]
 
 
 def _columns(lay: Layout, arrays: dict[str, np.ndarray], p0: int, p1: int) -> np.ndarray:

@@ -33,6 +33,7 @@ __all__ = [
     "Backend",
     "block_arrays",
     "block_shapes",
+    "book_credit_into",
     "run_block",
     "run_block_into",
 ]
@@ -49,6 +50,7 @@ KERNEL_RTOL = 1e-5
 KERNEL_ATOL_OF_MAX = 1e-7
 
 _kernel_models: dict[int, object] = {}
+_credit_models: dict[int, object] = {}
 
 
 def _check_backend(backend: str) -> None:
@@ -65,6 +67,40 @@ def _kernel_model(model: CompiledModel):
         _kernel_models[key] = kernel_model(model.arrays)
         weakref.finalize(model, _kernel_models.pop, key, None)
     return _kernel_models[key]
+
+
+def _credit_model(model: CompiledModel):
+    """The credit stage's arrays of ``model``, derived once per model object."""
+    key = id(model)
+    if key not in _credit_models:
+        from riskengine.kernels.credit import credit_model
+
+        _credit_models[key] = credit_model(model.arrays)
+        weakref.finalize(model, _credit_models.pop, key, None)
+    return _credit_models[key]
+
+
+def book_credit_into(
+    model: CompiledModel,
+    seed: int,
+    p0: int,
+    p1: int,
+    period_of_month: np.ndarray,
+    year_q: np.ndarray,
+    out: dict[str, np.ndarray],
+) -> None:
+    """The credit stage (:mod:`riskengine.kernels.credit`) of paths ``[p0, p1)`` from their
+    yearly mean output losses ``year_q`` (P, years, N) float32: writes ``credit_loss``,
+    ``credit_loss_total`` and ``credit_loss_segment`` of ``out``. Every kernel backend runs it
+    on the host after its month loop."""
+    from riskengine.kernels.credit import book_credit, cycle_factors
+
+    cm = _credit_model(model)
+    z = cycle_factors(cm, seed, p0, p1, year_q.shape[1])
+    book_credit(
+        cm, year_q, z, period_of_month, out["credit_loss"], out["credit_loss_total"],
+        out["credit_loss_segment"],
+    )  # fmt: skip
 
 
 def block_shapes(model: CompiledModel, paths: int, n_periods: int) -> dict[str, tuple[int, ...]]:
@@ -144,9 +180,10 @@ def run_block_into(
         (``riskengine.schema.periods(model.start, model.horizon, resolution)[0]``).
     out
         Every variable, in the cube's layout and dtype (see :func:`block_arrays`), all
-        overwritten: ``loss`` (P, n_periods, S, R), ``credit_loss`` (P, n_periods, R),
+        overwritten: ``loss`` (P, n_periods, S, R), ``credit_loss`` (P, n_periods, B),
         ``severity`` (P, n_periods, C), ``tension`` (P, n_periods), ``weight`` (P,), and the
-        summaries ``loss_total``, ``credit_loss_total`` (P, R).
+        summaries ``loss_total``, ``value_added_loss_total`` (P, R), ``credit_loss_total``
+        (P, B), ``credit_loss_segment`` (P, B, G).
     backend
         ``cpu``, ``cuda`` or ``reference`` (which computes the block in new arrays, then copies
         it: one block of memory more).
@@ -177,10 +214,13 @@ def run_block_into(
         simulate_block_into(model, seed, p0, p1, period_of_month, out)
         return
     km = _kernel_model(model)
+    from riskengine.kernels.credit import years
+
+    year_q = np.empty((p1 - p0, years(model.horizon), model.n_nodes), np.float32)
     if backend == "cpu":
         from riskengine.kernels import cpu
 
-        cpu.run_block_into(km, seed, p0, p1, period_of_month, out)
+        cpu.run_block_into(km, seed, p0, p1, period_of_month, out, year_q)
     else:
         try:
             from riskengine.kernels import cuda
@@ -191,7 +231,8 @@ def run_block_into(
             ) from None
         if not cuda.available():
             raise BackendError("no CUDA device found; use --backend cpu")
-        cuda.run_block_into(km, seed, p0, p1, period_of_month, out)
+        cuda.run_block_into(km, seed, p0, p1, period_of_month, out, year_q)
+    book_credit_into(model, seed, p0, p1, period_of_month, year_q, out)
 
 
 def run_block(

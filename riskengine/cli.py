@@ -40,7 +40,7 @@ from riskengine.cluster import connect, local_cluster
 from riskengine.compile import compile_model
 from riskengine.engine import simulating
 from riskengine.errors import InputError, ScenarioError
-from riskengine.formatting import risk_table
+from riskengine.formatting import bank_table, risk_table, summary_for_tables
 from riskengine.scenario import builtin_scenarios, load_scenario
 from riskengine.schema import estimated_bytes
 from riskengine.store import reading
@@ -184,11 +184,20 @@ def run(
     ),
     resume: bool = typer.Option(False, "--resume", help="Finish an interrupted run."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing store."),
+    portfolio: str | None = typer.Option(
+        None,
+        "--portfolio",
+        help="Credit portfolio (CSV or parquet: bank,region,segment,ead,pd,lgd), a library "
+        "name or 'proxy'; default: the scenario's.",
+    ),
+    capital: str | None = typer.Option(
+        None, "--capital", help="Capital table (CSV or parquet: bank,cet1,rwa) for CET1 depletion."
+    ),
 ):
     """Simulate a scenario into a zarr cube, block by block on dask."""
     if workers is not None and scheduler is not None:
         raise InputError("--workers and --scheduler exclude each other; give one")
-    model = compile_model(load_scenario(scenario))
+    model = compile_model(load_scenario(scenario), portfolio=portfolio, capital=capital)
     progress = _RunProgress(
         lambda: (
             f"[bold]{escape(model.scenario.name)}[/]: {paths:,} paths, seed {seed}, {resolution} "
@@ -219,7 +228,9 @@ def run(
             f"wrote {progress.blocks} of {progress.blocks_total} blocks to {out}", markup=False
         )
         # Inside the client's context: on a cluster, the workers read the cube for the table.
-        console.print(risk_table(ds, levels=(0.99,)))
+        summary = summary_for_tables(ds, (0.99,))
+        console.print(risk_table(ds, (0.99,), summary))
+        console.print(bank_table(ds, (0.99,), summary))
 
 
 def _parse_levels(text: str) -> list[float]:
@@ -264,6 +275,7 @@ def report(
     with reading(run) as ds:  # no run can replace the store while the report reads it
         result = write_report(ds, out, parsed)
     console.print(result.table)
+    console.print(result.banks)
     console.print(f"report: {result.html}", highlight=False)
 
 
@@ -275,20 +287,35 @@ def replay(
     ] = None,
     backend: Annotated[str, typer.Option(help="cpu, cuda or reference (numpy).")] = "cpu",
 ):
-    """Run replays (episodes that happened) and print model against observation.
+    """Run replays (episodes that happened, and supervisory stress tests through the credit
+    layer) and print model against observation.
 
     Exits 1 when an observation lies outside its band (or a documented gap has closed).
     """
-    from riskengine.formatting import replay_table
+    from riskengine.formatting import replay_table, supervisory_table
     from riskengine.replay import builtin_replays, load_replay, run_replay
+    from riskengine.supervisory import (
+        builtin_supervisory,
+        is_supervisory,
+        load_supervisory,
+        run_supervisory,
+    )
 
-    replays = [load_replay(name) for name in (names or builtin_replays())]
-    results = [r for replay in replays for r in run_replay(replay, backend=backend)]
-    console.print(replay_table(results))
+    names = names or [*builtin_replays(), *builtin_supervisory()]
+    episodes = [load_replay(n) for n in names if not is_supervisory(n)]
+    paths = [load_supervisory(n) for n in names if is_supervisory(n)]
+    results = [r for replay in episodes for r in run_replay(replay, backend=backend)]
+    supervisory = [run_supervisory(p) for p in paths]
+    if results:
+        console.print(replay_table(results))
+    if supervisory:
+        console.print(supervisory_table(supervisory))
     failed = [r for r in results if not r.passed]
+    failed += [s for s in supervisory if s.path.role == "replay" and not s.passed]
     gaps = sum(r.status == "gap" for r in results)
+    total = len(results) + sum(s.path.role == "replay" for s in supervisory)
     console.print(
-        f"{len(results) - len(failed)} of {len(results)} observations hold "
+        f"{total - len(failed)} of {total} observations hold "
         f"({gaps} documented gaps: docs/calibration.md)",
         highlight=False,
     )

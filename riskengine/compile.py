@@ -4,8 +4,8 @@ This is the only place where the scenario's analyst-friendly blocks become matri
 the checks that need the economy run (labels, the propagation matrix's spectral radius, the
 exposure table). Kernels and the reference read nothing else.
 
-This module imports numpy, scipy.special and riskengine's economy, errors, inputs and scenario
-modules (riskengine.kernels.layout to check the credit response).
+This module imports numpy, scipy.special and riskengine's economy, errors, inputs, portfolio and
+scenario modules.
 """
 
 from __future__ import annotations
@@ -20,11 +20,20 @@ import numpy as np
 from scipy.special import logit, ndtri
 
 from riskengine.economy import Economy, load_economy
-from riskengine.errors import EconomyError, ScenarioError
-from riskengine.inputs import InputFile, read_table
+from riskengine.errors import EconomyError, InputError, PortfolioError, ScenarioError
+from riskengine.inputs import InputFile
+from riskengine.portfolio import (
+    REGIONAL_SEGMENTS,
+    Capital,
+    Portfolio,
+    proxy_portfolio,
+    read_capital,
+    read_portfolio,
+    segments,
+)
 from riskengine.scenario import KINDS, Scenario
 
-__all__ = ["CompiledModel", "ModelArrays", "compile_model"]
+__all__ = ["CompiledModel", "ModelArrays", "compile_model", "credit_arrays"]
 
 
 class ModelArrays(NamedTuple):
@@ -63,10 +72,15 @@ class ModelArrays(NamedTuple):
     recovery: np.ndarray  # (N,) k_n
     loss_scale: np.ndarray  # (N,) x_n / 12
     value_added_share: np.ndarray  # (N,) va_n / x_n
-    pd0: np.ndarray  # (N,) baseline annual PD
-    pd0_probit: np.ndarray  # (N,) Phi^-1(pd0)
-    credit_gamma: float  # gamma
-    credit_scale: np.ndarray  # (R, N) LGD * EAD[r, n] / 12
+    region_weight: np.ndarray  # (R, N) v_n / GDP_r for the nodes n of region r, else 0
+    # The portfolio's K classes (rows of one bank with one driver, PD, sensitivity, rho):
+    credit_driver: np.ndarray  # (K,) int64: node n, or N + r (region r's value added lost)
+    credit_probit: np.ndarray  # (K,) Phi^-1(pd)
+    credit_beta: np.ndarray  # (K,) probit shift per unit of the driver
+    credit_rho: np.ndarray  # (K,) correlation with the credit-cycle factor, in [0, 1)
+    credit_scale: np.ndarray  # (K,) sum of EAD * LGD / 12 over the class's rows
+    credit_bank: np.ndarray  # (K,) int64, into CompiledModel.banks
+    credit_segment: np.ndarray  # (K,) int64, into CompiledModel.segments
 
 
 @dataclass(frozen=True)
@@ -81,15 +95,22 @@ class CompiledModel:
     unit: str
     inputs: tuple[InputFile, ...] = ()  # every file besides the scenario that entered the model
     gdp: np.ndarray | None = None  # (R,) each region's annual value added, in ``unit``
+    banks: tuple[str, ...] = ()  # the portfolio's banks, in order of first appearance
+    segments: tuple[str, ...] = ()  # the sectors, then households, commercial_real_estate, ...
+    cet1: np.ndarray | None = None  # (B,) CET1 capital, NaN for a bank without capital data
+    rwa: np.ndarray | None = None  # (B,) risk-weighted assets, NaN likewise
+    portfolio_name: str = ""  # the portfolio's library name or file
 
     @property
     def identity(self) -> str:
-        """sha256 of everything the model was built from: the scenario's text and the digest of
-        every input file (economy tables, exposure table), in order. Two models with the same
-        identity give the same cube for the same seed; ``--resume`` requires it."""
+        """sha256 of everything the model was built from: the scenario's text, the digest of
+        every input file (economy tables, portfolio, capital), in order, and the portfolio's
+        name. Two models with the same identity give the same cube for the same seed;
+        ``--resume`` requires it."""
         digest = hashlib.sha256(self.scenario.source_text.encode())
         for f in self.inputs:
             digest.update(f.sha256.encode())
+        digest.update(self.portfolio_name.encode())
         return digest.hexdigest()
 
     @property
@@ -105,26 +126,6 @@ class CompiledModel:
         return len(self.regions) * len(self.sectors)
 
 
-def _ead_table(path: Path, eco: Economy, src: str) -> tuple[np.ndarray, InputFile]:
-    """Read a user's exposure table: rows are banking regions, columns REGION.SECTOR nodes."""
-    where = f"{src}: credit.ead_table"
-    try:
-        table = read_table(path, ScenarioError, "an exposure table (CSV)")
-    except ScenarioError as exc:
-        raise ScenarioError(f"{where}: {exc}") from None
-    if table.columns != eco.node_labels:
-        raise ScenarioError(
-            f"{where} ({path}): columns must be the economy's nodes REGION.SECTOR in order"
-        )
-    if table.rows != list(eco.regions):
-        raise ScenarioError(
-            f"{where} ({path}): rows must be the regions {', '.join(eco.regions)} in order"
-        )
-    if np.any(table.values < 0):
-        raise ScenarioError(f"{where} ({path}): exposures must be >= 0")
-    return table.values, table.file
-
-
 def _check_range(values: np.ndarray, lo: float, hi: float, where: str, names: list[str]) -> None:
     bad = np.flatnonzero((values < lo) | (values > hi))
     if bad.size:
@@ -134,7 +135,13 @@ def _check_range(values: np.ndarray, lo: float, hi: float, where: str, names: li
         )
 
 
-def compile_model(scenario: Scenario, economy: Economy | None = None) -> CompiledModel:
+def compile_model(
+    scenario: Scenario,
+    economy: Economy | None = None,
+    *,
+    portfolio: str | Path | Portfolio | None = None,
+    capital: str | Path | Capital | None = None,
+) -> CompiledModel:
     """Turn a validated scenario into the kernels' arrays, with the checks that need the economy.
 
     Parameters
@@ -143,12 +150,19 @@ def compile_model(scenario: Scenario, economy: Economy | None = None) -> Compile
         From :func:`riskengine.load_scenario`.
     economy
         Overrides the scenario's ``economy`` field (tests pass small economies this way).
+    portfolio
+        Overrides ``credit.portfolio``: a library name, a CSV or parquet file, ``"proxy"``, or a
+        :class:`~riskengine.portfolio.Portfolio`. The scenario's ``credit.capital`` then does not
+        apply; give ``capital`` for this portfolio's banks.
+    capital
+        Overrides ``credit.capital``: a library name, a CSV or parquet file (bank, cet1, rwa) or
+        a :class:`~riskengine.portfolio.Capital`.
 
     Raises
     ------
-    ScenarioError
-        One line naming the field: unknown labels, values out of range, an unstable
-        propagation matrix.
+    ScenarioError, PortfolioError
+        One line naming the field or file: unknown labels, values out of range, an unstable
+        propagation matrix, a bad portfolio row.
     """
     src = scenario.source_path
     try:
@@ -212,23 +226,13 @@ def compile_model(scenario: Scenario, economy: Economy | None = None) -> Compile
             f"{src}: propagation.recovery_speed: every node needs a speed in (0, 1]"
         )
 
-    credit = scenario.credit
-    if credit.bank_sector not in eco.sectors:
-        raise ScenarioError(
-            f"{src}: credit.bank_sector: unknown sector {credit.bank_sector!r}; known: "
-            f"{', '.join(eco.sectors)}"
-        )
-    pd0 = node_values(credit.pd0, "credit.pd0", 0.0, 1.0)
-    if np.any((pd0 <= 0.0) | (pd0 >= 1.0)):
-        raise ScenarioError(f"{src}: credit.pd0: every baseline PD must lie strictly in (0, 1)")
     inputs = list(eco.files)
-    if credit.ead_table is not None:
-        ead, file = _ead_table(scenario.base_dir / credit.ead_table, eco, src)
-        inputs.append(file)
-    else:
-        ead = credit.ead_multiple * np.stack(
-            [eco.Z[eco.node(credit.bank_sector, r)] for r in eco.regions]
-        )
+    book, cap = _credit_inputs(scenario, eco, node_values, portfolio, capital)
+    inputs += [f for f in (book.file, cap.file if cap else None) if f is not None]
+    classes = credit_arrays(book, scenario.credit.sensitivity, eco)
+    banks = book.banks
+    cet1 = np.array([cap.cet1[b] for b in banks]) if cap else np.full(len(banks), np.nan)
+    rwa = np.array([cap.rwa[b] for b in banks]) if cap else np.full(len(banks), np.nan)
 
     arrays = ModelArrays(
         tension_phi=float(scenario.tension.phi),
@@ -263,17 +267,118 @@ def compile_model(scenario: Scenario, economy: Economy | None = None) -> Compile
         recovery=recovery,
         loss_scale=eco.x / 12.0,
         value_added_share=eco.value_added / eco.x,
-        pd0=pd0,
-        pd0_probit=ndtri(pd0),
-        credit_gamma=float(credit.gamma),
-        credit_scale=credit.lgd * ead / 12.0,
+        **classes,
     )
     _check_magnitudes(arrays, eco, src)
-    _check_credit_response(arrays, src)
     return CompiledModel(
         arrays, scenario, eco.regions, eco.sectors, tuple(names), eco.currency, tuple(inputs),
-        eco.gdp,
+        eco.gdp, banks, segments(eco.sectors), cet1, rwa, book.name,
     )  # fmt: skip
+
+
+def _credit_inputs(scenario, eco, node_values, portfolio, capital):
+    """The portfolio and capital a model is built with: the arguments, else the scenario's."""
+    src = scenario.source_path
+    credit = scenario.credit
+    # A file named in the scenario is read from the scenario's folder, one given as an argument
+    # from the current directory.
+    book_where = cap_where = None  # the scenario's field, for tables the scenario names
+    book_dir = cap_dir = Path.cwd()
+    if portfolio is None:
+        portfolio, book_dir, book_where = credit.portfolio, scenario.base_dir, "credit.portfolio"
+        if capital is None:
+            capital, cap_dir, cap_where = credit.capital, scenario.base_dir, "credit.capital"
+    if isinstance(portfolio, Portfolio):
+        book = portfolio
+        book.check_labels(eco.regions, eco.sectors)
+    elif str(portfolio) == "proxy":
+        proxy = credit.proxy
+        if proxy.bank_sector not in eco.sectors:
+            raise ScenarioError(
+                f"{src}: credit.proxy.bank_sector: unknown sector {proxy.bank_sector!r}; "
+                f"known: {', '.join(eco.sectors)}"
+            )
+        pd0 = node_values(proxy.pd0, "credit.proxy.pd0", 0.0, 1.0)
+        if np.any((pd0 <= 0.0) | (pd0 >= 1.0)):
+            raise ScenarioError(
+                f"{src}: credit.proxy.pd0: every baseline PD must lie strictly in (0, 1)"
+            )
+        book = proxy_portfolio(
+            eco.Z, eco.regions, eco.sectors, proxy.bank_sector, proxy.ead_multiple, pd0, proxy.lgd
+        )
+    else:
+        try:
+            book = read_portfolio(portfolio, eco.regions, eco.sectors, book_dir)
+        except PortfolioError as exc:
+            raise _named(exc, scenario, book_where) from None
+    if capital is None or isinstance(capital, Capital):
+        cap = capital
+    else:
+        try:
+            cap = read_capital(capital, book.banks, cap_dir)
+        except PortfolioError as exc:
+            raise _named(exc, scenario, cap_where) from None
+    if cap is not None:
+        missing = [b for b in book.banks if b not in cap.cet1]
+        if missing:
+            raise ScenarioError(f"capital: no CET1 and RWA for bank {missing[0]!r}; add them")
+    return book, cap
+
+
+def _named(exc: PortfolioError, scenario: Scenario, field: str | None) -> InputError:
+    """A table the scenario names is part of the scenario: a ScenarioError naming its field as
+    well; a table given as an argument keeps its PortfolioError."""
+    return ScenarioError(f"{scenario.source_path}: {field}: {exc}") if field else exc
+
+
+def _region_weight(eco: Economy) -> np.ndarray:
+    """w[r, n] = v_n / GDP_r for the nodes of region r: a year's mean output losses ``q`` give
+    the region's value added lost as a share of its GDP, ``w q``."""
+    R, S = len(eco.regions), len(eco.sectors)
+    w = np.zeros((R, R * S))
+    for r in range(R):
+        w[r, r * S : (r + 1) * S] = eco.value_added[r * S : (r + 1) * S] / eco.gdp[r]
+    return w
+
+
+def credit_arrays(book: Portfolio, sens, eco: Economy) -> dict[str, np.ndarray]:
+    """The credit stage's fields of :class:`ModelArrays` for portfolio ``book`` with the PD
+    sensitivities ``sens`` (:class:`~riskengine.scenario.CreditSensitivity`) on economy ``eco``:
+    ``region_weight`` and the rows grouped into classes (one bank, segment, driver, PD,
+    sensitivity and rho), in order of first appearance, EAD * LGD summed within a class in row
+    order."""
+    N = eco.n_nodes
+    S = len(eco.sectors)
+    all_segments = segments(eco.sectors)
+    banks = book.banks
+    keys: dict[tuple, int] = {}
+    scale: list[float] = []
+    for i in range(len(book.bank)):
+        r = eco.regions.index(book.region[i])
+        segment = book.segment[i]
+        if segment in REGIONAL_SEGMENTS:
+            driver, beta = N + r, getattr(sens, segment)
+        else:
+            driver, beta = r * S + eco.sectors.index(segment), sens.corporate
+        key = (
+            banks.index(book.bank[i]), all_segments.index(segment), driver, float(book.pd[i]),
+            float(beta), float(book.rho[i]),
+        )  # fmt: skip
+        if key not in keys:
+            keys[key] = len(keys)
+            scale.append(0.0)
+        scale[keys[key]] += float(book.ead[i]) * float(book.lgd[i])
+    k = np.array(list(keys), dtype=np.float64).reshape(-1, 6)
+    return {
+        "region_weight": _region_weight(eco),
+        "credit_driver": k[:, 2].astype(np.int64),
+        "credit_probit": ndtri(k[:, 3]),
+        "credit_beta": k[:, 4].copy(),
+        "credit_rho": k[:, 5].copy(),
+        "credit_scale": np.array(scale) / 12.0,
+        "credit_bank": k[:, 0].astype(np.int64),
+        "credit_segment": k[:, 1].astype(np.int64),
+    }
 
 
 def _months_between(start: dt.date, month: dt.date) -> int:
@@ -322,21 +427,6 @@ def _check_magnitudes(a: ModelArrays, eco: Economy, src: str) -> None:
     if a.credit_scale.sum() * T > MAX_CUBE_VALUE:
         raise ScenarioError(
             f"{src}: credit: exposures up to {a.credit_scale.max() * 12:.3g} {eco.unit} make "
-            "credit losses too large for the cube's float32; lower credit.ead_multiple or the "
-            "values of credit.ead_table"
+            "credit losses too large for the cube's float32; express the portfolio's EAD in "
+            "the economy's unit"
         )
-
-
-def _check_credit_response(a: ModelArrays, src: str) -> None:
-    """The kernels tabulate the PD response as polynomials: a response too steep for them (a
-    large gamma with tiny baseline PDs) is refused here, naming both fields."""
-    from riskengine.kernels.layout import credit_polynomials
-
-    try:
-        credit_polynomials(a.pd0_probit, a.credit_gamma)
-    except ValueError:
-        raise ScenarioError(
-            f"{src}: credit.gamma: {a.credit_gamma:g} with baseline PDs (credit.pd0) down to "
-            f"{a.pd0.min():.3g} is a PD response too steep to tabulate; lower credit.gamma or "
-            "raise the smallest credit.pd0"
-        ) from None

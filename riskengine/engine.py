@@ -237,12 +237,19 @@ def _slots(client) -> int:
     return max(1, sum(client.nthreads().values())) if client is not None else usable_cores()
 
 
-def _load(scenario: Scenario | CompiledModel | str | Path) -> CompiledModel:
+def _load(
+    scenario: Scenario | CompiledModel | str | Path, portfolio=None, capital=None
+) -> CompiledModel:
     if isinstance(scenario, CompiledModel):
+        if portfolio is not None or capital is not None:
+            raise RunError(
+                "portfolio and capital apply when the model is compiled; pass them to "
+                "compile_model, or pass the scenario here"
+            )
         return scenario
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario)
-    return compile_model(scenario)
+    return compile_model(scenario, portfolio=portfolio, capital=capital)
 
 
 def _check_args(paths: int, seed: int, resolution: str, backend: str, block_paths: int | None):
@@ -286,6 +293,8 @@ def simulate(
     resume: bool = False,
     overwrite: bool = False,
     progress: Progress | None = None,
+    portfolio=None,
+    capital=None,
 ) -> xr.Dataset:
     """Simulate ``paths`` paths of a scenario into a cube, block by block on dask.
 
@@ -319,6 +328,11 @@ def simulate(
         Replace an existing run store at ``store`` (only once every check has passed).
     progress
         Told the number of blocks and each block's completion.
+    portfolio, capital
+        The credit portfolio and capital tables instead of the scenario's ``credit.portfolio``
+        and ``credit.capital`` (a library name, a CSV or parquet file, ``"proxy"``, or a
+        :class:`~riskengine.portfolio.Portfolio` / :class:`~riskengine.portfolio.Capital`);
+        see :func:`riskengine.compile_model`.
 
     Returns
     -------
@@ -340,8 +354,10 @@ def simulate(
     --------
     >>> ds = simulate("truce_collapse", paths=8, seed=1, backend="reference", resolution="year")
     >>> dict(ds.sizes)
-    {'path': 8, 'time': 5, 'sector': 12, 'region': 7, 'channel': 4}
+    {'path': 8, 'time': 5, 'sector': 12, 'region': 7, 'bank': 6, 'channel': 4, 'segment': 15}
     """
+    if portfolio is not None or capital is not None:
+        scenario = _load(scenario, portfolio, capital)
     if store is None:
         model, bp = _prepare(scenario, paths, seed, backend, client, block_paths, resolution)
         if resume or overwrite:

@@ -16,6 +16,7 @@ __all__ = [
     "CubeError",
     "EconomyError",
     "InputError",
+    "PortfolioError",
     "RunError",
     "ScenarioError",
     "StoreError",
@@ -32,6 +33,10 @@ class ScenarioError(InputError):
 
 class EconomyError(InputError):
     """An input-output table that cannot be used (the file and the fix)."""
+
+
+class PortfolioError(InputError):
+    """A credit portfolio or capital table that cannot be used (the file, row and column)."""
 
 
 class RunError(InputError):

@@ -21,7 +21,15 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-__all__ = ["MAX_FILE_BYTES", "InputFile", "Table", "parse_yaml", "read_table", "read_text"]
+__all__ = [
+    "MAX_FILE_BYTES",
+    "InputFile",
+    "Table",
+    "parse_yaml",
+    "read_bytes",
+    "read_table",
+    "read_text",
+]
 
 # Scenario files and tables are kB to a few MB; far larger means the wrong file.
 MAX_FILE_BYTES = 64 * 2**20
@@ -47,6 +55,13 @@ def _read_bytes(path: Path, error: type[Exception], what: str) -> bytes:
         return path.read_bytes()
     except OSError as exc:
         raise error(f"{path}: cannot read it ({exc.strerror}); check the path and rights") from None
+
+
+def read_bytes(path: Path, error: type[Exception], what: str) -> tuple[bytes, InputFile]:
+    """The bytes of ``path`` (a binary table: parquet) and their digest, or ``error`` in one
+    line."""
+    raw = _read_bytes(path, error, what)
+    return raw, InputFile(str(path.resolve()), hashlib.sha256(raw).hexdigest())
 
 
 def read_text(path: Path, error: type[Exception], what: str) -> tuple[str, InputFile]:

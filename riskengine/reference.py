@@ -20,7 +20,13 @@ from riskengine.kernels import rng
 from riskengine.scenario import Scenario
 from riskengine.schema import VARIABLES, build_dataset, cube_shapes, periods
 
-__all__ = ["simulate", "simulate_block", "simulate_block_into", "simulate_monthly"]
+__all__ = [
+    "credit_monthly",
+    "simulate",
+    "simulate_block",
+    "simulate_block_into",
+    "simulate_monthly",
+]
 
 
 def _exposure_multipliers(a, z0: np.ndarray) -> np.ndarray:
@@ -40,8 +46,9 @@ def simulate_monthly(model: CompiledModel, seed: int, p0: int, p1: int) -> dict[
     Returns
     -------
     dict
-        ``loss`` (P, T, S, R), ``credit_loss`` (P, T, R), ``severity`` (P, T, C),
-        ``tension`` (P, T), ``weight`` (P,), all float64.
+        ``loss`` (P, T, S, R), ``credit_loss`` (P, T, B), ``severity`` (P, T, C),
+        ``tension`` (P, T), ``weight`` (P,), and the horizon's ``credit_loss_segment``
+        (P, B, G), all float64.
     """
     a = model.arrays
     T, C = model.horizon, len(model.channels)
@@ -66,18 +73,15 @@ def simulate_monthly(model: CompiledModel, seed: int, p0: int, p1: int) -> dict[
     stock = np.broadcast_to(a.stock_months, (P, C, N)).copy()
     is_supply = a.kind == 0
     idio = np.sqrt(1.0 - a.loading**2)
-    # The baseline PD through the same Phi as the stressed one, so that q = 0 gives a credit
-    # loss of exactly 0 (Phi(Phi^-1(pd0)) differs from pd0 in the last bits).
-    pd_base = ndtr(a.pd0_probit)
     off_diag = a.retaliation * (1.0 - np.eye(C))
 
     out = {
         "loss": np.zeros((P, T, S, R)),
-        "credit_loss": np.zeros((P, T, R)),
         "severity": np.zeros((P, T, C)),
         "tension": np.zeros((P, T)),
         "weight": np.ones(P),
     }
+    q_months = np.zeros((P, T, N))
     for t in range(T):
         zg, zc, zs = z[:, t, 0], z[:, t, 1 : 1 + C], z[:, t, 1 + C : 1 + 2 * C]
         # 1. tension
@@ -120,13 +124,48 @@ def simulate_monthly(model: CompiledModel, seed: int, p0: int, p1: int) -> dict[
             demand_state @ a.demand_matrix.T + demand - demand_state
         )
         q = np.clip(supply_state + demand_state, -1.0, 1.0)
-        # 7. losses (an output gain is a negative loss); credit from output losses only
-        pd = ndtr(a.pd0_probit + a.credit_gamma * np.maximum(q, 0.0))
+        # 7. losses (an output gain is a negative loss)
         out["loss"][:, t] = (q * a.loss_scale).reshape(P, R, S).transpose(0, 2, 1)
-        out["credit_loss"][:, t] = (pd - pd_base) @ a.credit_scale.T
         out["severity"][:, t] = e
         out["tension"][:, t] = g
+        q_months[:, t] = q
+    out["credit_loss"], out["credit_loss_segment"] = credit_monthly(model, seed, p0, q_months)
     return out
+
+
+def credit_monthly(
+    model: CompiledModel, seed: int, p0: int, q: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Section 7's credit losses of paths ``p0 ..`` from their monthly output losses ``q``
+    (P, T, N): each bank's monthly credit loss (P, T, B) and the horizon's by bank and segment
+    (P, B, G). A year's PDs read the year's mean ``q`` (twelve months from the start)."""
+    a = model.arrays
+    P, T, _ = q.shape
+    B, G = len(model.banks), len(model.segments)
+    K = a.credit_bank.shape[0]
+    Y = (T + 11) // 12
+    rho = a.credit_rho
+    if np.any(rho > 0.0):
+        z = rng.normals(seed, np.arange(p0, p0 + P), [rng.CREDIT_MONTH], Y)[:, 0, :]
+    else:
+        z = np.zeros((P, Y))
+    to_bank = np.zeros((K, B))
+    to_bank[np.arange(K), a.credit_bank] = 1.0
+    # The baseline through the same Phi as the stressed PD: a driver of 0 loses exactly 0.
+    base = ndtr(a.credit_probit)
+    credit = np.zeros((P, T, B))
+    segment = np.zeros((P, B, G))
+    for y in range(Y):
+        months = slice(12 * y, min(T, 12 * y + 12))
+        q_year = q[:, months].mean(axis=1)
+        drivers = np.maximum(np.concatenate([q_year, q_year @ a.region_weight.T], axis=1), 0.0)
+        d = drivers[:, a.credit_driver]
+        shifted = a.credit_probit + a.credit_beta * d - np.sqrt(rho) * z[:, y, None]
+        loss = a.credit_scale * (ndtr(shifted / np.sqrt(1.0 - rho)) - base)  # a month, (P, K)
+        credit[:, months] = (loss @ to_bank)[:, None, :]
+        n_months = months.stop - months.start
+        np.add.at(segment, (slice(None), a.credit_bank, a.credit_segment), loss * n_months)
+    return credit, segment
 
 
 def simulate_block_into(
@@ -143,7 +182,7 @@ def simulate_block_into(
     monthly = simulate_monthly(model, seed, p0, p1)
     n_periods = int(period_of_month[-1]) + 1
     for name, values in monthly.items():
-        if name == "weight":
+        if name in ("weight", "credit_loss_segment"):
             out[name][...] = values
             continue
         summed = np.zeros((values.shape[0], n_periods, *values.shape[2:]))
@@ -193,7 +232,7 @@ def simulate(
     >>> from riskengine import load_scenario
     >>> ds = simulate(load_scenario("truce_collapse"), paths=4, seed=1)
     >>> dict(ds.sizes)
-    {'path': 4, 'time': 60, 'sector': 12, 'region': 7, 'channel': 4}
+    {'path': 4, 'time': 60, 'sector': 12, 'region': 7, 'bank': 6, 'channel': 4, 'segment': 15}
     """
     if paths <= 0:
         raise ValueError(f"paths must be a positive integer, got {paths}")

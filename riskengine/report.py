@@ -26,13 +26,14 @@ from rich.console import Console
 from rich.table import Table
 
 from riskengine.formatting import (
+    bank_table,
     display_unit,
     format_amount,
     format_estimate,
     format_level,
     risk_table,
 )
-from riskengine.risk import analyse, check_levels
+from riskengine.risk import analyse, check_levels, credit_by_segment
 
 __all__ = ["FIGURES", "Report", "write_report"]
 
@@ -47,12 +48,13 @@ FIGURES = {
 
 @dataclass(frozen=True)
 class Report:
-    """What :func:`write_report` wrote, and the table it printed into the page."""
+    """What :func:`write_report` wrote, and the tables it printed into the page."""
 
     html: Path
     figures: dict[str, Path]
     table: Table
     summary: xr.Dataset
+    banks: Table
 
 
 def _main_level(levels: np.ndarray) -> float:
@@ -270,16 +272,60 @@ def _tail_html(summary: xr.Dataset) -> str:
     va = [row(str(r), "va_region", float(gdp.sel(region=r)), region=r) for r in regions]
     va.append(row("World", "va_total", float(gdp.sum())))
     output = [row(str(r), "region", 1 / scale, region=r) for r in regions]
-    output += [
-        row("Total", "total", 1 / scale),
-        row("Bank credit losses, all regions", "credit_total", 1 / scale),
-    ]
+    output.append(row("Total", "total", 1 / scale))
     return (
         "<h3>Value added lost, % of GDP a year</h3>"
         + _html_table(header, va)
-        + f"<h3>Gross output lost and credit losses, {html.escape(unit)}</h3>"
+        + f"<h3>Gross output lost, {html.escape(unit)}</h3>"
         + _html_table(header, output)
     )
+
+
+def _banks_html(summary: xr.Dataset, segments: xr.Dataset) -> str:
+    """Each bank's credit losses (EL, VaR and ES ± standard error at every level) and, where
+    the cube has capital, its CET1 depletion in bp of risk-weighted assets; then the expected
+    credit loss by bank and segment."""
+    scale, unit = display_unit(summary.attrs["units"])
+    s = summary.sel(period="horizon")
+    levels = [format_level(a) for a in s.level.values]
+    header = ["", "EL", *(f"{m} {pct}" for pct in levels for m in ("VaR", "ES"))]
+
+    def row(name: str, prefix: str, per: float, **where) -> list[str]:
+        cells = [name, format_estimate(*(float(s[f"{prefix}_EL{k}"].sel(where)) / per
+                                         for k in ("", "_se")))]  # fmt: skip
+        for a in s.level.values:
+            for m in ("VaR", "ES"):
+                v, se = (
+                    float(s[f"{prefix}_{m}{k}"].sel({**where, "level": a})) / per
+                    for k in ("", "_se")
+                )
+                cells.append(format_estimate(v, se))
+        return cells
+
+    banks = [str(b) for b in s.bank.values]
+    credit = [row(b, "credit", 1 / scale, bank=b) for b in banks]
+    credit.append(row("All banks", "credit_total", 1 / scale))
+    parts = [f"<h3>Credit losses, {html.escape(unit)}</h3>", _html_table(header, credit)]
+    if "cet1_depletion_EL" in s and np.isfinite(s["cet1_ratio"].values).any():
+        with_capital = [b for b in banks if np.isfinite(float(s["cet1_ratio"].sel(bank=b)))]
+        depletion = [row(b, "cet1_depletion", 1.0, bank=b) for b in with_capital]
+        start = ", ".join(f"{b} {float(s['cet1_ratio'].sel(bank=b)):.2f} %" for b in with_capital)
+        parts += [
+            "<h3>CET1 depletion by credit losses, bp of risk-weighted assets (before tax)</h3>",
+            _html_table(header, depletion),
+            f"<p>CET1 ratio at the start: {html.escape(start)}.</p>",
+        ]
+    seg_names = [str(g) for g in segments.segment.values]
+    used = [g for g in seg_names if float(np.abs(segments.EL.sel(segment=g)).sum()) > 0]
+    rows = [
+        [b, *(format_amount(float(segments.EL.sel(bank=b, segment=g)) * scale) for g in used)]
+        for b in banks
+    ]
+    parts += [
+        f"<h3>Expected credit loss by segment, {html.escape(unit)}</h3>",
+        _html_table(["", *used], rows),
+    ]
+    return "".join(parts)
 
 
 def _yearly_html(summary: xr.Dataset, level: float) -> str:
@@ -364,6 +410,8 @@ def _page(ds: xr.Dataset, table: Table, summary: xr.Dataset, attrib: xr.Dataset,
         "<h2>World value added and total output lost, over the horizon and in each year</h2>",
         _yearly_html(summary, level),
         f"<p>Per-year figures: {html.escape(summary.attrs['per_year'])}.</p>",
+        "<h2>Banks</h2>",
+        _banks_html(summary, credit_by_segment(ds)),
     ]
     for name, png in pngs.items():
         data = base64.b64encode(png).decode("ascii")
@@ -406,6 +454,7 @@ def write_report(
     )
     summary, attrib = found["summary"], found["attribution"]
     table = risk_table(ds, [level], summary=summary)
+    banks = bank_table(ds, [level], summary=summary)
     figures = {
         "exceedance": fig_exceedance(found["exceedance"], summary),
         "fan": fig_fan(found["fan"]),
@@ -418,4 +467,4 @@ def write_report(
     pngs = {name: _png(fig, paths[name]) for name, fig in figures.items()}
     page = out_dir / "index.html"
     _write(page, _page(ds, table, summary, attrib, pngs).encode("utf-8"))
-    return Report(page, paths, table, summary)
+    return Report(page, paths, table, summary, banks)

@@ -32,6 +32,7 @@ __all__ = [
     "analyse",
     "attribution",
     "check_levels",
+    "credit_by_segment",
     "cumulative_loss_quantiles",
     "escalation_odds",
     "exceedance_curves",
@@ -45,8 +46,8 @@ SUMMARY_GROUPS = {
     "total": "total output loss",
     "region": "output loss of the region",
     "sector": "output loss of the sector",
-    "credit": "bank credit losses of the region",
-    "credit_total": "bank credit losses, all regions",
+    "credit": "credit losses of the bank",
+    "credit_total": "credit losses, all banks",
     "node": "output loss of the node",
 }
 _CURVE_GROUPS = ("total", "region", "sector")
@@ -244,6 +245,8 @@ def _summary(ds, an, g, found, tails, groups, requests, units, per_year) -> xr.D
                 attrs["method"] = SE_METHOD
             out[f"{name}_{stat}"] = xr.DataArray(v, dims=d, coords=coords, attrs=attrs)
     lv = requests[groups[0]][1]
+    if "credit" in groups and "rwa" in ds.variables:
+        out.update(_depletion(ds, out))
     if "gdp" in ds.variables:
         out["gdp"] = xr.DataArray(
             ds["gdp"].values, dims=("region",), coords={"region": ds["region"].values},
@@ -260,6 +263,75 @@ def _summary(ds, an, g, found, tails, groups, requests, units, per_year) -> xr.D
         **{k: ds.attrs[k] for k in ("resolution", "scenario_name") if k in ds.attrs},
     }
     return xr.Dataset(out, attrs=attrs).assign_coords(level=lv)
+
+
+def _depletion(ds: xr.Dataset, out: dict) -> dict[str, xr.DataArray]:
+    """CET1 depletion of each bank in basis points of its risk-weighted assets: the credit
+    figures times 1e4 / RWA (NaN for a bank without capital data), with the start's CET1
+    ratio and the capital figures themselves."""
+    rwa = xr.DataArray(ds["rwa"].values, dims=("bank",), coords={"bank": ds["bank"].values})
+    cet1 = xr.DataArray(ds["cet1"].values, dims=("bank",), coords={"bank": ds["bank"].values})
+    depletion = {}
+    for stat in ("EL", "EL_se", "VaR", "VaR_se", "ES", "ES_se"):
+        v = out[f"credit_{stat}"] * 1e4 / rwa
+        v.attrs = {
+            "long_name": f"{stat} of the bank's CET1 depletion by credit losses (before tax)",
+            "units": "bp of risk-weighted assets",
+        }
+        depletion[f"cet1_depletion_{stat}"] = v
+    depletion["cet1_ratio"] = (cet1 / rwa * 100).assign_attrs(
+        long_name="CET1 ratio at the start", units="%"
+    )
+    units = ds["rwa"].attrs.get("units", "")
+    depletion["cet1"] = cet1.assign_attrs(long_name="CET1 capital", units=units)
+    depletion["rwa"] = rwa.assign_attrs(long_name="risk-weighted assets", units=units)
+    return depletion
+
+
+def credit_by_segment(ds: xr.Dataset) -> xr.Dataset:
+    """Expected credit loss over the horizon of every bank on every segment, with its standard
+    error (weighted by the paths' weights; the same delta-method error as EL elsewhere).
+
+    Streams the run's ``credit_loss_segment`` summary (path, bank, segment) chunk by chunk.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``EL`` and ``EL_se`` (bank, segment), in the cube's unit.
+
+    Examples
+    --------
+    >>> from riskengine import load_scenario
+    >>> from riskengine.reference import simulate
+    >>> ds = simulate(load_scenario("truce_collapse"), paths=50, seed=1, resolution="year")
+    >>> seg = credit_by_segment(ds)
+    >>> bool(np.allclose(seg.EL.sum("segment"), ds.credit_loss.sum(("time")).mean("path"),
+    ...      rtol=1e-5))
+    True
+    """
+    validate(ds)
+    if "credit_loss_segment" not in ds.variables:
+        from riskengine.errors import CubeError
+
+        raise CubeError("the cube has no credit_loss_segment: rerun it with this version")
+    import dask
+
+    w = ds["weight"].astype(np.float64)
+    x = ds["credit_loss_segment"].astype(np.float64)
+    # One pass: sum(w^2 (x - EL)^2) = sum(w^2 x^2) - 2 EL sum(w^2 x) + EL^2 sum(w^2)
+    W, wx, w2, w2x, w2x2 = dask.compute(
+        w.sum(), (w * x).sum("path"), (w**2).sum(), (w**2 * x).sum("path"),
+        (w**2 * x**2).sum("path"),
+    )  # fmt: skip
+    el = wx / W
+    se = np.sqrt(np.maximum(w2x2 - 2 * el * w2x + el**2 * w2, 0.0)) / W
+    units = ds["credit_loss_segment"].attrs.get("units", "")
+    return xr.Dataset(
+        {
+            "EL": el.assign_attrs(long_name="expected credit loss", units=units),
+            "EL_se": se.assign_attrs(long_name="standard error of EL", units=units),
+        }
+    )
 
 
 def _attribution(an, g, found, tails, requests, units) -> xr.Dataset:
@@ -322,9 +394,10 @@ def _curves(an, g, found, units) -> xr.Dataset:
         w2_le[..., -1] = W2[..., 0]
         p = np.clip(1.0 - cdf, 0.0, 1.0)
         se = np.sqrt(np.maximum((1 - p) ** 2 * (W2 - w2_le) + p**2 * w2_le, 0.0)) / W
-        # n* is undefined where p is 0 or 1 (se = 0): Kish's n_eff stands in
+        # n* is undefined where p is 0 or 1 (se is then 0, or a rounding residue of the weight
+        # sums, which would make n* 0): Kish's n_eff stands in
         n_star = np.broadcast_to(W**2 / W2, p.shape).copy()
-        np.divide(p * (1 - p), se**2, out=n_star, where=se > 0)
+        np.divide(p * (1 - p), se**2, out=n_star, where=(se > 0) & (p > 0) & (p < 1))
         lower, upper = wilson(p, n_star)
         dims = (*g[name].dims[1:], "point")
         for field, values in (("threshold", threshold), ("probability", p), ("se", se),
@@ -365,7 +438,7 @@ def risk_summary(
     groups
         Any of ``va_total`` and ``va_region`` (value added lost: the output loss times each
         node's value-added share), ``total``, ``region``, ``sector`` (gross output lost),
-        ``credit`` (bank credit losses by region), ``credit_total`` and ``node`` (the sector x
+        ``credit`` (credit losses by bank), ``credit_total`` and ``node`` (the sector x
         region nodes, over the horizon only). Where only the horizon's value-added, total,
         region and credit groups are asked for (``per_year=False``), a run's store answers from
         its per-path summaries without reading the cube.
@@ -379,7 +452,10 @@ def risk_summary(
         ``_VaR_upper`` (95 % interval), ``_ES``, ``_ES_se``, with dims ``period`` (``"horizon"``
         then ``"year 1"``, ...), the group's dims and ``level`` (``node``: sector, region,
         level); ``gdp`` (region): each region's annual GDP, to express value added lost as a
-        share of it. Amounts are in the cube's unit; the definitions (VaR: smallest loss whose
+        share of it; with ``credit`` and a cube with capital data, ``cet1_depletion_{stat}``
+        (period, bank[, level]): the credit figures in basis points of each bank's risk-weighted
+        assets (NaN for a bank without capital data), and ``cet1_ratio``, ``cet1``, ``rwa``
+        (bank). Amounts are in the cube's unit; the definitions (VaR: smallest loss whose
         weighted CDF reaches the level; ES: Acerbi-Tasche) and the standard-error methods are
         in :mod:`riskengine.weighted` and the ``method`` attrs.
 

@@ -260,15 +260,46 @@ class Propagation(_Strict):
     recovery_speed: NodeValues = NodeValues(default=0.5)
 
 
-class Credit(_Strict):
-    """Bank credit losses (MODEL.md section 7)."""
+# The PD sensitivity calibrated to the Federal Reserve's 2025 stress test (2 decimals of
+# riskengine.supervisory.calibrate("fed_2025_severely_adverse"); tests/test_credit.py holds it).
+SENSITIVITY = 6.57
+
+
+class CreditSensitivity(_Strict):
+    """How far a year's driver moves PDs: the probit shift per unit of the driver (MODEL.md
+    section 7). ``corporate`` applies to the sector segments (driver: the borrower node's output
+    loss), the others to their segment (driver: the region's value added lost, share of GDP).
+
+    The default, 6.57 for every segment, is calibrated to the Federal Reserve's 2025 stress test
+    (C&I and commercial real estate losses over risk-weighted assets;
+    ``riskengine.supervisory.calibrate``, docs/calibration.md); one value for every segment is a
+    judgement: the published figures do not separate them on the library's driver.
+    """
+
+    corporate: Annotated[float, Field(ge=0.0, le=100.0)] = SENSITIVITY
+    households: Annotated[float, Field(ge=0.0, le=100.0)] = SENSITIVITY
+    commercial_real_estate: Annotated[float, Field(ge=0.0, le=100.0)] = SENSITIVITY
+    sovereign: Annotated[float, Field(ge=0.0, le=100.0)] = SENSITIVITY
+
+
+class ProxyPortfolio(_Strict):
+    """Model v1's exposure proxy (``credit.portfolio: proxy``): region r's banks lend
+    ``ead_multiple`` times what its ``bank_sector`` node sells to each node."""
 
     lgd: Probability = 0.45
-    gamma: Annotated[float, Field(ge=0.0)] = 2.0
     pd0: NodeValues = NodeValues(default=0.01)
     ead_multiple: Annotated[float, Field(ge=0.0)] = 1.0
-    ead_table: str | None = None
     bank_sector: str = "FIN"
+
+
+class Credit(_Strict):
+    """Banks' credit losses (MODEL.md section 7): a portfolio (a library name, a CSV or parquet
+    file relative to the scenario, or ``proxy``), optional capital, the PD sensitivities."""
+
+    portfolio: str = "banking_systems_2024"
+    capital: str | None = None
+    sensitivity: CreditSensitivity = CreditSensitivity()
+    proxy: ProxyPortfolio = ProxyPortfolio()
 
 
 class Scenario(_Strict):

@@ -72,7 +72,7 @@ CUBE: dict[str, CubeVariable] = {
         ("path", "time", "sector", "region"), np.float32, "economy", "output loss in the period"
     ),
     "credit_loss": CubeVariable(
-        ("path", "time", "region"), np.float32, "economy", "banks' credit losses in the period"
+        ("path", "time", "bank"), np.float32, "economy", "the bank's credit losses in the period"
     ),
     "severity": CubeVariable(
         ("path", "time", "channel"),
@@ -96,10 +96,16 @@ SUMMARIES: dict[str, CubeVariable] = {
         "output loss of the region over the horizon (sum over periods and sectors)",
     ),
     "credit_loss_total": CubeVariable(
-        ("path", "region"),
+        ("path", "bank"),
         np.float64,
         "economy",
-        "banks' credit losses of the region over the horizon (sum over periods)",
+        "the bank's credit losses over the horizon (sum over periods)",
+    ),
+    "credit_loss_segment": CubeVariable(
+        ("path", "bank", "segment"),
+        np.float32,
+        "economy",
+        "the bank's credit losses on borrowers of the segment over the horizon",
     ),
     "value_added_loss_total": CubeVariable(
         ("path", "region"),
@@ -115,13 +121,15 @@ STATIC: dict[str, CubeVariable] = {
         ("sector", "region"), np.float64, "1", "value added per unit of gross output"
     ),
     "gdp": CubeVariable(("region",), np.float64, "economy", "annual value added of the region"),
+    "cet1": CubeVariable(("bank",), np.float64, "economy", "CET1 capital (NaN: not given)"),
+    "rwa": CubeVariable(("bank",), np.float64, "economy", "risk-weighted assets (NaN: not given)"),
 }
 # Everything a block holds (and, with STATIC, a cube).
 VARIABLES: dict[str, CubeVariable] = {**CUBE, **SUMMARIES}
 
 # Coordinates: path (int64, global path index), time (datetime64[ns], first day of each period),
-# sector, region, channel (strings).
-COORDS: tuple[str, ...] = ("path", "time", "sector", "region", "channel")
+# sector, region, channel, bank (the portfolio's), segment (strings).
+COORDS: tuple[str, ...] = ("path", "time", "sector", "region", "channel", "bank", "segment")
 # Dataset attrs the readers need (the others are provenance: see dataset_attrs).
 REQUIRED_ATTRS: tuple[str, ...] = ("resolution", "horizon_months")
 
@@ -175,6 +183,7 @@ def dataset_attrs(
         # The run's identity: the scenario and every file it reads (economy, exposure tables).
         "inputs_sha256": model.identity,
         "input_files": [[f.path, f.sha256] for f in model.inputs],
+        "portfolio": model.portfolio_name,
         "seed": int(seed),
         "paths": int(paths),
         "backend": backend,
@@ -193,6 +202,8 @@ def coords(model: CompiledModel, path: np.ndarray | None, resolution: str) -> di
         "sector": np.array(model.sectors, dtype=object),
         "region": np.array(model.regions, dtype=object),
         "channel": np.array(model.channels, dtype=object),
+        "bank": np.array(model.banks, dtype=object),
+        "segment": np.array(model.segments, dtype=object),
     }
 
 
@@ -204,6 +215,8 @@ def cube_shapes(model: CompiledModel, paths: int, periods: int) -> dict[str, tup
         "sector": len(model.sectors),
         "region": len(model.regions),
         "channel": len(model.channels),
+        "bank": len(model.banks),
+        "segment": len(model.segments),
     }
     return {name: tuple(size[d] for d in var.dims) for name, var in VARIABLES.items()}
 
@@ -217,8 +230,9 @@ def estimated_bytes(model: CompiledModel, paths: int, resolution: str) -> int:
     --------
     >>> from riskengine import compile_model, load_scenario
     >>> model = compile_model(load_scenario("truce_collapse"))
-    >>> estimated_bytes(model, 1, "month")  # (84 + 7 + 4 + 1) float32 x 60 + 8 + 3 x 7 x 8
-    23216
+    >>> # (84 + 6 + 4 + 1) float32 x 60 + 8 + (7 + 7 + 6) x 8 + 6 x 15 float32
+    >>> estimated_bytes(model, 1, "month")
+    23328
     """
     shapes = cube_shapes(model, int(paths), n_periods(model, resolution))
     return sum(
@@ -267,6 +281,8 @@ def build_dataset(
     static = {
         "value_added_share": model.arrays.value_added_share.reshape(R, S).T,
         "gdp": np.asarray(model.gdp, dtype=np.float64),
+        "cet1": np.asarray(model.cet1, dtype=np.float64),
+        "rwa": np.asarray(model.rwa, dtype=np.float64),
     }
     for name, values in static.items():
         variables[name] = xr.Variable(STATIC[name].dims, values, variable_attrs(name, model.unit))

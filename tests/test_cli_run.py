@@ -115,13 +115,14 @@ def test_run_on_local_worker_processes_ends_with_the_risk_table(existing, tmp_pa
         "--resolution", "year", "--out", out, "--workers", 2, "--block-paths", 7,
     ))  # fmt: skip
     assert code == 0, err
-    # 20 paths x ((84 loss + 7 credit + 4 severity + 1 tension) float32 x 5 years + float64
-    # weight + 3 x 7 float64 summaries)
-    assert "about 41.9 kB before compression" in stdout
+    # 20 paths x ((84 loss + 6 banks' credit + 4 severity + 1 tension) float32 x 5 years +
+    # float64 weight + (7 + 7 + 6) float64 summaries + 6 x 15 float32 credit by segment)
+    assert "about 48.6 kB before compression" in stdout
     ds = rk.open_run(out)
     assert_bitwise_equal(ds, rk.open_run(existing))
     table = Console(width=COLUMNS, file=io.StringIO())
     table.print(rk.risk_table(ds, levels=(0.99,)))
+    table.print(rk.formatting.bank_table(ds, levels=(0.99,)))
     assert table.file.getvalue() in stdout
 
 

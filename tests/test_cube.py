@@ -15,25 +15,34 @@ from riskengine.schema import CUBE, STATIC, VARIABLES, periods
 
 DIMS = {
     "loss": ("path", "time", "sector", "region"),
-    "credit_loss": ("path", "time", "region"),
+    "credit_loss": ("path", "time", "bank"),
     "severity": ("path", "time", "channel"),
     "tension": ("path", "time"),
     "weight": ("path",),
 }
 SUMMARY_DIMS = {
     "loss_total": ("path", "region"),
-    "credit_loss_total": ("path", "region"),
+    "credit_loss_total": ("path", "bank"),
+    "credit_loss_segment": ("path", "bank", "segment"),
     "value_added_loss_total": ("path", "region"),
 }
-STATIC_DIMS = {"value_added_share": ("sector", "region"), "gdp": ("region",)}
+STATIC_DIMS = {
+    "value_added_share": ("sector", "region"),
+    "gdp": ("region",),
+    "cet1": ("bank",),
+    "rwa": ("bank",),
+}
 DTYPES = {"loss": "float32", "credit_loss": "float32", "severity": "float32"}
 DTYPES |= {"tension": "float32", "weight": "float64"}
 DTYPES |= {"loss_total": "float64", "credit_loss_total": "float64"}
+DTYPES |= {"credit_loss_segment": "float32"}
+DTYPES |= {"cet1": "float64", "rwa": "float64"}
 DTYPES |= {"value_added_loss_total": "float64", "value_added_share": "float64", "gdp": "float64"}
 MONEY = "USD million (2023 prices)"  # the default economy's unit and price year
 UNITS = {"loss": MONEY, "credit_loss": MONEY, "value_added_loss_total": MONEY, "gdp": MONEY}
 UNITS |= {"severity": "1", "tension": "1", "weight": "1", "value_added_share": "1"}
-UNITS |= {"loss_total": MONEY, "credit_loss_total": MONEY}
+UNITS |= {"loss_total": MONEY, "credit_loss_total": MONEY, "credit_loss_segment": MONEY}
+UNITS |= {"cet1": MONEY, "rwa": MONEY}
 ATTRS = {
     "riskengine_version",
     "scenario",
@@ -43,6 +52,7 @@ ATTRS = {
     "backend",
     "resolution",
     "created",
+    "portfolio",
 }
 
 
@@ -59,7 +69,8 @@ def test_variables_dims_dtypes(cube):
     for name, dims in (DIMS | SUMMARY_DIMS | STATIC_DIMS).items():
         assert cube[name].dims == dims, name
         assert cube[name].dtype == np.dtype(DTYPES[name]), name
-    assert dict(cube.sizes) == {"path": 5, "time": 60, "sector": 12, "region": 7, "channel": 4}
+    sizes = {"path": 5, "time": 60, "sector": 12, "region": 7, "channel": 4}
+    assert dict(cube.sizes) == sizes | {"bank": 6, "segment": 15}
 
 
 def test_variable_attrs(cube):
@@ -70,7 +81,7 @@ def test_variable_attrs(cube):
 
 
 def test_coordinates(cube, truce_collapse):
-    assert set(cube.coords) == {"path", "time", "sector", "region", "channel"}
+    assert set(cube.coords) == {"path", "time", "sector", "region", "channel", "bank", "segment"}
     assert cube.path.dtype == np.int64
     np.testing.assert_array_equal(cube.path.values, np.arange(5))
     assert cube.time.dtype == np.dtype("datetime64[ns]")
@@ -82,6 +93,8 @@ def test_coordinates(cube, truce_collapse):
         ("sector", truce_collapse.sectors),
         ("region", truce_collapse.regions),
         ("channel", truce_collapse.channels),
+        ("bank", truce_collapse.banks),
+        ("segment", truce_collapse.segments),
     ):
         assert cube[name].values.tolist() == list(labels)
         assert all(isinstance(v, str) for v in cube[name].values)
@@ -168,6 +181,7 @@ def test_periods_when_the_horizon_is_not_a_multiple():
 def test_short_last_period_in_the_cube(tiny_economy):
     """Horizon 7 by quarters: periods of 3, 3 and 1 months, each the sum of its months."""
     scenario = rk.Scenario(
+        credit={"portfolio": "proxy"},  # the tiny economy has no library portfolio
         name="seven",
         start="2027-11",
         horizon_months=7,

@@ -166,21 +166,17 @@ def test_an_out_that_is_a_small_mount_point_is_measured_itself(tmp_path):
 
 
 def test_resume_refuses_a_changed_input_file(tmp_path):
-    """The exposure table changed between the interrupted run and its resume: refused (it once
-    mixed two models in one store, credit losses x10 in the resumed blocks)."""
+    """The portfolio changed between the interrupted run and its resume: refused (an exposure
+    table once mixed two models in one store, credit losses x10 in the resumed blocks)."""
     scenario = Path(rk.builtin_scenarios()["truce_collapse"]).read_text()
-    model = rk.compile_model(rk.load_scenario("truce_collapse"))
-    labels = [f"{r}.{s}" for r in model.regions for s in model.sectors]
     table = tmp_path / "ead.csv"
 
     def write_table(value: float) -> None:
-        rows = [",".join(["bank", *labels])]
-        rows += [",".join([r, *[str(value)] * len(labels)]) for r in model.regions]
-        table.write_text("\n".join(rows) + "\n")
+        table.write_text(f"bank,region,segment,ead,pd,lgd\nB,CHN,ELEC,{value},0.01,0.4\n")
 
     write_table(1000.0)
     (tmp_path / "s.yaml").write_text(
-        scenario.replace("credit:", "credit:\n  ead_table: ead.csv", 1)
+        re.sub(r"(?s)\ncredit:.*", "\ncredit:\n  portfolio: ead.csv\n", scenario)
     )
     store = tmp_path / "run.zarr"
     args = ["run", tmp_path / "s.yaml", "--paths", 20, "--seed", SEED, "--backend", BACKEND,
@@ -194,6 +190,10 @@ def test_resume_refuses_a_changed_input_file(tmp_path):
     write_table(1000.0)
     code, _, err = finish(riskengine(*args, "--resume"))
     assert code == 0, err
+
+
+# Static capital figures that are NaN by contract where no capital table is given.
+NOT_GIVEN = ("cet1", "rwa")
 
 
 # --- names that are markup to rich ------------------------------------------------------------
@@ -376,7 +376,7 @@ def test_a_mutated_scenario_is_refused_in_one_line_or_runs_finite(tmp_path, text
         return
     cube = reference_simulate(model, 3, SEED, resolution="year")
     for name in cube.data_vars:
-        assert np.isfinite(cube[name].values).all(), name
+        assert np.isfinite(cube[name].values).all() or name in NOT_GIVEN, name
 
 
 @settings(
@@ -397,4 +397,4 @@ def test_a_mutated_scenario_through_the_command_line(tmp_path_factory, text):
         assert code == 0, err
         ds = rk.open_run(store)
         for name in ds.data_vars:
-            assert np.isfinite(ds[name].values).all(), name
+            assert np.isfinite(ds[name].values).all() or name in NOT_GIVEN, name

@@ -11,16 +11,14 @@ import numba
 import numpy as np
 import pytest
 from kernel_checks import assert_block_equal
-from scipy.special import ndtr, ndtri
 
 import riskengine as rk
 from riskengine.backends import block_arrays, run_block, run_block_into
 from riskengine.errors import BackendError
 from riskengine.kernels import rng, step
-from riskengine.kernels.layout import credit_polynomials, kernel_model
 from riskengine.kernels.targets import compile_functions
+from riskengine.portfolio import read_portfolio
 from riskengine.reference import simulate_block
-from riskengine.scenario import NodeValues
 from riskengine.schema import periods
 
 PATHS = 200
@@ -40,7 +38,8 @@ def test_cpu_kernel_equals_reference_for_every_scenario(name):
 
 
 def _variant(model):
-    """Stationary tension, a channel already on, steep credit response: the rarer branches."""
+    """Stationary tension, a channel already on, a steep PD response with credit-cycle factors
+    (rho > 0) on half the rows: the rarer branches."""
     sc = model.scenario
     first = sc.channel_names[0]
     channel = sc.channels[first]
@@ -51,10 +50,14 @@ def _variant(model):
         update={
             "tension": sc.tension.model_copy(update={"start": "stationary"}),
             "channels": channels,
-            "credit": sc.credit.model_copy(update={"gamma": 6.0}),
+            "credit": sc.credit.model_copy(
+                update={"sensitivity": sc.credit.sensitivity.model_copy(update={"corporate": 20.0})}
+            ),
         }
     )
-    return rk.compile_model(variant)
+    book = read_portfolio("banking_systems_2024", model.regions, model.sectors)
+    rho = np.where(np.arange(len(book.bank)) % 2 == 0, 0.2, 0.0)
+    return rk.compile_model(variant, portfolio=dataclasses.replace(book, rho=rho))
 
 
 @pytest.mark.parametrize("resolution", ["quarter", "year", "horizon"])
@@ -156,45 +159,6 @@ def test_compiled_normals_equal_rng_normals(compiled_rng):
     expected = rng.normals(seed, paths, np.arange(3), 9)
     got = np.array([[[normal(k0, k1, p, m, s) for s in range(9)] for m in range(3)] for p in paths])
     np.testing.assert_allclose(got, expected, rtol=1e-14, atol=1e-15)
-
-
-@pytest.mark.parametrize("gamma", [0.0, 0.5, 3.0, 8.0])
-def test_credit_polynomials_give_pd_increase_to_1e_9(gamma):
-    pd0 = np.array([0.01, 1e-4, 0.2, 0.6, 0.01])
-    x0 = ndtri(pd0)
-    poly = credit_polynomials(x0, gamma)
-    # pieces: one up to gamma 0.5; steeper responses and pd0 = 1e-4 need more
-    assert poly.shape == ({0.0: 1, 0.5: 1, 3.0: 2, 8.0: 4}[gamma], 16, 5)
-    np.testing.assert_array_equal(poly[..., 0], poly[..., 4])  # nodes sharing a pd0
-    q = np.concatenate([[0.0, 1e-12, 1e-6], np.linspace(0.001, 1.0, 997)])
-    pieces = poly.shape[0]
-    j = np.minimum((q * pieces).astype(np.int64), pieces - 1)
-    t = 2.0 * (q * pieces - j) - 1.0
-    for n in range(len(pd0)):
-        approx = q * np.array([np.polyval(poly[jj, :, n], tt) for jj, tt in zip(j, t, strict=True)])
-        exact = ndtr(x0[n] + gamma * q) - ndtr(x0[n])
-        # exact itself carries a few ulps of pd (up to 1e-16) from the difference of two CDFs
-        np.testing.assert_allclose(approx, exact, rtol=1e-9, atol=4e-16)
-
-
-@pytest.mark.parametrize("name", sorted(rk.builtin_scenarios()))
-def test_library_credit_terms_need_one_piece(name):
-    """The kernel's vectorized case (docs/performance.md): no table lookup by piece."""
-    arrays = rk.compile_model(rk.load_scenario(name)).arrays
-    assert credit_polynomials(arrays.pd0_probit, arrays.credit_gamma).shape[0] == 1
-
-
-@pytest.mark.parametrize(("pd0", "gamma", "pieces"), [(1e-6, 2.0, 1), (1e-8, 3.0, 2)])
-def test_cpu_kernel_equals_reference_for_small_baseline_pds(truce_collapse, pd0, gamma, pieces):
-    """Small baseline PDs make G span orders of magnitude: the kernels then evaluate it in
-    float64 (float32 would be off by 1e-5 relative), on one or more pieces."""
-    sc = truce_collapse.scenario
-    credit = sc.credit.model_copy(update={"gamma": gamma, "pd0": NodeValues(default=pd0)})
-    model = rk.compile_model(sc.model_copy(update={"credit": credit}))
-    poly = kernel_model(model.arrays).credit_poly
-    assert poly.dtype == np.float64 and poly.shape[0] == pieces
-    kernel = run_block(model, SEED, 0, 100, "month", backend="cpu")
-    assert_block_equal(kernel, simulate_block(model, SEED, 0, 100, "month"))
 
 
 @pytest.mark.parametrize("backend", ["cpu", "reference"])

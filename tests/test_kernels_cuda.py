@@ -13,11 +13,13 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 import riskengine as rk
 from riskengine.backends import block_arrays
 from riskengine.kernels import rng
+from riskengine.kernels.credit import years
 from riskengine.kernels.layout import kernel_model
 from riskengine.schema import periods
 
@@ -84,11 +86,11 @@ def test_cuda_kernel_compiles_for_compute_90(truce_collapse, shared, monkeypatch
     out = block_arrays(truce_collapse, 2, 20)
     period_of_month = periods(truce_collapse.start, truce_collapse.horizon, "quarter")[0]
     args = (km, *rng.split_seed(1), 0, 2, period_of_month)
-    names = ("loss", "credit_loss", "severity", "tension", "loss_total", "credit_loss_total",
-             "value_added_loss_total")  # fmt: skip
-    args += tuple(out[n] for n in names)
+    names = ("loss", "severity", "tension", "loss_total", "value_added_loss_total")
+    year_q = np.empty((2, years(truce_collapse.horizon), N), np.float32)
+    args += (*(out[n] for n in names), year_q)
     signature = tuple(typeof(a) for a in args)
-    F, R, K = km.factor_loadings.shape[1], km.credit_scale.shape[0], km.exposure_channel.shape[0]
+    F, R, K = km.factor_loadings.shape[1], km.n_regions, km.exposure_channel.shape[0]
     fn = kernel_function(C, N, F, R, K, shared)
     ptx, _ = cuda.compile_ptx(fn, signature, cc=(9, 0))
     assert ".target sm_90" in ptx

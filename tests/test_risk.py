@@ -34,17 +34,21 @@ def known_cube(model, paths: int, resolution: str, weighted: bool, seed: int = 0
     rng = np.random.default_rng(seed)
     T = len(periods(model.start, model.horizon, resolution)[1])
     S, R, C = len(model.sectors), len(model.regions), len(model.channels)
+    B, G = len(model.banks), len(model.segments)
     severity = rng.random((paths, T, C)) * (rng.random((paths, T, C)) < 0.3)
     data = {
         "loss": rng.lognormal(0.0, 1.0, (paths, T, S, R)),
-        "credit_loss": rng.lognormal(-2.0, 1.5, (paths, T, R)),
+        # drawn with R columns as before the bank dim, so that the draws after it are unchanged
+        "credit_loss": rng.lognormal(-2.0, 1.5, (paths, T, R))[..., :B],
         "severity": severity,
         "tension": rng.normal(size=(paths, T)),
         "weight": rng.lognormal(0.0, 0.7, paths) if weighted else np.ones(paths),
     }
     data = {k: v.astype(CUBE[k].dtype) for k, v in data.items()}
     names = ("loss_total", "credit_loss_total", "value_added_loss_total")
-    data |= {name: np.empty((paths, R)) for name in names}
+    data |= {name: np.empty((paths, B if name.startswith("credit") else R)) for name in names}
+    segments = np.random.default_rng(seed + 1).lognormal(-2.0, 1.5, (paths, B, G))
+    data["credit_loss_segment"] = segments.astype(np.float32)
     summaries(data["loss"], data["credit_loss"], model.arrays.value_added_share.reshape(R, S).T,
               data)  # fmt: skip
     return build_dataset(
@@ -87,7 +91,8 @@ def columns(cube: xr.Dataset) -> dict[str, tuple[np.ndarray, dict]]:
     out = {"total": (loss.sum(axis=(1, 2)), {}), "credit_total": (credit.sum(axis=1), {})}
     for j, r in enumerate(cube.region.values):
         out[f"region {r}"] = (loss[:, :, j].sum(axis=1), {"region": r})
-        out[f"credit {r}"] = (credit[:, j], {"region": r})
+    for j, b in enumerate(cube.bank.values):
+        out[f"credit {b}"] = (credit[:, j], {"bank": b})
     for i, s in enumerate(cube.sector.values):
         out[f"sector {s}"] = (loss[:, i, :].sum(axis=1), {"sector": s})
     metal_chn = cube.loss.sel(sector="METAL", region="CHN").values.astype(np.float64).sum(axis=1)
@@ -133,8 +138,8 @@ def test_per_year_figures_are_those_of_each_year(cube, summary):
         x = cube.loss.values[:, k].astype(np.float64).sum(axis=(1, 2))
         year = summary.sel(period=f"year {k + 1}", level=0.95)
         assert float(year.total_VaR) == pytest.approx(np_var(x, w, 0.95), rel=1e-12)
-        usa = cube.credit_loss.sel(region="USA").values[:, k].astype(np.float64)
-        assert float(year.credit_VaR.sel(region="USA")) == pytest.approx(
+        usa = cube.credit_loss.sel(bank="USA_banks").values[:, k].astype(np.float64)
+        assert float(year.credit_VaR.sel(bank="USA_banks")) == pytest.approx(
             np_var(usa, w, 0.95), rel=1e-12
         )
 
@@ -411,8 +416,6 @@ def test_risk_table_shows_the_summary(cube, summary):
         "Value added VaR 99 %",
         "Output EL",
         "Output VaR 99 %",
-        "Credit EL",
-        "Credit VaR 99 %",
     ]
     cells = {col.header: list(col.cells) for col in table.columns}
     assert cells["Region"] == [*cube.region.values, "Total"]
@@ -426,10 +429,26 @@ def test_risk_table_shows_the_summary(cube, summary):
     assert cells["Value added EL"][0] == format_amount(100 * usa)
     world = float(s.va_total_EL) / (float(s.gdp.sum()) * years)
     assert cells["Value added EL"][-1] == format_amount(100 * world)
+    banks = rk.formatting.bank_table(cube, levels=[0.99], summary=summary)
+    assert [c.header for c in banks.columns] == [
+        "Bank",
+        "Credit EL",
+        "Credit VaR 99 %",
+        "CET1 start",
+        "CET1 depletion EL",
+        "CET1 depletion VaR 99 %",
+    ]
+    cells = {col.header: list(col.cells) for col in banks.columns}
+    assert cells["Bank"] == [*cube.bank.values, "All banks"]
     assert cells["Credit VaR 99 %"][0] == (
-        f"{format_amount(scale * float(s.credit_VaR.sel(region='USA')))} ± "
-        f"{format_amount(scale * float(s.credit_VaR_se.sel(region='USA')))}"
+        f"{format_amount(scale * float(s.credit_VaR.sel(bank='USA_banks')))} ± "
+        f"{format_amount(scale * float(s.credit_VaR_se.sel(bank='USA_banks')))}"
     )
+    rwa = float(cube.rwa.sel(bank="USA_banks"))
+    assert cells["CET1 depletion EL"][0] == format_amount(
+        float(s.credit_EL.sel(bank="USA_banks")) * 1e4 / rwa
+    )
+    assert cells["CET1 start"][0] == f"{100 * float(cube.cet1.sel(bank='USA_banks')) / rwa:.2f} %"
 
 
 def test_the_risk_table_of_a_run_reads_its_summaries_not_the_cube(tmp_path):
@@ -453,6 +472,7 @@ def test_the_risk_table_of_a_run_reads_its_summaries_not_the_cube(tmp_path):
 def test_escalation_odds_closed_form(tiny_economy):
     """One channel, loading 0, p_off 0: P(bitten by month 12 k) = 1 - (1 - p_on)^(12 k)."""
     scenario = rk.Scenario(
+        credit={"portfolio": "proxy"},  # the tiny economy has no library portfolio
         name="odds", start="2027-01", horizon_months=36,
         channels={"only": {"p_on": 0.03, "p_off": 0.0, "severity": {"median": 0.5},
                            "exposure": 0.1}},

@@ -46,7 +46,18 @@ BASE = {
     "correlation": {"chips": {"rare_earths": 0.3}},
     "retaliation": {"chips": {"rare_earths": 0.2}},
     "propagation": {"supply_weight": 0.8, "demand_weight": 1.0},
+    "credit": {"portfolio": "book.csv", "capital": "capital.csv"},
 }
+# Its credit portfolio and capital, written next to it.
+BOOK = (
+    "bank,region,segment,ead,pd,lgd\nNorth,USA,MFG,100,0.01,0.4\nNorth,CHN,households,50,0.02,0.2\n"
+)
+CAPITAL = "bank,cet1,rwa\nNorth,12,100\n"
+
+
+def _write(name: str, text: str) -> Callable[[Path], None]:
+    """A file edit that writes ``text`` as ``name`` in the case's folder."""
+    return lambda folder: (folder / name).write_text(text)
 
 
 def _set(dotted: str, value) -> Callable[[dict], None]:
@@ -106,7 +117,10 @@ CASES = {
         "channels.rare_earths.exposure.nodes.USA.BANK",
         _set("channels.rare_earths.exposure.nodes.USA.BANK", 0.1),
     ),
-    "unknown_bank_sector": Case("credit.bank_sector", _set("credit.bank_sector", "BANKS")),
+    "unknown_bank_sector": Case(
+        "credit.proxy.bank_sector",
+        _set("credit", {"portfolio": "proxy", "proxy": {"bank_sector": "BANKS"}}),
+    ),
     "unknown_channel_correlation": Case(
         "correlation.chips.dollar", _set("correlation.chips.dollar", 0.2)
     ),
@@ -176,11 +190,19 @@ CASES = {
         "eco/intermediate.csv: file not found",
         files=lambda folder: (folder / "eco" / "intermediate.csv").unlink(),
     ),
-    "missing_ead_table": Case("credit.ead_table", _set("credit.ead_table", "exposures.csv")),
-    "ead_table_wrong_columns": Case(
-        "credit.ead_table",
-        _set("credit.ead_table", "ead.csv"),
-        files=lambda folder: (folder / "ead.csv").write_text("bank,USA.MFG\nUSA,1\nCHN,2\n"),
+    "missing_portfolio": Case(
+        "credit.portfolio: ", _set("credit.portfolio", "exposures.csv"), files=None
+    ),
+    "portfolio_wrong_columns": Case(
+        "credit.portfolio: ", files=_write("book.csv", "bank,region,sector,ead,pd,lgd\n")
+    ),
+    "portfolio_unknown_segment": Case(
+        "row 1, column 'segment': unknown segment 'AGR'",
+        files=_write("book.csv", "bank,region,segment,ead,pd,lgd\nN,USA,AGR,1,0.01,0.4\n"),
+    ),
+    "capital_without_the_bank": Case(
+        "no row for bank 'North' of the portfolio",
+        files=_write("capital.csv", "bank,cet1,rwa\nSouth,1,10\n"),
     ),
     # the file itself
     "invalid_yaml": Case(
@@ -219,7 +241,8 @@ CASES = {
         _set("retaliation.chips.rare_earths", float("nan")),
     ),
     "nan_pd0": Case(
-        "credit.pd0.default: Input should be a finite number", _set("credit.pd0", float("nan"))
+        "credit.proxy.pd0.default: Input should be a finite number",
+        _set("credit.proxy.pd0", float("nan")),
     ),
     "start_beyond_the_time_axis": Case(
         "start: 2290-01 with a horizon of 12 months does not fit the cube's time axis",
@@ -257,23 +280,17 @@ CASES = {
         "eco/output.csv: not a readable CSV table (field larger than field limit",
         files=_replace_in("eco/output.csv", "USA.FIN,400", "USA.FIN," + "4" * 200_000),
     ),
-    "inf_in_ead_table": Case(
-        "credit.ead_table: ",
-        _set("credit.ead_table", "ead.csv"),
-        files=lambda folder: (folder / "ead.csv").write_text(
-            "bank,USA.MFG,USA.FIN,CHN.MFG,CHN.FIN\nUSA,1,2,inf,4\nCHN,1,2,3,4\n"
-        ),
+    "inf_in_portfolio": Case(
+        "row 3, column 'ead': 'inf' is not a number",
+        files=_write("book.csv", BOOK + "North,CHN,MFG,inf,0.01,0.4\n"),
     ),
-    "ead_too_large_for_float32": Case(
-        "credit: exposures up to",
-        _set("credit.ead_table", "ead.csv"),
-        files=lambda folder: (folder / "ead.csv").write_text(
-            "bank,USA.MFG,USA.FIN,CHN.MFG,CHN.FIN\nUSA,1,2,1e300,4\nCHN,1,2,3,4\n"
-        ),
+    "ead_beyond_1e15": Case(
+        "row 1, column 'ead': '1e300' is not a number in [0, 1e+15]",
+        files=_write("book.csv", "bank,region,segment,ead,pd,lgd\nNorth,USA,MFG,1e300,0.01,0.4\n"),
     ),
-    "credit_response_too_steep": Case(
-        "credit.gamma: 2000 with baseline PDs (credit.pd0) down to 1e-12",
-        _set("credit", {"gamma": 2000.0, "pd0": 1e-12}),
+    "sensitivity_too_large": Case(
+        "credit.sensitivity.corporate: Input should be less than or equal to 100",
+        _set("credit.sensitivity.corporate", 2000.0),
     ),
 }
 
@@ -297,6 +314,8 @@ def _prepare(case: Case | None, folder: Path, economy, economy_writer) -> Path:
     if case is not None and case.scenario is not None:
         case.scenario(data)
     economy_writer(economy, folder / "eco")
+    (folder / "book.csv").write_text(BOOK)
+    (folder / "capital.csv").write_text(CAPITAL)
     (folder / "scenario.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
     if case is not None and case.files is not None:
         case.files(folder)
