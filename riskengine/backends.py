@@ -49,8 +49,16 @@ BACKENDS: tuple[str, ...] = ("cpu", "cuda", "reference")
 KERNEL_RTOL = 1e-5
 KERNEL_ATOL_OF_MAX = 1e-7
 
-_kernel_models: dict[int, object] = {}
-_credit_models: dict[int, object] = {}
+_derived: dict[tuple[str, int], object] = {}
+
+
+def _once(model: CompiledModel, what: str, make):
+    """``make(model.arrays)``, derived once per model object (and forgotten with it)."""
+    key = (what, id(model))
+    if key not in _derived:
+        _derived[key] = make(model.arrays)
+        weakref.finalize(model, _derived.pop, key, None)
+    return _derived[key]
 
 
 def _check_backend(backend: str) -> None:
@@ -59,25 +67,17 @@ def _check_backend(backend: str) -> None:
 
 
 def _kernel_model(model: CompiledModel):
-    """The kernels' arrays of ``model``, derived once per model object."""
-    key = id(model)
-    if key not in _kernel_models:
-        from riskengine.kernels.layout import kernel_model
+    """The kernels' arrays of ``model``."""
+    from riskengine.kernels.layout import kernel_model
 
-        _kernel_models[key] = kernel_model(model.arrays)
-        weakref.finalize(model, _kernel_models.pop, key, None)
-    return _kernel_models[key]
+    return _once(model, "kernel", kernel_model)
 
 
 def _credit_model(model: CompiledModel):
-    """The credit stage's arrays of ``model``, derived once per model object."""
-    key = id(model)
-    if key not in _credit_models:
-        from riskengine.kernels.credit import credit_model
+    """The credit stage's arrays of ``model``."""
+    from riskengine.kernels.credit import credit_model
 
-        _credit_models[key] = credit_model(model.arrays)
-        weakref.finalize(model, _credit_models.pop, key, None)
-    return _credit_models[key]
+    return _once(model, "credit", credit_model)
 
 
 def book_credit_into(

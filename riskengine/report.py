@@ -258,15 +258,7 @@ def _tail_html(summary: xr.Dataset) -> str:
     header = ["", *(f"{m} {pct}" for pct in levels for m in ("VaR", "ES"))]
 
     def row(name: str, prefix: str, per: float, **where) -> list[str]:
-        cells = [name]
-        for a in s.level.values:
-            for m in ("VaR", "ES"):
-                v, se = (
-                    float(s[f"{prefix}_{m}{k}"].sel({**where, "level": a})) / per
-                    for k in ("", "_se")
-                )
-                cells.append(format_estimate(v, se))
-        return cells
+        return [name, *_tail_cells(s, prefix, per, **where)]
 
     regions = s.region.values
     va = [row(str(r), "va_region", float(gdp.sel(region=r)), region=r) for r in regions]
@@ -281,6 +273,18 @@ def _tail_html(summary: xr.Dataset) -> str:
     )
 
 
+def _tail_cells(s: xr.Dataset, prefix: str, per: float, **where) -> list[str]:
+    """VaR and ES ± standard error of ``prefix`` at every level of ``s``, divided by ``per``."""
+    cells = []
+    for a in s.level.values:
+        for m in ("VaR", "ES"):
+            v, se = (
+                float(s[f"{prefix}_{m}{k}"].sel({**where, "level": a})) / per for k in ("", "_se")
+            )
+            cells.append(format_estimate(v, se))
+    return cells
+
+
 def _banks_html(summary: xr.Dataset, segments: xr.Dataset) -> str:
     """Each bank's credit losses (EL, VaR and ES ± standard error at every level) and, where
     the cube has capital, its CET1 depletion in bp of risk-weighted assets; then the expected
@@ -291,16 +295,8 @@ def _banks_html(summary: xr.Dataset, segments: xr.Dataset) -> str:
     header = ["", "EL", *(f"{m} {pct}" for pct in levels for m in ("VaR", "ES"))]
 
     def row(name: str, prefix: str, per: float, **where) -> list[str]:
-        cells = [name, format_estimate(*(float(s[f"{prefix}_EL{k}"].sel(where)) / per
-                                         for k in ("", "_se")))]  # fmt: skip
-        for a in s.level.values:
-            for m in ("VaR", "ES"):
-                v, se = (
-                    float(s[f"{prefix}_{m}{k}"].sel({**where, "level": a})) / per
-                    for k in ("", "_se")
-                )
-                cells.append(format_estimate(v, se))
-        return cells
+        el = (float(s[f"{prefix}_EL{k}"].sel(where)) / per for k in ("", "_se"))
+        return [name, format_estimate(*el), *_tail_cells(s, prefix, per, **where)]
 
     banks = [str(b) for b in s.bank.values]
     credit = [row(b, "credit", 1 / scale, bank=b) for b in banks]
