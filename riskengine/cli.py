@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -79,6 +80,12 @@ def validate(scenario: str = typer.Argument(..., help="Built-in name or path to 
             f"severity median {ch.severity.median:g}, {exposed} exposed nodes"
             + (" (starts on)" if ch.initial.on else "")
         )
+    capital = "with capital" if np.isfinite(model.rwa).any() else "without capital"
+    lines.append(
+        f"  credit portfolio {escape(model.portfolio_name)}: {len(model.banks)} banks "
+        f"({escape(', '.join(model.banks))}), {len(model.arrays.credit_scale)} classes, "
+        f"{capital}"
+    )
     # soft_wrap: one line per fact even when piped (rich wraps at 80 columns off a terminal)
     console.print("\n".join(lines), soft_wrap=True)
 

@@ -359,6 +359,7 @@ def test_the_base_scenario_is_valid(tmp_path, tiny_economy, economy_writer):
     assert proc.returncode == 0, proc.stderr
     assert "tiny: valid" in proc.stdout
     assert "2 regions x 2 sectors = 4 nodes" in proc.stdout
+    assert "book.csv: 1 banks (North), 2 classes, with capital" in proc.stdout
 
 
 @pytest.mark.parametrize("name", CASES)
