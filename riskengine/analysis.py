@@ -115,7 +115,7 @@ def layout(ds: xr.Dataset, names: Sequence[str], per_year: bool = True) -> Layou
 
     Periods are the horizon, then each year of it where ``per_year`` and the resolution has
     years. Columns come from the run's per-path summaries when they suffice (horizon-only
-    totals of loss and credit by region) and the dataset has them; else from the cube.
+    totals of loss by region and credit by bank) and the dataset has them; else from the cube.
     """
     from riskengine.kernels.analysis import LAYOUT
 
