@@ -410,6 +410,40 @@ class Builder:
   this credit layer.
 """
 
+    # cluster.md ------------------------------------------------------------------------------
+
+    def cluster_sizes(self) -> str:
+        from riskengine.engine import default_block_paths
+        from riskengine.schema import estimated_bytes
+
+        model = rk.compile_model(rk.load_scenario("truce_collapse"))
+        paths = 10**8
+        rows = [
+            "| resolution | bytes per path | store for 10^8 paths (before compression) | "
+            "default block | blocks |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for resolution in ("month", "quarter", "year", "horizon"):
+            per_path = estimated_bytes(model, 1, resolution)
+            block = default_block_paths(model, paths, resolution, "cpu", slots=2)
+            size = per_path * paths
+            shown = f"{size / 1e12:.1f} TB" if size >= 1e12 else f"{size / 1e9:.0f} GB"
+            rows.append(
+                f"| {resolution} | {per_path:,} | {shown} | {block:,} | {-(-paths // block):,} |"
+            )
+        once = sum(
+            np.dtype(rk.schema.VARIABLES[n].dtype).itemsize * int(np.prod(shape[1:]))
+            for n, shape in rk.schema.cube_shapes(model, 1, 1).items()
+            if n in rk.schema.SUMMARIES
+        )
+        return (
+            "\n".join(rows)
+            + f"\n\n(Bytes per path include the run's per-path summaries, {once} bytes: each "
+            "region's loss and value added lost and each bank's credit loss over the horizon, "
+            "from which the table after a run is computed, and each bank's credit loss by "
+            "segment.)\n"
+        )
+
     # configs/economy/README.md ---------------------------------------------------------------
 
     def rebase(self) -> str:
@@ -441,6 +475,7 @@ class Builder:
             "stock-sensitivity": self.stock_sensitivity,
             "odds": self.odds,
             "rebase": self.rebase,
+            "cluster-sizes": self.cluster_sizes,
             "sanity-world": self.sanity_world,
             "sanity-regions": self.sanity_regions,
             "channel-split": self.channel_split,
