@@ -121,6 +121,10 @@ class Portfolio:
         keep = [i for i, b in enumerate(self.bank) if b in set(banks)]
         if not keep:
             raise PortfolioError(f"{self.name}: no row of bank(s) {', '.join(banks)}")
+        return self.rows(keep)
+
+    def rows(self, keep: list[int]) -> Portfolio:
+        """The rows at the indices ``keep`` (0-based), in that order."""
         return Portfolio(
             tuple(self.bank[i] for i in keep),
             tuple(self.region[i] for i in keep),

@@ -37,7 +37,7 @@ from riskengine.compile import credit_arrays
 from riskengine.economy import load_economy
 from riskengine.errors import ScenarioError
 from riskengine.inputs import parse_yaml, read_text
-from riskengine.portfolio import read_capital, read_portfolio
+from riskengine.portfolio import Portfolio, read_capital, read_portfolio, segments
 from riskengine.scenario import CreditSensitivity
 
 __all__ = [
@@ -130,17 +130,28 @@ def load_supervisory(name: str | Path) -> SupervisoryPath:
         err = exc.errors()[0]
         where = ".".join(str(x) for x in err["loc"])
         raise ScenarioError(f"{path}: {where}: {err['msg']}") from None
-    years = (cfg.months + 11) // 12
-    if len(cfg.value_added_lost) != years:
+    from riskengine.kernels.credit import years
+
+    if len(cfg.value_added_lost) != years(cfg.months):
         raise ScenarioError(
             f"{path}: value_added_lost: {len(cfg.value_added_lost)} values for {cfg.months} "
-            f"months; give one a year ({years})"
+            f"months; give one a year ({years(cfg.months)})"
         )
     return cfg
 
 
-def _book(cfg: SupervisoryPath, eco):
-    """The bank's rows on borrowers of the region (and the published figure's segments)."""
+@dataclass(frozen=True)
+class _Inputs:
+    """What a path reads from files: the economy, the bank's rows on the region (and the
+    published figure's segments), the bank's risk-weighted assets. Read once per calibration."""
+
+    eco: object
+    book: Portfolio
+    rwa: float
+
+
+def _inputs(cfg: SupervisoryPath) -> _Inputs:
+    eco = load_economy(cfg.economy)
     book = read_portfolio(cfg.portfolio, eco.regions, eco.sectors)
     keep = [
         i
@@ -151,13 +162,8 @@ def _book(cfg: SupervisoryPath, eco):
     ]
     if not keep:
         raise ScenarioError(f"{cfg.name}: the portfolio has no row of {cfg.bank} on {cfg.region}")
-    from riskengine.portfolio import Portfolio
-
-    return Portfolio(
-        tuple(book.bank[i] for i in keep), tuple(book.region[i] for i in keep),
-        tuple(book.segment[i] for i in keep), book.ead[keep], book.pd[keep], book.lgd[keep],
-        book.rho[keep], book.name, book.file,
-    )  # fmt: skip
+    rwa = read_capital(cfg.capital, (cfg.bank,)).rwa[cfg.bank]
+    return _Inputs(eco, book.rows(keep), rwa)
 
 
 def run_supervisory(cfg: SupervisoryPath, sensitivity: float | None = None) -> SupervisoryResult:
@@ -169,31 +175,34 @@ def run_supervisory(cfg: SupervisoryPath, sensitivity: float | None = None) -> S
     >>> r.model_bp > 0, r.baseline < r.loss
     (True, True)
     """
-    from riskengine.kernels.credit import book_credit, credit_model
+    return _run(cfg, _inputs(cfg), sensitivity)
 
-    eco = load_economy(cfg.economy)
-    book = _book(cfg, eco)
+
+def _run(cfg: SupervisoryPath, inputs: _Inputs, sensitivity: float | None) -> SupervisoryResult:
+    from riskengine.kernels.credit import book_credit, credit_model, years
+
+    eco, book = inputs.eco, inputs.book
     if sensitivity is None:
         sens = CreditSensitivity()
     else:
         sens = CreditSensitivity(**dict.fromkeys(CreditSensitivity.model_fields, sensitivity))
     arrays = credit_arrays(book, sens, eco)
     cm = credit_model(SimpleNamespace(**arrays))
-    years = (cfg.months + 11) // 12
+    n_years = years(cfg.months)
     r = eco.regions.index(cfg.region)
     S = len(eco.sectors)
-    year_q = np.zeros((1, years, eco.n_nodes), np.float32)
+    year_q = np.zeros((1, n_years, eco.n_nodes), np.float32)
     year_q[0, :, r * S : (r + 1) * S] = np.asarray(cfg.value_added_lost, np.float32)[:, None]
     period_of_month = np.zeros(cfg.months, np.int64)
     credit = np.empty((1, 1, 1), np.float32)
     total = np.empty((1, 1))
-    segment = np.empty((1, 1, len(eco.sectors) + 3), np.float32)
-    book_credit(cm, year_q, np.zeros((1, years)), period_of_month, credit, total, segment)
+    segment = np.empty((1, 1, len(segments(eco.sectors))), np.float32)
+    book_credit(cm, year_q, np.zeros((1, n_years)), period_of_month, credit, total, segment)
     baseline = float(np.sum(book.ead * book.lgd * book.pd)) * cfg.months / 12
     loss = float(total[0, 0]) + baseline
-    rwa = read_capital(cfg.capital, (cfg.bank,)).rwa[cfg.bank]
     used = sens.corporate if sensitivity is None else sensitivity
-    return SupervisoryResult(cfg, used, loss, baseline, loss / rwa * 1e4, float(book.ead.sum()))
+    bp = loss / inputs.rwa * 1e4
+    return SupervisoryResult(cfg, used, loss, baseline, bp, float(book.ead.sum()))
 
 
 def calibrate(cfg: SupervisoryPath, lo: float = 0.0, hi: float = 100.0) -> float:
@@ -205,8 +214,9 @@ def calibrate(cfg: SupervisoryPath, lo: float = 0.0, hi: float = 100.0) -> float
     ValueError
         The figure lies outside what sensitivities in ``[lo, hi]`` give.
     """
-    f_lo = run_supervisory(cfg, lo).model_bp - cfg.observed_bp
-    f_hi = run_supervisory(cfg, hi).model_bp - cfg.observed_bp
+    inputs = _inputs(cfg)
+    f_lo = _run(cfg, inputs, lo).model_bp - cfg.observed_bp
+    f_hi = _run(cfg, inputs, hi).model_bp - cfg.observed_bp
     if f_lo > 0 or f_hi < 0:
         raise ValueError(
             f"{cfg.name}: {cfg.observed_bp} bp lies outside the model's range for sensitivities "
@@ -214,7 +224,7 @@ def calibrate(cfg: SupervisoryPath, lo: float = 0.0, hi: float = 100.0) -> float
         )
     while hi - lo > 1e-6:
         mid = 0.5 * (lo + hi)
-        if run_supervisory(cfg, mid).model_bp < cfg.observed_bp:
+        if _run(cfg, inputs, mid).model_bp < cfg.observed_bp:
             lo = mid
         else:
             hi = mid
