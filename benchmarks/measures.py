@@ -269,6 +269,27 @@ def engine(
     return Work(run, float(paths * model.horizon), "path-month", check)
 
 
+def study(samples: int, paths: int, store: Path, client=None) -> Work:
+    """``riskengine.study`` of ``truce_collapse`` end to end into a study store (replaced on every
+    call): ``samples`` base samples of its Sobol design (16 (D + 2) points), ``paths`` paths at
+    every point, on the local threaded scheduler or ``client``'s cluster."""
+    from riskengine.studies import plan_study
+
+    points = plan_study("truce_collapse", samples, seed=SEED).n_points
+    horizon = default_model().horizon
+
+    def run() -> None:
+        rk.study("truce_collapse", samples, paths, SEED, store=store, client=client,
+                 overwrite=True)  # fmt: skip
+
+    def check() -> None:
+        ds = rk.open_study(store)
+        assert ds.sizes["sample"] == points and ds.attrs["paths"] == paths
+        assert bool(ds.total_EL.notnull().all())
+
+    return Work(run, float(points * paths * horizon), "path-month", check)
+
+
 @contextlib.contextmanager
 def scratch(prefix: str) -> Iterator[Path]:
     """A temporary folder for stores, removed afterwards."""

@@ -8,6 +8,8 @@ The public API::
     ds = rk.simulate(sc, paths=100_000, seed=1, store="run.zarr")   # blocks on dask -> zarr
     ds = rk.open_run("run.zarr")                                    # lazy xarray.Dataset
     tbl = rk.risk_summary(ds, levels=(0.95, 0.99))                  # EL, VaR, ES, std errors
+    st = rk.study(sc, samples=16, paths=10_000, store="study.zarr") # judgements drawn, per point
+    ix = rk.study_indices(st)                                       # Sobol indices of the figures
 
 Every error a user can cause is an :class:`InputError` (one line naming the field or file and
 the fix). Importing riskengine compiles no kernel; kernels are built on first use.
@@ -40,6 +42,8 @@ from riskengine.risk import (
 )
 from riskengine.scenario import Scenario, builtin_scenarios, load_scenario
 from riskengine.store import open_run
+from riskengine.studies import study, study_indices
+from riskengine.study_store import open_study
 from riskengine.version import __version__
 
 __all__ = [
@@ -68,8 +72,11 @@ __all__ = [
     "load_replay",
     "load_scenario",
     "open_run",
+    "open_study",
     "risk_summary",
     "risk_table",
     "run_replay",
     "simulate",
+    "study",
+    "study_indices",
 ]

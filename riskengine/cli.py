@@ -86,6 +86,12 @@ def validate(scenario: str = typer.Argument(..., help="Built-in name or path to 
         f"({escape(', '.join(model.banks))}), {len(model.arrays.credit_scale)} classes, "
         f"{capital}"
     )
+    if sc.parameters:
+        names = ", ".join(p.name for p in sc.parameters)
+        lines.append(
+            f"  {len(sc.parameters)} judged ranges (plain runs use their nominal values; "
+            f"`riskengine study` draws them): {escape(names)}"
+        )
     # soft_wrap: one line per fact even when piped (rich wraps at 80 columns off a terminal)
     console.print("\n".join(lines), soft_wrap=True)
 
@@ -263,14 +269,17 @@ def report(
     ),
     overwrite: Annotated[bool, typer.Option(help="Replace a report already in --out.")] = False,
 ):
-    """Write a run's report (HTML page and PNG figures) and print its risk table."""
+    """Write the report of a run or a study (HTML page and PNG figures) and print its table."""
     from riskengine.report import FIGURES, write_report
+    from riskengine.study_report import STUDY_FIGURES, write_study_report
+    from riskengine.study_store import is_study, open_study
 
     parsed = _parse_levels(levels)
     run = run.resolve()  # `report .` inside the store names it by its folder
     out = out if out is not None else run.with_name(f"{run.stem}-report")
+    names = STUDY_FIGURES if is_study(run) else FIGURES
     clashes = [
-        out / n for n in ["index.html", *(f"{f}.png" for f in FIGURES)] if os.path.lexists(out / n)
+        out / n for n in ["index.html", *(f"{f}.png" for f in names)] if os.path.lexists(out / n)
     ]
     if os.path.lexists(out) and not out.is_dir():
         raise InputError(f"--out {out}: exists and is not a folder; choose another --out")
@@ -279,11 +288,72 @@ def report(
             f"--out {out}: already holds a report ({clashes[0].name}); "
             "add --overwrite or choose another --out"
         )
+    if is_study(run):  # a study's levels are its own: --levels does not apply
+        result = write_study_report(open_study(run), out)
+        console.print(result.table)
+        console.print(f"report: {result.html}", highlight=False)
+        return
     with reading(run) as ds:  # no run can replace the store while the report reads it
         result = write_report(ds, out, parsed)
     console.print(result.table)
     console.print(result.banks)
     console.print(f"report: {result.html}", highlight=False)
+
+
+@app.command()
+def study(
+    scenario: str = typer.Argument(..., help="Built-in name or path to a YAML file."),
+    samples: int = typer.Option(
+        ...,
+        "--samples",
+        help="Base samples N: N(D+2) points (sobol, N a power of 2), N(D+1) (morris).",
+    ),
+    paths: int = typer.Option(..., "--paths", help="Monte Carlo paths at every point."),
+    out: str = typer.Option(..., "--out", help="The zarr store to write (STUDY.zarr)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed of the paths and the design."),
+    design: str = typer.Option("sobol", "--design", help="sobol (indices) or morris (screening)."),
+    levels: str = typer.Option(
+        "0.95,0.99,0.995", "--levels", help="VaR and ES levels, comma-separated."
+    ),
+    exposure: str | None = typer.Option(
+        None, "--exposure", help="outer (one factor per channel, default) or per_path."
+    ),
+    backend: str = typer.Option("cpu", "--backend", help="cpu, cuda or reference (numpy)."),
+    workers: int | None = typer.Option(
+        None, "--workers", help="Run on a local cluster of W worker processes."
+    ),
+    scheduler: str | None = typer.Option(
+        None, "--scheduler", help="Address or scheduler file of an existing dask cluster."
+    ),
+    block_paths: int | None = typer.Option(None, "--block-paths", help="Paths per block."),
+    resume: bool = typer.Option(False, "--resume", help="Finish an interrupted study."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing store."),
+):
+    """Run an uncertainty study: the scenario's judgements drawn by a design, the Monte Carlo
+    at every point on the same paths, risk figures and sensitivity indices."""
+    from riskengine.studies import plan_study
+    from riskengine.studies import study as run_study
+    from riskengine.study_report import study_table
+
+    if workers is not None and scheduler is not None:
+        raise InputError("--workers and --scheduler exclude each other; give one")
+    plan = plan_study(scenario, samples, design_method=design, seed=seed, exposure=exposure)
+    progress = _RunProgress(
+        lambda: (
+            f"[bold]{escape(plan.scenario.name)}[/]: {plan.n_points:,} points ({design}, "
+            f"{len(plan.parameters)} parameters) x {paths:,} paths, seed {seed} -> {escape(out)}"
+        )
+    )
+    with _dask_client(workers, scheduler) as client:
+        ds = run_study(
+            plan.scenario, samples, paths, seed, out, design_method=design,
+            levels=_parse_levels(levels), backend=backend, client=client,
+            block_paths=block_paths, exposure=exposure, resume=resume, overwrite=overwrite,
+            progress=progress,
+        )  # fmt: skip
+    progress.stop()
+    console.print(study_table(ds))
+    console.print(f"wrote {out}; `riskengine report {out}` draws its figures", highlight=False)
 
 
 @app.command()

@@ -29,6 +29,7 @@ from riskengine.compile import CompiledModel, compile_model
 from riskengine.errors import ScenarioError
 from riskengine.inputs import parse_yaml, read_text
 from riskengine.scenario import Period, Scenario, builtin_scenarios, one_line
+from riskengine.uncertainty import find_parameters
 
 __all__ = ["Observation", "Replay", "ReplayResult", "builtin_replays", "load_replay", "run_replay"]
 
@@ -179,6 +180,10 @@ def episode_model(replay: Replay) -> CompiledModel:
     if not Path(base).is_file():
         raise ScenarioError(f"{replay.source_path}: scenario: no such scenario {replay.scenario!r}")
     data = yaml.safe_load(Path(base).read_text(encoding="utf-8"))
+    # A replay is the scenario's nominal path: judgements written as distributions at their
+    # nominal values, no study settings.
+    data, _ = find_parameters(data, str(base))
+    data.pop("uncertainty", None)
     unknown = set(replay.channels) - set(data["channels"])
     if unknown:
         raise ScenarioError(

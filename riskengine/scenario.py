@@ -14,7 +14,8 @@ Checks that need the economy (unknown sector or region names, the propagation ma
 radius) run in :func:`riskengine.compile.compile_model`; every error, from either place, is a
 :class:`ScenarioError` whose message is one line naming the YAML path of the field and the fix.
 
-This module imports numpy, pydantic and riskengine's errors and inputs modules.
+This module imports numpy, pydantic and riskengine's distributions, errors and inputs modules
+(riskengine.uncertainty lazily, for a file with distributions).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from pydantic import (
     model_validator,
 )
 
+from riskengine.distributions import Distribution
 from riskengine.errors import ScenarioError
 from riskengine.inputs import parse_yaml, read_text
 
@@ -51,7 +53,7 @@ __all__ = [
 # 2262-04-11).
 FIRST_START = dt.date(1678, 1, 1)
 LAST_PERIOD = dt.date(2262, 3, 1)
-RESERVED = ("source_text", "source_path")
+RESERVED = ("source_text", "source_path", "parameters")
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 UnitInterval = Annotated[float, Field(gt=0.0, le=1.0)]
@@ -302,6 +304,33 @@ class Credit(_Strict):
     proxy: ProxyPortfolio = ProxyPortfolio()
 
 
+class ScaleGroup(_Strict):
+    """Several values scaled together by one uncertain factor (docs/model.md section 9): every
+    number under each YAML path of ``scale`` (a number or a node-value block: its default,
+    sectors and nodes, not its region factors) times a factor drawn from ``by``."""
+
+    scale: list[str] = Field(min_length=1)
+    by: Distribution
+
+
+class Uncertainty(_Strict):
+    """How a study treats the scenario's judgements (docs/model.md section 9): named scale
+    groups, and where exposure uncertainty lives (``outer``: one factor per channel drawn per
+    parameter point, the default; ``per_path``: the multipliers of ``exposure_uncertainty``
+    drawn inside every path, as in a plain run)."""
+
+    exposure: Literal["outer", "per_path"] = "outer"
+    groups: dict[str, ScaleGroup] = Field(default_factory=dict)
+
+    @field_validator("groups")
+    @classmethod
+    def _plain_names(cls, value):
+        for name in value:
+            if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,63}", name):
+                raise ValueError(f"group name {name!r}: use letters, digits and _ (a letter first)")
+        return value
+
+
 class Scenario(_Strict):
     """A validated scenario. Build with :func:`load_scenario`.
 
@@ -321,8 +350,12 @@ class Scenario(_Strict):
     exposure_uncertainty: ExposureUncertainty = ExposureUncertainty()
     propagation: Propagation = Propagation()
     credit: Credit = Credit()
+    uncertainty: Uncertainty = Uncertainty()
     source_text: str = Field(default="", exclude=True, repr=False)
     source_path: str = Field(default="<memory>", exclude=True, repr=False)
+    # The parameters written as distributions and the scale groups (riskengine.uncertainty):
+    # what a study varies. The fields hold their nominal values (a group's factor is 1).
+    parameters: tuple = Field(default=(), exclude=True, repr=False)
 
     @field_validator("start", mode="before")
     @classmethod
@@ -503,9 +536,17 @@ def load_scenario(source: str | Path) -> Scenario:
                 f"{path}: {key}: unknown field; check its spelling against docs/calibration.md"
             )
     data.setdefault("name", path.stem)
+    from riskengine.uncertainty import find_parameters
+
+    nominal, parameters = find_parameters(data, str(path))
     try:
-        return Scenario.model_validate(
-            {**data, "source_text": text, "source_path": str(path.resolve())}
+        scenario = Scenario.model_validate(
+            {**nominal, "source_text": text, "source_path": str(path.resolve())}
         )
     except ValidationError as err:
         raise ScenarioError(one_line(err, str(path))) from None
+    if not (parameters or scenario.uncertainty.groups):
+        return scenario
+    from riskengine.uncertainty import check_parameters
+
+    return scenario.model_copy(update={"parameters": check_parameters(scenario, parameters)})

@@ -60,11 +60,14 @@ __all__ = [
     "Claim",
     "RunInfo",
     "claim",
+    "claimed_directory",
+    "clear",
     "is_store",
     "locked",
     "open_run",
     "read_run",
     "reading",
+    "refuse_clash",
     "write_block",
 ]
 
@@ -156,7 +159,7 @@ def locked(path: Path) -> Iterator[None]:
         os.close(fd)  # closing the descriptor releases the lock
 
 
-def _clear(path: Path) -> None:
+def clear(path: Path) -> None:
     """Delete a store's contents but for its lock (held by the caller)."""
     keep = _lock_file(path)
     for child in [*path.iterdir(), *(path / ENGINE_GROUP).iterdir()]:
@@ -301,13 +304,28 @@ def _check_resumable(path: Path, asked: dict, block_paths: int | None) -> RunInf
     return info
 
 
+def refuse_clash(path: Path, exists: bool, *, resume: bool, overwrite: bool, what: str) -> None:
+    """Refuse a store of this kind (``what``: run, study) that exists without ``resume`` or
+    ``overwrite``, and a ``resume`` with nothing to resume."""
+    if exists and not (resume or overwrite):
+        raise StoreError(
+            f"{path}: a {what} store exists there; use --resume to finish it, --overwrite to "
+            "replace it, or another --out"
+        )
+    if resume and not exists:
+        raise StoreError(f"{path}: there is no {what} to resume; drop --resume to start one")
+
+
 @contextmanager
-def _claimed_directory(path: Path, resume: bool) -> Iterator[None]:
+def claimed_directory(
+    path: Path, resume: bool, is_mine: Callable[[Path], bool] = is_store
+) -> Iterator[None]:
     """Hold the store's lock, creating its directory (and missing parents) if needed. What this
-    call created is removed again if an error comes before the store itself is written."""
+    call created is removed again if an error comes before the store itself (``is_mine``: a
+    run's, or a study's) is written."""
     if path.exists() and not path.is_dir():
         raise StoreError(f"{path}: exists and is not a store directory; choose another --out")
-    if path.exists() and not is_store(path) and not _holds_nothing_else(path):
+    if path.exists() and not is_mine(path) and not _holds_nothing_else(path):
         raise StoreError(f"{path}: exists and is not a riskengine store; choose another --out")
     created = [p for p in (path, *path.parents) if not p.exists()]
     if created:
@@ -326,9 +344,9 @@ def _claimed_directory(path: Path, resume: bool) -> Iterator[None]:
             try:
                 yield
             except BaseException:
-                if not is_store(path) and created:  # remove only what this call made
+                if not is_mine(path) and created:  # remove only what this call made
                     shutil.rmtree(path)
-                elif not is_store(path) and not had_lock:
+                elif not is_mine(path) and not had_lock:
                     shutil.rmtree(lock_group)
                 raise
     finally:
@@ -367,8 +385,9 @@ def claim(
         A store that exists (without ``resume`` or ``overwrite``), is locked by another run,
         does not match on ``resume``, cannot be created, or would not fit on the disk.
     """
-    with _claimed_directory(path, resume):
-        if is_store(path) and resume:
+    with claimed_directory(path, resume):
+        refuse_clash(path, is_store(path), resume=resume, overwrite=overwrite, what="run")
+        if resume:
             asked = {
                 "inputs_sha256": model.identity,
                 "seed": seed,
@@ -382,13 +401,6 @@ def claim(
             _check_disk(path, estimated_bytes(model, paths, resolution) * todo // len(done))
             before_writing()
             _remove_partial_writes(path)  # left by the writers of the interrupted run
-        elif is_store(path) and not overwrite:
-            raise StoreError(
-                f"{path}: a run store exists there; use --resume to finish it, --overwrite to "
-                "replace it, or another --out"
-            )
-        elif resume:
-            raise StoreError(f"{path}: there is no run to resume; drop --resume to start one")
         else:
             bp = block_paths or default_block_paths
             _check_disk(path, estimated_bytes(model, paths, resolution))
@@ -398,7 +410,7 @@ def claim(
             )  # fmt: skip
             before_writing()
             # Every check that can fail has passed: only now is an existing store replaced.
-            _clear(path)
+            clear(path)
             _create(path, template, bp)
             done = np.zeros(-(-paths // bp), dtype=bool)
         yield Claim(path, bp, done)

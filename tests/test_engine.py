@@ -175,7 +175,7 @@ def test_resume_refuses_another_run(truce_collapse, run_store, change, message):
 
 
 def test_resume_refuses_another_scenario(run_store, tmp_path):
-    text = rk.load_scenario("truce_collapse").source_text.replace("phi: 0.9 ", "phi: 0.8 ")
+    text = rk.load_scenario("truce_collapse").source_text.replace("p_off: 0.083 ", "p_off: 0.09 ")
     (tmp_path / "other.yaml").write_text(text)
     other = rk.load_scenario(tmp_path / "other.yaml")
     with pytest.raises(StoreError, match=r"cannot resume: the model's inputs differ"):

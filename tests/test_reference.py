@@ -397,8 +397,8 @@ def test_stocks_rebuild_while_nothing_is_cut(tiny_economy):
 def test_channel_effects_add_up_path_by_path_without_clips_or_stocks():
     """Linear where no clip binds and no stocks are held: the loss of all channels together is
     the sum of the losses of each channel alone (same seed, same regimes), path by path."""
-    sc = load_scenario("truce_collapse")
-    data = yaml.safe_load(sc.source_text)
+    # the scenario's fields at their nominal values (its judged ranges are numbers here)
+    data = load_scenario("truce_collapse").model_dump(exclude_unset=True)
     data["retaliation"] = {}
     for ch in data["channels"].values():
         ch.pop("stock", None)
@@ -419,7 +419,7 @@ def test_channel_effects_add_up_path_by_path_without_clips_or_stocks():
 def test_diversion_gives_bystanders_the_diverted_sales(truce_collapse):
     """A demand cut on CHN.ELEC alone, half diverted: the ELEC nodes of the untouched regions
     gain, in proportion to their output, exactly half of what CHN.ELEC loses (no propagation)."""
-    data = yaml.safe_load(load_scenario("truce_collapse").source_text)
+    data = load_scenario("truce_collapse").model_dump(exclude_unset=True)
     tariff = data["channels"]["tariffs"]
     tariff.update(p_on=0.0, p_off=0.0, initial={"on": True, "severity": 0.5},
                   exposure={"nodes": {"CHN": {"ELEC": 0.2}}}, diversion={"share": 0.5},

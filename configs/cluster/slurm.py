@@ -9,7 +9,8 @@ into the store, so ``--out`` must be on a file system the compute nodes share (s
     python slurm.py --jobs 16 --cores 32 --memory 120GB --walltime 02:00:00 -- \\
         truce_collapse --paths 100000000 --resolution year --out /scratch/$USER/truce_1e8.zarr
 
-Everything after ``--`` goes to ``riskengine run``. If the allocation ends before the run,
+Everything after ``--`` goes to ``riskengine run`` (``--command study``: to ``riskengine study``,
+whose points and blocks run on the same workers). If the allocation ends before the run,
 run the same command again with ``--resume`` added: only the missing blocks are computed.
 ``--print-job-script`` prints the SLURM job script and exits (check it before submitting).
 """
@@ -39,6 +40,8 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
         default=str(Path.home() / ".riskengine" / "numba-cache"),
         help="shared folder for compiled kernels (NUMBA_CACHE_DIR of the workers)",
     )
+    p.add_argument("--command", choices=("run", "study"), default="run",
+                   help="riskengine command to run on the cluster")  # fmt: skip
     p.add_argument("--print-job-script", action="store_true", help="print it and exit")
     return p.parse_args(own), run_args
 
@@ -66,12 +69,12 @@ def main(argv: list[str]) -> int:
             print(cluster.job_script())
             return 0
         if not run_args:
-            print("give the riskengine run arguments after --", file=sys.stderr)
+            print(f"give the riskengine {args.command} arguments after --", file=sys.stderr)
             return 2
         os.makedirs(args.numba_cache, exist_ok=True)
         cluster.scale(jobs=args.jobs)
         riskengine = shutil.which("riskengine") or "riskengine"
-        command = [riskengine, "run", *run_args, "--scheduler", cluster.scheduler_address]
+        command = [riskengine, args.command, *run_args, "--scheduler", cluster.scheduler_address]
         return subprocess.run(command, check=False).returncode
 
 
