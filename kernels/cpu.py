@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numba
 import numpy as np
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from riskengine.kernels import rng, step
 from riskengine.kernels.layout import KernelModel
@@ -166,6 +166,18 @@ def _compiled_kernel():
         return _kernel
 
 
+_controller: ThreadpoolController | None = None
+
+
+def _blas_controller() -> ThreadpoolController:
+    """threadpoolctl's view of the loaded thread pools, found once: finding them reads the
+    process's memory maps (about 5 ms, once per block before; numpy's BLAS is loaded with numpy)."""
+    global _controller
+    if _controller is None:
+        _controller = ThreadpoolController()
+    return _controller
+
+
 class _SingleThreadedBlas:
     """Keep the BLAS at one thread while any kernel of this process runs (counted, so that
     kernels running at once in several threads do not restore the limits under each other)."""
@@ -174,7 +186,7 @@ class _SingleThreadedBlas:
         global _blas_users, _blas_limits
         with _lock:
             if _blas_users == 0:
-                _blas_limits = threadpool_limits(1, user_api="blas")
+                _blas_limits = _blas_controller().limit(limits=1, user_api="blas")
             _blas_users += 1
 
     def __exit__(self, *exc) -> None:
