@@ -331,8 +331,7 @@ def study(
 ):
     """Run an uncertainty study: the scenario's judgements drawn by a design, the Monte Carlo
     at every point on the same paths, risk figures and sensitivity indices."""
-    from riskengine.studies import plan_study
-    from riskengine.studies import study as run_study
+    from riskengine.studies import plan_study, run_plan
     from riskengine.study_report import study_table
 
     if workers is not None and scheduler is not None:
@@ -345,10 +344,9 @@ def study(
         )
     )
     with _dask_client(workers, scheduler) as client:
-        ds = run_study(
-            plan.scenario, samples, paths, seed, out, design_method=design,
-            levels=_parse_levels(levels), backend=backend, client=client,
-            block_paths=block_paths, exposure=exposure, resume=resume, overwrite=overwrite,
+        ds = run_plan(
+            plan, paths, seed, out, levels=_parse_levels(levels), backend=backend,
+            client=client, block_paths=block_paths, resume=resume, overwrite=overwrite,
             progress=progress,
         )  # fmt: skip
     progress.stop()

@@ -536,7 +536,7 @@ def load_scenario(source: str | Path) -> Scenario:
                 f"{path}: {key}: unknown field; check its spelling against docs/calibration.md"
             )
     data.setdefault("name", path.stem)
-    from riskengine.uncertainty import find_parameters
+    from riskengine.uncertainty import check_parameters, find_parameters
 
     nominal, parameters = find_parameters(data, str(path))
     try:
@@ -547,6 +547,4 @@ def load_scenario(source: str | Path) -> Scenario:
         raise ScenarioError(one_line(err, str(path))) from None
     if not (parameters or scenario.uncertainty.groups):
         return scenario
-    from riskengine.uncertainty import check_parameters
-
     return scenario.model_copy(update={"parameters": check_parameters(scenario, parameters)})

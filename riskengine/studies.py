@@ -63,6 +63,7 @@ __all__ = [
     "plan_study",
     "point_figures",
     "point_model",
+    "run_plan",
     "study",
     "study_indices",
 ]
@@ -405,6 +406,31 @@ def study(
     """
     plan = plan_study(scenario, samples, design_method=design_method, seed=seed,
                       exposure=exposure)  # fmt: skip
+    return run_plan(plan, paths, seed, store, levels=levels, backend=backend, client=client,
+                    block_paths=block_paths, resume=resume, overwrite=overwrite,
+                    progress=progress, cubes=cubes, cube_samples=cube_samples,
+                    cube_resolution=cube_resolution)  # fmt: skip
+
+
+def run_plan(
+    plan: StudyPlan,
+    paths: int,
+    seed: int = 0,
+    store: str | Path | None = None,
+    *,
+    levels: Sequence[float] = (0.95, 0.99, 0.995),
+    backend: str = "cpu",
+    client=None,
+    block_paths: int | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+    cubes: str | Path | None = None,
+    cube_samples: Sequence[int] | None = None,
+    cube_resolution: str = "year",
+) -> xr.Dataset:
+    """:func:`study` of a plan already drawn by :func:`plan_study` (the command line draws it
+    once, for its header and its run). Parameters as :func:`study`."""
     _check_args(paths, seed, "horizon", backend, block_paths)
     lv = check_levels(levels)
     # A point's blocks need not cover every worker thread (other points run beside them):
