@@ -61,7 +61,7 @@ def _run(km, k0, k1, lanes, period_of_month, step_index, repeats, cube):
     T = period_of_month.shape[0]
     state = chunk_state(km, lanes)
     (g, on, sev, months_on, head, weights, z, scratch, e, supply, demand, stock, a, b, ma, mb,
-     q, q_sum, year_sum, sev_sum, g_sum, values, loss_sum, va_sum) = state  # fmt: skip
+     q, q_sum, year_sum, sev_sum, g_sum, values, loss_sum, va_sum, log_weight) = state  # fmt: skip
     loss, severity, tension, year_q = cube[0], cube[1], cube[2], cube[5]
     # A state as at the end of a run: the kernel's own month loop over the whole horizon.
     _simulate(km, k0, k1, 0, 0, lanes, period_of_month, km.supply_matrix, km.demand_matrix, state,
@@ -69,11 +69,13 @@ def _run(km, k0, k1, lanes, period_of_month, step_index, repeats, cube):
     for r in range(repeats):
         t = r % T
         if step_index == 0:
-            _init(km, k0, k1, r * lanes, g, on, sev, months_on, head, weights)
+            _init(km, k0, k1, r * lanes, g, on, sev, months_on, head, weights, log_weight)
         elif step_index == 1:
             _draw(k0, k1, r * lanes, t + 1, (C + 2) // 2, z)
         elif step_index == 2:
-            _month(km, k0, k1, 0, t, g, on, sev, months_on, z, scratch, e, g_sum, sev_sum)
+            _month(
+                km, k0, k1, 0, t, g, on, sev, months_on, z, scratch, e, g_sum, sev_sum, log_weight
+            )  # fmt: skip
         elif step_index == 3:
             _shock(km, weights, e, stock, supply, demand)
         elif step_index == 4:
@@ -118,6 +120,7 @@ def main(argv: list[str] | None = None) -> None:
         np.zeros((CHUNK, R)),  # loss_total
         np.zeros((CHUNK, R)),  # value_added_loss_total
         np.zeros((CHUNK, years(T), S * R), np.float32),  # year_q, for the credit stage
+        np.zeros(CHUNK),  # log_weight
     )
     period_of_month = periods(model.start, T, "month")[0]
     threads = numba.get_num_threads()
@@ -172,7 +175,7 @@ def _credit_stage(model, args, period_of_month) -> float:
     year_q = year_q.astype(np.float32)
 
     def run() -> None:
-        book_credit_into(model, measures.SEED, 0, P, period_of_month, year_q, out)
+        book_credit_into(model, measures.SEED, 0, P, period_of_month, year_q, np.zeros(P), out)
 
     seconds = measures.best_seconds(measures.Work(run, 1, "", lambda: None), args.rounds)[0]
     return 1e9 * seconds / (P * T)

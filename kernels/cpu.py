@@ -103,6 +103,7 @@ def chunk_state(km, lanes):
         np.empty((N, lanes), np.float32),  # values
         np.empty((R, lanes)),  # loss_sum
         np.empty((R, lanes)),  # va_sum
+        np.empty(lanes),  # log_weight
     )
 
 
@@ -137,11 +138,11 @@ def compiled_steps() -> dict:
 def _make_block(digest: str):
     def block(
         km, k0, k1, p0, n_paths, lanes, period_of_month, loss, severity, tension, loss_total,
-        va_total, year_q,
+        va_total, year_q, log_weight,
     ):  # fmt: skip
         first_chunk = p0 // lanes
         chunks = (p0 + n_paths - 1) // lanes - first_chunk + 1
-        cube = (loss, severity, tension, loss_total, va_total, year_q)
+        cube = (loss, severity, tension, loss_total, va_total, year_q, log_weight)
         for chunk in numba.prange(chunks):
             path0 = (first_chunk + chunk) * lanes
             simulate_lanes(
@@ -206,9 +207,12 @@ def run_block_into(
     period_of_month: np.ndarray,
     out: dict[str, np.ndarray],
     year_q: np.ndarray,
+    log_weight: np.ndarray,
 ) -> None:
-    """Compute paths ``[p0, p1)`` into ``out`` (arrays checked by the caller, see backends) and
-    each path's mean output loss per year and node into ``year_q`` (P, years, N) float32.
+    """Compute paths ``[p0, p1)`` into ``out`` (arrays checked by the caller, see backends),
+    each path's mean output loss per year and node into ``year_q`` (P, years, N) float32 and
+    its log likelihood ratio under the model's tilt into ``log_weight`` (P,) float64 (the
+    caller sets ``weight``, after the credit stage has added its own part).
 
     The first call in a process compiles the kernel (about 40 s) or loads it from numba's
     cache (under a second).
@@ -230,10 +234,10 @@ def run_block_into(
             out["loss_total"],
             out["value_added_loss_total"],
             year_q,
+            log_weight,
         )
     if built_from != _digest:
         raise RuntimeError(
             "the CPU kernel loaded from numba's cache was built from other sources; delete "
             f"the kernel cache folder {kernel_cache_dir()}"
         )
-    out["weight"][:] = 1.0

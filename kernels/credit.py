@@ -52,6 +52,7 @@ class CreditModel(NamedTuple):
     bank: np.ndarray  # (K,) int64
     segment: np.ndarray  # (K,) int64
     region_weight: np.ndarray  # (R, N) v_n / GDP_r for the nodes of region r, else 0
+    cycle_tilt: np.ndarray  # (Y,) mean shift of each year's factor Z_y (section 8)
 
 
 def credit_model(arrays) -> CreditModel:
@@ -67,6 +68,7 @@ def credit_model(arrays) -> CreditModel:
         bank=np.ascontiguousarray(a.credit_bank, dtype=np.int64),
         segment=np.ascontiguousarray(a.credit_segment, dtype=np.int64),
         region_weight=np.ascontiguousarray(a.region_weight, dtype=np.float64),
+        cycle_tilt=np.ascontiguousarray(a.tilt_cycle, dtype=np.float64),
     )
 
 
@@ -75,13 +77,27 @@ def years(horizon: int) -> int:
     return (horizon + 11) // 12
 
 
-def cycle_factors(cm: CreditModel, seed: int, p0: int, p1: int, n_years: int) -> np.ndarray:
-    """``Z[p, y]``, the credit-cycle factor of path ``p0 + p`` in year ``y``: standard normals
-    from month :data:`riskengine.kernels.rng.CREDIT_MONTH`, slot ``y``; zeros (nothing drawn)
-    when every class has rho = 0."""
+def cycle_factors(
+    cm: CreditModel, seed: int, p0: int, p1: int, n_years: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``Z[p, y]``, the credit-cycle factor of path ``p0 + p`` in year ``y``, and each path's
+    log likelihood ratio of them (P,).
+
+    The factors are standard normals from month :data:`riskengine.kernels.rng.CREDIT_MONTH`,
+    slot ``y``, shifted by the model's tilt ``mu_y`` (section 8), whose ratio is
+    ``sum_y (-mu_y Z_y + mu_y^2 / 2)``; zeros and a ratio of 0 (nothing drawn) when every class
+    has rho = 0.
+    """
+    P = p1 - p0
     if not np.any(cm.sqrt_rho > 0.0):
-        return np.zeros((p1 - p0, n_years))
-    return rng.normals(seed, np.arange(p0, p1), [rng.CREDIT_MONTH], n_years)[:, 0, :]
+        return np.zeros((P, n_years)), np.zeros(P)
+    z = rng.normals(seed, np.arange(p0, p1), [rng.CREDIT_MONTH], n_years)[:, 0, :]
+    log_ratio = np.zeros(P)
+    for y in range(n_years):
+        mu = cm.cycle_tilt[y]
+        z[:, y] += mu
+        log_ratio += -mu * z[:, y] + 0.5 * mu * mu
+    return z, log_ratio
 
 
 def phi(x):

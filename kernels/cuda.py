@@ -67,7 +67,7 @@ def kernel_function(C: int, N: int, F: int, R: int, K: int, shared: int):
 
     def kernel(
         km, k0, k1, p0, n_paths, period_of_month, loss, severity, tension, loss_total, va_total,
-        year_q,
+        year_q, log_weight,
     ):  # fmt: skip
         if shared > 0:
             w_tile = cuda.shared.array((N, N), np.float32)
@@ -115,10 +115,11 @@ def kernel_function(C: int, N: int, F: int, R: int, K: int, shared: int):
             cuda.local.array((N, 1), np.float32),  # values
             cuda.local.array((R, 1), np.float64),  # loss_sum
             cuda.local.array((R, 1), np.float64),  # va_sum
+            cuda.local.array(1, np.float64),  # log_weight
         )
         simulate_lanes(
             km, k0, k1, p0 + i, i, n_paths, period_of_month, supply_matrix, demand_matrix, state,
-            (loss, severity, tension, loss_total, va_total, year_q),
+            (loss, severity, tension, loss_total, va_total, year_q, log_weight),
         )  # fmt: skip
 
     return rebind(kernel, compile_functions(step.FUNCTIONS, "cuda"), "cuda")
@@ -146,14 +147,16 @@ def run_block_into(
     period_of_month: np.ndarray,
     out: dict[str, np.ndarray],
     year_q: np.ndarray,
+    log_weight: np.ndarray,
 ) -> None:
-    """Compute paths ``[p0, p1)`` on the GPU into ``out`` (arrays checked by the caller) and
-    ``year_q`` (each path's mean output loss per year and node, for the credit stage)."""
+    """Compute paths ``[p0, p1)`` on the GPU into ``out`` (arrays checked by the caller),
+    ``year_q`` (each path's mean output loss per year and node, for the credit stage) and
+    ``log_weight`` (each path's log likelihood ratio under the model's tilt)."""
     k0, k1 = rng.split_seed(seed)
     n_paths = p1 - p0
     device_model = KernelModel(*(cuda.to_device(v) if isinstance(v, np.ndarray) else v for v in km))
     names = ("loss", "severity", "tension", "loss_total", "value_added_loss_total")
-    host_out = [out[name] for name in names] + [year_q]
+    host_out = [out[name] for name in names] + [year_q, log_weight]
     device_out = [cuda.device_array(v.shape, v.dtype) for v in host_out]
     blocks = (n_paths + THREADS_PER_BLOCK - 1) // THREADS_PER_BLOCK
     _kernel(km)[blocks, THREADS_PER_BLOCK](
@@ -161,4 +164,3 @@ def run_block_into(
     )
     for host, values in zip(host_out, device_out, strict=True):
         values.copy_to_host(host)
-    out["weight"][:] = 1.0

@@ -59,6 +59,8 @@ class KernelModel(NamedTuple):
     cube_node: np.ndarray  # (N,) int64: the node n = r S + s of the cube's cell m = s R + r
     va_share: np.ndarray  # (N,) value-added share of the cube's cell m = s R + r
     n_regions: int  # R
+    tilt_head: np.ndarray  # (1 + C F,) mean shift of month 0's slots g_0, zf (section 8)
+    tilt_monthly: np.ndarray  # (T, 1 + 2C) mean shift of each month's slots zg, zc, zs
 
 
 def kernel_model(arrays) -> KernelModel:
@@ -117,4 +119,8 @@ def kernel_model(arrays) -> KernelModel:
         cube_node=np.arange(N).reshape(R, S).T.ravel().astype(np.int64),
         va_share=np.ascontiguousarray(a.value_added_share.reshape(R, S).T.ravel(), np.float64),
         n_regions=int(R),
+        # g_0's shift counts only where g_0 is drawn (stationary tension), as in the reference
+        tilt_head=np.ascontiguousarray(a.tilt_head, np.float64)
+        * np.r_[float(a.tension_stationary), np.ones(a.tilt_head.size - 1)],
+        tilt_monthly=np.ascontiguousarray(a.tilt_monthly, np.float64),
     )

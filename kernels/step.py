@@ -79,7 +79,7 @@ __all__ = [
 STATE = (
     "g", "on", "severity", "months_on", "head", "weights", "z", "scratch", "e", "supply",
     "demand", "stock", "a", "b", "ma", "mb", "q", "q_sum", "year_sum", "sev_sum", "g_sum",
-    "values", "loss_sum", "va_sum",
+    "values", "loss_sum", "va_sum", "log_weight",
 )  # fmt: skip
 
 
@@ -104,8 +104,9 @@ def _draw_pairs(k0, k1, path0, month, pairs, z):
             z[2 * pair + 1, i] = z_sin
 
 
-def init_lanes(km, k0, k1, path0, g, on, severity, months_on, head, weights):
-    """Start the lanes: regimes from the scenario, ``g_0``, the exposure weights.
+def init_lanes(km, k0, k1, path0, g, on, severity, months_on, head, weights, log_weight):
+    """Start the lanes: regimes from the scenario, ``g_0``, the exposure weights, and the log
+    likelihood ratio of the tilted month-0 slots (section 8; 0 without a tilt).
 
     ``head`` (``2 + C F`` rows: whole normal pairs) receives month 0's first slots (``g_0`` when
     stationary, then ``zf[c, f]`` at row ``1 + c F + f``); ``weights[k, i]`` is
@@ -128,6 +129,16 @@ def init_lanes(km, k0, k1, path0, g, on, severity, months_on, head, weights):
             severity[c, i] = km.initial_severity[c]
             months_on[c, i] = km.initial_months_on[c]
     _draw_pairs(k0, k1, path0, 0, (2 + C * F) // 2, head)
+    # Section 8: a mean shift mu of a normal has the likelihood ratio exp(-mu z + mu^2 / 2) at
+    # the shifted value z (adding a zero shift changes no number).
+    tilt = km.tilt_head
+    for i in range(L):
+        log_weight[i] = 0.0
+    for s in range(tilt.shape[0]):
+        mu = tilt[s]
+        for i in range(L):
+            head[s, i] += mu
+            log_weight[i] += -mu * head[s, i] + 0.5 * mu * mu
     for i in range(L):
         g[i] = head[0, i] if km.tension_stationary else km.tension_start
     # xi, then E eta, in passes over the lanes: the draws vectorize, the exponentials (libm)
@@ -147,11 +158,15 @@ def init_lanes(km, k0, k1, path0, g, on, severity, months_on, head, weights):
             weights[k, i] = exposure[c, n] * math.exp(sigma * weights[k, i] - 0.5 * sigma**2)
 
 
-def month_step(km, k0, k1, path0, t, g, on, severity, months_on, z, scratch, e, g_sum, sev_sum):
+def month_step(
+    km, k0, k1, path0, t, g, on, severity, months_on, z, scratch, e, g_sum, sev_sum, log_weight
+):  # fmt: skip
     """Month ``t`` (0-based; rng month ``t + 1``) of sections 1-4 for every lane.
 
     Updates ``g`` and the regimes in place, writes the effective severities into ``e`` (C, L)
-    and adds ``g`` and ``e`` to their period sums. ``z`` (``C + 2`` rows: whole normal pairs
+    and adds ``g`` and ``e`` to their period sums. The month's tilt (section 8) shifts the
+    tension and channel innovations, and a severity draw at an onset; ``log_weight`` gains
+    their log likelihood ratios. ``z`` (``C + 2`` rows: whole normal pairs
     for slots ``0 .. C``) and ``scratch`` (C, L) are work space.
     """
     loading = km.loading
@@ -166,6 +181,12 @@ def month_step(km, k0, k1, path0, t, g, on, severity, months_on, z, scratch, e, 
     L = g.shape[0]
     month = t + 1
     _draw_pairs(k0, k1, path0, month, (C + 2) // 2, z)  # slots 0..C: tension, innovations
+    tilt = km.tilt_monthly
+    for s in range(C + 1):
+        mu = tilt[t, s]
+        for i in range(L):
+            z[s, i] += mu
+            log_weight[i] += -mu * z[s, i] + 0.5 * mu * mu
     phi = km.tension_phi
     innovation_sd = km.tension_innovation_sd
     for i in range(L):
@@ -195,11 +216,14 @@ def month_step(km, k0, k1, path0, t, g, on, severity, months_on, z, scratch, e, 
             on[c, i] = stays + starts
             months_on[c, i] = (months_on[c, i] + 1.0) * stays + starts
             scratch[c, i] = starts
-    # Severity draws at onsets: rare, so out of the vectorized loops.
+    # Severity draws at onsets: rare, so out of the vectorized loops. An unused severity slot
+    # takes no part in the likelihood ratio (it changes no number).
     for c in range(C):
+        mu = tilt[t, 1 + C + c]
         for i in range(L):
             if scratch[c, i] != 0.0:
-                zs = normal(k0, k1, path0 + i, month, 1 + C + c)
+                zs = normal(k0, k1, path0 + i, month, 1 + C + c) + mu
+                log_weight[i] += -mu * zs + 0.5 * mu * mu
                 x = km.severity_logit_median[c] + km.severity_dispersion[c] * zs
                 severity[c, i] = 1.0 / (1.0 + math.exp(-x))
     for c in range(C):
@@ -329,11 +353,14 @@ def add_summaries(values, va_share, loss_sum, va_sum):
                 va_sum[r, i] += v * share
 
 
-def write_summaries(i, row, loss_sum, va_sum, loss_total, va_total):
-    """Write lane ``i``'s horizon totals into ``row`` of the summaries."""
+def write_summaries(
+    i, row, loss_sum, va_sum, log_weight, loss_total, va_total, log_weight_out
+):  # fmt: skip
+    """Write lane ``i``'s horizon totals and log likelihood ratio into ``row``."""
     for r in range(loss_sum.shape[0]):
         loss_total[row, r] = loss_sum[r, i]
         va_total[row, r] = va_sum[r, i]
+    log_weight_out[row] = log_weight[i]
 
 
 def write_year(i, row, year, months, year_sum, year_q):
@@ -390,15 +417,16 @@ def simulate_lanes(
     state
         The lanes' arrays, in the order of :data:`STATE`; overwritten.
     cube
-        ``(loss, severity, tension, loss_total, value_added_loss_total, year_q)`` in the cube's
-        layout (rows = the block's paths): the cube, the run's per-path summaries, and each
-        path's mean ``q`` per year and node (P, years, N) for the credit stage.
+        ``(loss, severity, tension, loss_total, value_added_loss_total, year_q, log_weight)``
+        in the cube's layout (rows = the block's paths): the cube, the run's per-path
+        summaries, each path's mean ``q`` per year and node (P, years, N) for the credit stage,
+        and its log likelihood ratio (P,) under the model's tilt (section 8).
     """
     (g, on, sev, months_on, head, weights, z, scratch, e, supply, demand, stock, a, b, ma, mb,
-     q, q_sum, year_sum, sev_sum, g_sum, values, loss_sum, va_sum) = state  # fmt: skip
-    loss, severity, tension, loss_total, va_total, year_q = cube
+     q, q_sum, year_sum, sev_sum, g_sum, values, loss_sum, va_sum, log_weight) = state  # fmt: skip
+    loss, severity, tension, loss_total, va_total, year_q, log_weight_out = cube
     L = g.shape[0]
-    init_lanes(km, k0, k1, path0, g, on, sev, months_on, head, weights)
+    init_lanes(km, k0, k1, path0, g, on, sev, months_on, head, weights, log_weight)
     full = km.exposure_stock
     for k in range(full.shape[0]):
         for i in range(L):
@@ -414,7 +442,9 @@ def simulate_lanes(
         g_sum[i] = 0.0
     T = period_of_month.shape[0]
     for t in range(T):
-        month_step(km, k0, k1, path0, t, g, on, sev, months_on, z, scratch, e, g_sum, sev_sum)
+        month_step(
+            km, k0, k1, path0, t, g, on, sev, months_on, z, scratch, e, g_sum, sev_sum, log_weight
+        )  # fmt: skip
         direct_shocks(km, weights, e, stock, supply, demand)
         propagate(supply_matrix, a, ma)
         propagate(demand_matrix, b, mb)
@@ -441,7 +471,9 @@ def simulate_lanes(
     for i in range(L):
         row = first_row + i
         if 0 <= row < n_rows:
-            write_summaries(i, row, loss_sum, va_sum, loss_total, va_total)
+            write_summaries(
+                i, row, loss_sum, va_sum, log_weight, loss_total, va_total, log_weight_out
+            )  # fmt: skip
 
 
 # Called at onsets only: the CPU kernel keeps it out of line (see targets.compile_functions).

@@ -87,16 +87,20 @@ def book_credit_into(
     p1: int,
     period_of_month: np.ndarray,
     year_q: np.ndarray,
+    log_weight: np.ndarray,
     out: dict[str, np.ndarray],
 ) -> None:
     """The credit stage (:mod:`riskengine.kernels.credit`) of paths ``[p0, p1)`` from their
     yearly mean output losses ``year_q`` (P, years, N) float32: writes ``credit_loss``,
-    ``credit_loss_total`` and ``credit_loss_segment`` of ``out``. Every kernel backend runs it
-    on the host after its month loop."""
+    ``credit_loss_total`` and ``credit_loss_segment`` of ``out``, and ``weight``, the
+    likelihood ratio of the path's log ratio ``log_weight`` from the month loop times the
+    credit-cycle factors' own (section 8). Every kernel backend runs it on the host after its
+    month loop."""
     from riskengine.kernels.credit import book_credit, cycle_factors
 
     cm = _credit_model(model)
-    z = cycle_factors(cm, seed, p0, p1, year_q.shape[1])
+    z, log_ratio = cycle_factors(cm, seed, p0, p1, year_q.shape[1])
+    out["weight"][...] = np.exp(log_weight + log_ratio)
     book_credit(
         cm, year_q, z, period_of_month, out["credit_loss"], out["credit_loss_total"],
         out["credit_loss_segment"],
@@ -217,10 +221,11 @@ def run_block_into(
     from riskengine.kernels.credit import years
 
     year_q = np.empty((p1 - p0, years(model.horizon), model.n_nodes), np.float32)
+    log_weight = np.empty(p1 - p0)
     if backend == "cpu":
         from riskengine.kernels import cpu
 
-        cpu.run_block_into(km, seed, p0, p1, period_of_month, out, year_q)
+        cpu.run_block_into(km, seed, p0, p1, period_of_month, out, year_q, log_weight)
     else:
         try:
             from riskengine.kernels import cuda
@@ -231,8 +236,8 @@ def run_block_into(
             ) from None
         if not cuda.available():
             raise BackendError("no CUDA device found; use --backend cpu")
-        cuda.run_block_into(km, seed, p0, p1, period_of_month, out, year_q)
-    book_credit_into(model, seed, p0, p1, period_of_month, year_q, out)
+        cuda.run_block_into(km, seed, p0, p1, period_of_month, out, year_q, log_weight)
+    book_credit_into(model, seed, p0, p1, period_of_month, year_q, log_weight, out)
 
 
 def run_block(

@@ -206,11 +206,26 @@ def run(
     capital: str | None = typer.Option(
         None, "--capital", help="Capital table (CSV or parquet: bank,cet1,rwa) for CET1 depletion."
     ),
+    tilt: str | None = typer.Option(
+        None,
+        "--tilt",
+        help="Importance sampling: 'auto' (cross-entropy pilots for --tilt-level) or a tilt's "
+        "JSON file; the cube's weight holds the likelihood ratios.",
+    ),
+    tilt_level: float = typer.Option(0.999, "--tilt-level", help="Tail level --tilt auto aims at."),
+    tilt_measure: str = typer.Option(
+        "loss", "--tilt-measure", help="loss, value_added or credit: what --tilt auto aims at."
+    ),
 ):
     """Simulate a scenario into a zarr cube, block by block on dask."""
     if workers is not None and scheduler is not None:
         raise InputError("--workers and --scheduler exclude each other; give one")
     model = compile_model(load_scenario(scenario), portfolio=portfolio, capital=capital)
+    if tilt is not None:
+        from riskengine.tilt import tilted
+
+        console.print(f"choosing the tilt ({tilt}) ...", markup=False)
+        model = tilted(model, tilt, tilt_level, tilt_measure, seed, backend)
     progress = _RunProgress(
         lambda: (
             f"[bold]{escape(model.scenario.name)}[/]: {paths:,} paths, seed {seed}, {resolution} "

@@ -81,6 +81,10 @@ class ModelArrays(NamedTuple):
     credit_scale: np.ndarray  # (K,) sum of EAD * LGD / 12 over the class's rows
     credit_bank: np.ndarray  # (K,) int64, into CompiledModel.banks
     credit_segment: np.ndarray  # (K,) int64, into CompiledModel.segments
+    # Importance sampling (section 8): the mean shift of each tilted normal, zero by default.
+    tilt_head: np.ndarray  # (1 + C F,) month 0's slots: g_0, then zf[c, f]
+    tilt_monthly: np.ndarray  # (T, 1 + 2C) each month's slots: zg, zc[c], zs[c]
+    tilt_cycle: np.ndarray  # (Y,) the credit-cycle factors Z_y (used where some rho > 0)
 
 
 @dataclass(frozen=True)
@@ -105,12 +109,18 @@ class CompiledModel:
     def identity(self) -> str:
         """sha256 of everything the model was built from: the scenario's text, the digest of
         every input file (economy tables, portfolio, capital), in order, and the portfolio's
-        name. Two models with the same identity give the same cube for the same seed;
-        ``--resume`` requires it."""
+        name, and an importance-sampling tilt where one is set (section 8). Two models with
+        the same identity give the same cube for the same seed; ``--resume`` requires it."""
         digest = hashlib.sha256(self.scenario.source_text.encode())
         for f in self.inputs:
             digest.update(f.sha256.encode())
         digest.update(self.portfolio_name.encode())
+        a = self.arrays
+        if np.any(a.tilt_head) or np.any(a.tilt_monthly) or np.any(a.tilt_cycle):
+            digest.update(b"tilt")
+            digest.update(np.ascontiguousarray(a.tilt_head, np.float64).tobytes())
+            digest.update(np.ascontiguousarray(a.tilt_monthly, np.float64).tobytes())
+            digest.update(np.ascontiguousarray(a.tilt_cycle, np.float64).tobytes())
         return digest.hexdigest()
 
     @property
@@ -268,6 +278,9 @@ def compile_model(
         loss_scale=eco.x / 12.0,
         value_added_share=eco.value_added / eco.x,
         **classes,
+        tilt_head=np.zeros(1 + len(ch) * B.shape[1]),
+        tilt_monthly=np.zeros((scenario.horizon_months, 1 + 2 * len(ch))),
+        tilt_cycle=np.zeros((scenario.horizon_months + 11) // 12),
     )
     _check_magnitudes(arrays, eco, src)
     return CompiledModel(

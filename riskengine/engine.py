@@ -295,6 +295,9 @@ def simulate(
     progress: Progress | None = None,
     portfolio=None,
     capital=None,
+    tilt=None,
+    tilt_level: float = 0.999,
+    tilt_measure: str = "loss",
 ) -> xr.Dataset:
     """Simulate ``paths`` paths of a scenario into a cube, block by block on dask.
 
@@ -333,6 +336,14 @@ def simulate(
         and ``credit.capital`` (a library name, a CSV or parquet file, ``"proxy"``, or a
         :class:`~riskengine.portfolio.Portfolio` / :class:`~riskengine.portfolio.Capital`);
         see :func:`riskengine.compile_model`.
+    tilt
+        Importance sampling (docs/model.md section 8): a :class:`~riskengine.tilt.Tilt`, a
+        tilt's JSON file, or ``"auto"`` (:func:`riskengine.tilt.auto_tilt` at ``tilt_level``
+        for ``tilt_measure``, from pilot runs on seeds of their own). The cube's ``weight``
+        holds each path's likelihood ratio and its ``tilt`` attr the tilt.
+    tilt_level, tilt_measure
+        The tail level and the per-path figure (``loss``, ``value_added``, ``credit``) an
+        automatic tilt aims at.
 
     Returns
     -------
@@ -356,8 +367,12 @@ def simulate(
     >>> dict(ds.sizes)
     {'path': 8, 'time': 5, 'sector': 12, 'region': 7, 'bank': 6, 'channel': 4, 'segment': 15}
     """
-    if portfolio is not None or capital is not None:
+    if portfolio is not None or capital is not None or tilt is not None:
         scenario = _load(scenario, portfolio, capital)
+    if tilt is not None:
+        from riskengine.tilt import tilted
+
+        scenario = tilted(scenario, tilt, tilt_level, tilt_measure, seed, backend)
     if store is None:
         model, bp = _prepare(scenario, paths, seed, backend, client, block_paths, resolution)
         if resume or overwrite:

@@ -22,6 +22,8 @@ from riskengine.schema import VARIABLES, build_dataset, cube_shapes, periods
 
 __all__ = [
     "credit_monthly",
+    "draws",
+    "monthly_from_normals",
     "simulate",
     "simulate_block",
     "simulate_block_into",
@@ -40,6 +42,17 @@ def _exposure_multipliers(a, z0: np.ndarray) -> np.ndarray:
     return np.exp(sigma * xi - 0.5 * sigma**2)
 
 
+def draws(model: CompiledModel, seed: int, p0: int, p1: int) -> tuple[np.ndarray, np.ndarray]:
+    """The untilted normals of paths ``[p0, p1)``: month 0's slots (P, path_slots) and the
+    monthly slots (P, T, monthly_slots), as :mod:`riskengine.kernels.rng` lays them out."""
+    C, N = model.arrays.exposure.shape
+    F = model.arrays.factor_loadings.shape[1]
+    paths = np.arange(p0, p1)
+    z0 = rng.normals(seed, paths, [0], rng.path_slots(C, F, N))[:, 0, :]
+    z = rng.normals(seed, paths, np.arange(1, model.horizon + 1), rng.monthly_slots(C))
+    return z0, z
+
+
 def simulate_monthly(model: CompiledModel, seed: int, p0: int, p1: int) -> dict[str, np.ndarray]:
     """Paths ``[p0, p1)`` at monthly resolution, float64, in the cube's layout.
 
@@ -50,16 +63,41 @@ def simulate_monthly(model: CompiledModel, seed: int, p0: int, p1: int) -> dict[
         ``tension`` (P, T), ``weight`` (P,), and the horizon's ``credit_loss_segment``
         (P, B, G), all float64.
     """
+    z0, z = draws(model, seed, p0, p1)
+    out = monthly_from_normals(model, z0, z)
+    credit, segment, log_ratio = credit_monthly(model, seed, p0, out.pop("q"))
+    out["credit_loss"], out["credit_loss_segment"] = credit, segment
+    out["weight"] = np.exp(out.pop("log_weight") + log_ratio)
+    return out
+
+
+def monthly_from_normals(model: CompiledModel, z0: np.ndarray, z: np.ndarray) -> dict:
+    """Sections 1-7 (without credit) of paths whose untilted normals are ``z0`` (P, path_slots)
+    and ``z`` (P, T, monthly_slots): the model as a function of its random numbers.
+
+    The model's tilt (section 8, zero unless set) shifts the normals before they are used, and
+    ``log_weight`` is the log likelihood ratio of the shifted ones; ``q`` (P, T, N) is each month's
+    output loss per node, the credit stage's input. The reverse stress test evaluates paths
+    through this function.
+    """
     a = model.arrays
     T, C = model.horizon, len(model.channels)
     R, S = len(model.regions), len(model.sectors)
     N = R * S
-    F = a.factor_loadings.shape[1]
-    P = p1 - p0
-    paths = np.arange(p0, p1)
-
-    z0 = rng.normals(seed, paths, [0], rng.path_slots(C, F, N))[:, 0, :]
-    z = rng.normals(seed, paths, np.arange(1, T + 1), rng.monthly_slots(C))
+    P = z0.shape[0]
+    # Section 8: a mean shift mu of a normal z has the likelihood ratio exp(-mu z + mu^2 / 2)
+    # at the shifted value. g_0's slot counts only when it is drawn (stationary tension); a
+    # severity slot only in its channel's onset months (an unused slot changes no number, and
+    # leaving its factor out keeps the estimate unbiased with a smaller variance).
+    head = a.tilt_head.copy()
+    if not a.tension_stationary:
+        head[0] = 0.0
+    z0 = z0.copy()
+    z0[:, : head.size] += head
+    log_w = np.zeros(P)
+    for s in range(head.size):
+        log_w += -head[s] * z0[:, s] + 0.5 * head[s] ** 2
+    z = z + a.tilt_monthly[None, :, :]
     eta = _exposure_multipliers(a, z0)  # (P, C, N)
     shock_weights = a.exposure[None, :, :] * eta  # E[c, n] * eta[p, c, n]
 
@@ -79,11 +117,13 @@ def simulate_monthly(model: CompiledModel, seed: int, p0: int, p1: int) -> dict[
         "loss": np.zeros((P, T, S, R)),
         "severity": np.zeros((P, T, C)),
         "tension": np.zeros((P, T)),
-        "weight": np.ones(P),
+        "q": np.zeros((P, T, N)),
     }
-    q_months = np.zeros((P, T, N))
     for t in range(T):
         zg, zc, zs = z[:, t, 0], z[:, t, 1 : 1 + C], z[:, t, 1 + C : 1 + 2 * C]
+        mu = a.tilt_monthly[t]
+        for s in range(1 + C):
+            log_w += -mu[s] * z[:, t, s] + 0.5 * mu[s] ** 2
         # 1. tension
         g = phi * g + np.sqrt(1.0 - phi**2) * zg
         # 2. channel latents: u = a g + sqrt(1 - a^2) (L zc)
@@ -92,6 +132,9 @@ def simulate_monthly(model: CompiledModel, seed: int, p0: int, p1: int) -> dict[
         bar = a.threshold_on - on.astype(np.float64) @ off_diag.T
         starts = ~on & (u > bar)
         stops = on & (u < a.threshold_off)
+        for c in range(C):
+            mu_s = mu[1 + C + c]
+            log_w += starts[:, c] * (-mu_s * zs[:, c] + 0.5 * mu_s**2)
         new_sev = expit(a.severity_logit_median + a.severity_dispersion * zs)
         sev = np.where(starts, new_sev, sev)
         k = np.where(starts, 1, np.where(on & ~stops, k + 1, 0))
@@ -128,25 +171,31 @@ def simulate_monthly(model: CompiledModel, seed: int, p0: int, p1: int) -> dict[
         out["loss"][:, t] = (q * a.loss_scale).reshape(P, R, S).transpose(0, 2, 1)
         out["severity"][:, t] = e
         out["tension"][:, t] = g
-        q_months[:, t] = q
-    out["credit_loss"], out["credit_loss_segment"] = credit_monthly(model, seed, p0, q_months)
+        out["q"][:, t] = q
+    out["log_weight"] = log_w
     return out
 
 
 def credit_monthly(
     model: CompiledModel, seed: int, p0: int, q: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Section 7's credit losses of paths ``p0 ..`` from their monthly output losses ``q``
-    (P, T, N): each bank's monthly credit loss (P, T, B) and the horizon's by bank and segment
-    (P, B, G). A year's PDs read the year's mean ``q`` (twelve months from the start)."""
+    (P, T, N): each bank's monthly credit loss (P, T, B), the horizon's by bank and segment
+    (P, B, G), and the log likelihood ratio of the tilted credit-cycle factors (P,). A year's
+    PDs read the year's mean ``q`` (twelve months from the start)."""
     a = model.arrays
     P, T, _ = q.shape
     B, G = len(model.banks), len(model.segments)
     K = a.credit_bank.shape[0]
     Y = (T + 11) // 12
     rho = a.credit_rho
+    log_ratio = np.zeros(P)
     if np.any(rho > 0.0):
         z = rng.normals(seed, np.arange(p0, p0 + P), [rng.CREDIT_MONTH], Y)[:, 0, :]
+        for y in range(Y):
+            mu = a.tilt_cycle[y]
+            z[:, y] += mu
+            log_ratio += -mu * z[:, y] + 0.5 * mu * mu
     else:
         z = np.zeros((P, Y))
     to_bank = np.zeros((K, B))
@@ -165,7 +214,7 @@ def credit_monthly(
         credit[:, months] = (loss @ to_bank)[:, None, :]
         n_months = months.stop - months.start
         np.add.at(segment, (slice(None), a.credit_bank, a.credit_segment), loss * n_months)
-    return credit, segment
+    return credit, segment, log_ratio
 
 
 def simulate_block_into(

@@ -171,6 +171,13 @@ def n_periods(model: CompiledModel, resolution: str) -> int:
     return len(periods(model.start, model.horizon, resolution)[1])
 
 
+def _tilt_json(model: CompiledModel) -> str:
+    from riskengine.tilt import model_tilt
+
+    tilt = model_tilt(model)
+    return "" if tilt is None else tilt.to_json()
+
+
 def dataset_attrs(
     model: CompiledModel, seed: int, paths: int, backend: str, resolution: str
 ) -> dict:
@@ -189,6 +196,8 @@ def dataset_attrs(
         "backend": backend,
         "resolution": resolution,
         "horizon_months": int(model.horizon),
+        # the importance-sampling tilt (docs/model.md section 8) as JSON, "" for none
+        "tilt": _tilt_json(model),
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
 

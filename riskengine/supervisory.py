@@ -187,8 +187,8 @@ def _run(cfg: SupervisoryPath, inputs: _Inputs, sensitivity: float | None) -> Su
     else:
         sens = CreditSensitivity(**dict.fromkeys(CreditSensitivity.model_fields, sensitivity))
     arrays = credit_arrays(book, sens, eco)
-    cm = credit_model(SimpleNamespace(**arrays))
     n_years = years(cfg.months)
+    cm = credit_model(SimpleNamespace(**arrays, tilt_cycle=np.zeros(n_years)))  # no tilt
     r = eco.regions.index(cfg.region)
     S = len(eco.sectors)
     year_q = np.zeros((1, n_years, eco.n_nodes), np.float32)

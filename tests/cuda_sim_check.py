@@ -1,5 +1,6 @@
 """Run under ``NUMBA_ENABLE_CUDASIM=1`` by tests/test_kernels_cuda.py: the CUDA kernel, in
-numba's simulator, against the numpy reference for every built-in scenario.
+numba's simulator, against the numpy reference for every built-in scenario and under an
+importance-sampling tilt.
 
 The simulator runs each thread in Python (about a second per path-horizon), so this checks a few
 dozen paths in all: 12 of the default scenario at monthly resolution, 3 of each other at
@@ -12,12 +13,14 @@ from __future__ import annotations
 import os
 import sys
 
+import numpy as np
 from kernel_checks import assert_block_equal
 
 import riskengine as rk
 from riskengine.backends import run_block
 from riskengine.kernels import cuda as cuda_kernel
 from riskengine.reference import simulate_block
+from riskengine.tilt import Tilt
 
 SEED = 77
 
@@ -30,6 +33,14 @@ def main() -> None:
         kernel = run_block(model, SEED, p0, p1, resolution, backend="cuda")
         assert_block_equal(kernel, simulate_block(model, SEED, p0, p1, resolution))
         print(f"{name}: CUDA (simulator) equals reference on paths [{p0}, {p1})", flush=True)
+    # Importance sampling: every slot shifted, the likelihood ratios in the weights.
+    model = rk.compile_model(rk.load_scenario("truce_holds"))
+    zero = Tilt.zeros(model)
+    gen = np.random.default_rng(2)
+    tilt = Tilt(*(gen.normal(0.1, 0.3, v.shape) for v in (zero.head, zero.monthly, zero.cycle)))
+    kernel = run_block(tilt.apply(model), SEED, 0, 3, "year", backend="cuda")
+    assert_block_equal(kernel, simulate_block(tilt.apply(model), SEED, 0, 3, "year"))
+    print("a tilted truce_holds: CUDA (simulator) equals reference", flush=True)
     # The default economy keeps one matrix in shared memory; check the variants with both and
     # with none too, by moving the limit.
     model = rk.compile_model(rk.load_scenario("truce_collapse"))
