@@ -284,7 +284,9 @@ def report(
     ),
     overwrite: Annotated[bool, typer.Option(help="Replace a report already in --out.")] = False,
 ):
-    """Write the report of a run or a study (HTML page and PNG figures) and print its table."""
+    """Write the report of a run, a study or a comparison (HTML page and PNG figures) and print
+    its tables."""
+    from riskengine.counterfactual import is_comparison, open_comparison
     from riskengine.report import FIGURES, write_report
     from riskengine.study_report import STUDY_FIGURES, write_study_report
     from riskengine.study_store import is_study, open_study
@@ -293,6 +295,8 @@ def report(
     run = run.resolve()  # `report .` inside the store names it by its folder
     out = out if out is not None else run.with_name(f"{run.stem}-report")
     names = STUDY_FIGURES if is_study(run) else FIGURES
+    if is_comparison(run):
+        names = {"waterfall": ""}
     clashes = [
         out / n for n in ["index.html", *(f"{f}.png" for f in names)] if os.path.lexists(out / n)
     ]
@@ -306,6 +310,14 @@ def report(
     if is_study(run):  # a study's levels are its own: --levels does not apply
         result = write_study_report(open_study(run), out)
         console.print(result.table)
+        console.print(f"report: {result.html}", highlight=False)
+        return
+    if is_comparison(run):  # so are a comparison's
+        from riskengine.comparison_report import write_comparison_report
+
+        result = write_comparison_report(open_comparison(run), out)
+        for table in result.tables:
+            console.print(table)
         console.print(f"report: {result.html}", highlight=False)
         return
     with reading(run) as ds:  # no run can replace the store while the report reads it
@@ -367,6 +379,66 @@ def study(
     progress.stop()
     console.print(study_table(ds))
     console.print(f"wrote {out}; `riskengine report {out}` draws its figures", highlight=False)
+
+
+@app.command()
+def compare(
+    scenario: str = typer.Argument(..., help="Built-in name or path to a YAML file: the base."),
+    paths: int = typer.Option(..., "--paths", help="Monte Carlo paths of every variant."),
+    out: str = typer.Option(..., "--out", help="The zarr store to write (COMPARE.zarr)."),
+    off: str = typer.Option(
+        "", "--off", help="Channels to switch off (exposure 0, regimes kept), comma-separated."
+    ),
+    against: str | None = typer.Option(
+        None, "--against", help="A second scenario (name or YAML) run on the same paths."
+    ),
+    shapley: bool = typer.Option(
+        False, "--shapley", help="Shapley values of EL, VaR and ES over the channels."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Random seed in [0, 2**64)."),
+    levels: str = typer.Option(
+        "0.95,0.99,0.995", "--levels", help="VaR and ES levels, comma-separated."
+    ),
+    backend: str = typer.Option("cpu", "--backend", help="cpu, cuda or reference (numpy)."),
+    workers: int | None = typer.Option(
+        None, "--workers", help="Run on a local cluster of W worker processes."
+    ),
+    scheduler: str | None = typer.Option(
+        None, "--scheduler", help="Address or scheduler file of an existing dask cluster."
+    ),
+    block_paths: int | None = typer.Option(None, "--block-paths", help="Paths per block."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing store."),
+):
+    """Paired counterfactuals: the scenario and its variants on the same paths, the paired
+    differences, and the channels' Shapley values."""
+    from riskengine.comparison_report import difference_table, shapley_table
+    from riskengine.counterfactual import counterfactual
+
+    if workers is not None and scheduler is not None:
+        raise InputError("--workers and --scheduler exclude each other; give one")
+    channels = [c.strip() for c in off.split(",") if c.strip()]
+    base = compile_model(load_scenario(scenario))
+    progress = _RunProgress(
+        lambda: (
+            f"[bold]{escape(base.scenario.name)}[/]: base"
+            + "".join(f", off:{escape(c)}" for c in channels)
+            + (f", against {escape(against)}" if against else "")
+            + (", Shapley subsets" if shapley else "")
+            + f"; {paths:,} paths each, seed {seed} -> {escape(out)}"
+        )
+    )
+    with _dask_client(workers, scheduler) as client:
+        ds = counterfactual(
+            base, paths, seed, out, off=channels, against=against, shapley_values=shapley,
+            levels=_parse_levels(levels), backend=backend, client=client,
+            block_paths=block_paths, overwrite=overwrite, progress=progress,
+        )  # fmt: skip
+    progress.stop()
+    if ds.sizes["variant"] > 1:
+        console.print(difference_table(ds))
+    if shapley:
+        console.print(shapley_table(ds))
+    console.print(f"wrote {out}; `riskengine report {out}` draws the waterfall", highlight=False)
 
 
 @app.command()

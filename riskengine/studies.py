@@ -28,6 +28,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +65,7 @@ __all__ = [
     "point_figures",
     "point_model",
     "run_plan",
+    "run_points",
     "study",
     "study_indices",
 ]
@@ -85,7 +87,7 @@ CURVE_POINTS = 40
 # The client writes finished points at most this often (a killed study loses at most these).
 FLUSH_SECONDS = 2.0
 # Bytes of a path's horizon totals (20 float64 of the default model and the weight) and the
-# memory the points in flight may hold in them (see _run_points).
+# memory the points in flight may hold in them (see run_points).
 TOTALS_BYTES = 168
 WINDOW_BYTES = 256 * 2**20
 MAX_WINDOW = 256
@@ -251,12 +253,19 @@ def _template(plan: StudyPlan, paths: int, seed: int, levels: np.ndarray, backen
     return xr.Dataset(data, coords=coords, attrs=attrs)
 
 
-def _run_points(plan, todo, paths, seed, backend, client, bp, levels, on_point, progress):
-    """Run the points ``todo``: blocks and point tasks on dask, a window of points at a time;
-    ``on_point(i, figures)`` as each point finishes."""
+def run_points(source, make_model, finish, todo, n_points, paths, seed, backend, client, bp,
+               on_point, progress):  # fmt: skip
+    """Run the points ``todo`` of ``n_points``: blocks and point tasks on dask, a window of
+    points at a time; ``on_point(i, finish(blocks))`` as each point finishes.
+
+    Point ``i``'s model is ``make_model(source, i)`` (``source`` is handed to the tasks once,
+    unhashed); its blocks are :func:`_point_block`'s per-path totals of paths ``0..paths-1``
+    of ``seed`` (common random numbers), and ``finish`` turns them, in path order, into the
+    point's result (a study's figures, a comparison's totals).
+    """
     spans = _blocks(paths, bp)
     if progress is not None:
-        progress.start(len(todo) * len(spans), len(todo) * paths, plan.n_points * len(spans))
+        progress.start(len(todo) * len(spans), len(todo) * paths, n_points * len(spans))
     # Points in flight: enough to keep every worker thread busy, and as many more as fit in
     # WINDOW_BYTES of their blocks' totals (168 B a path), so that the waves' ends, where
     # threads wait for the slowest point, are rare.
@@ -266,19 +275,19 @@ def _run_points(plan, todo, paths, seed, backend, client, bp, levels, on_point, 
         import dask
         from dask.callbacks import Callback
 
-        shared = dask.delayed(plan, traverse=False)
+        shared = dask.delayed(source, traverse=False)
         for w0 in range(0, len(todo), window):
             wave = todo[w0 : w0 + window]
             tasks, sizes = [], {}
             for i in wave:
                 # compiled in a task, beside other points' kernels (about 13 ms of Python each)
-                model = dask.delayed(point_model, pure=False)(shared, i)
+                model = dask.delayed(make_model, pure=False)(shared, i)
                 blocks = []
                 for p0, p1 in spans:
                     b = dask.delayed(_point_block, pure=False)(model, seed, p0, p1, backend)
                     sizes[b.key] = p1 - p0
                     blocks.append(b)
-                tasks.append(dask.delayed(point_figures, pure=False)(blocks, levels))
+                tasks.append(dask.delayed(finish, pure=False)(blocks))
 
             def posttask(key, result, dsk, state, worker_id, sizes=sizes):
                 if key in sizes and progress is not None:
@@ -299,10 +308,10 @@ def _run_points(plan, todo, paths, seed, backend, client, bp, levels, on_point, 
 
     def submit():
         i = queue.pop(0)
-        model = client.scatter(point_model(plan, i))
+        model = client.scatter(make_model(source, i))
         blocks = [client.submit(_point_block, model, seed, p0, p1, backend, pure=False)
                   for p0, p1 in spans]  # fmt: skip
-        f = client.submit(point_figures, blocks, levels, pure=False)
+        f = client.submit(finish, blocks, pure=False)
         pending[f.key] = [model, *blocks, f]
         index[f.key] = i
         running.add(f)
@@ -442,8 +451,9 @@ def run_plan(
             raise RunError("resume and overwrite apply to a store; give store (--out) as well")
         ds = _template(plan, paths, seed, lv, backend, lazy=False)
         buffer = _Buffer(None)
-        _run_points(plan, list(range(plan.n_points)), paths, seed, backend, client, bp, lv,
-                    buffer.add, progress)  # fmt: skip
+        run_points(plan, point_model, partial(point_figures, levels=lv), list(range(plan.n_points)),
+                   plan.n_points, paths, seed, backend, client, bp, buffer.add,
+                   progress)  # fmt: skip
         for name in buffer.rows[0]:
             ds[name].values[...] = np.stack([buffer.rows[i][name] for i in range(plan.n_points)])
     else:
@@ -456,8 +466,9 @@ def run_plan(
             buffer = _Buffer(path)
             todo = [int(i) for i in np.flatnonzero(~done)]
             try:
-                _run_points(plan, todo, paths, seed, backend, client, bp, lv, buffer.add,
-                            progress)  # fmt: skip
+                run_points(plan, point_model, partial(point_figures, levels=lv), todo,
+                           plan.n_points, paths, seed, backend, client, bp, buffer.add,
+                           progress)  # fmt: skip
             finally:
                 buffer.flush()  # what finished is kept for a resume, whatever stopped the run
         ds = open_study(path)

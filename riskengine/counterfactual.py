@@ -1,0 +1,403 @@
+"""Paired counterfactuals and Shapley attribution over channels (docs/model.md section 10).
+
+A scenario and its variants run on the same seed and paths (common random numbers): a channel
+*switched off* keeps its regimes, its onsets, severities and every random number, and loses its
+exposure (``E[c, :] = 0``), so its direct shocks vanish and nothing else changes; a second
+scenario file runs as it is. The difference of a path's loss between the scenario and a variant
+is then the variant's effect on that very path, and the differences' spread is far below the
+spread of either run: the paired standard error.
+
+**Shapley attribution.** The value of a set S of channels is a risk figure (EL, VaR, ES) of the
+run in which only the channels of S keep their exposure; channel c's Shapley value is the
+average of its marginal contribution ``v(S + c) - v(S)`` over the orders in which channels can
+be added. With at most :data:`SHAPLEY_EXACT` channels every subset runs (``2^C`` runs, 16 for the
+library's four channels) and the formula is exact; beyond, :data:`SHAPLEY_PERMUTATIONS` random
+orders (seeded) are averaged. Either way the values sum to ``v(all) - v(none)`` (to rounding):
+each order's contributions telescope. ``v(none)`` is 0 for output losses (no channel hits
+anything) and for credit losses with rho = 0.
+
+This module imports numpy, xarray and riskengine's compile, engine, errors, risk, scenario,
+studies, store and weighted modules; zarr lazily.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+import operator
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from riskengine.compile import CompiledModel, compile_model
+from riskengine.engine import Progress, _check_args, default_block_paths
+from riskengine.errors import RunError, StoreError
+from riskengine.risk import check_levels
+from riskengine.scenario import Scenario, load_scenario
+from riskengine.studies import run_points
+from riskengine.version import __version__
+from riskengine.weighted import mean_se
+
+__all__ = [
+    "BOOTSTRAP",
+    "SHAPLEY_EXACT",
+    "SHAPLEY_PERMUTATIONS",
+    "counterfactual",
+    "is_comparison",
+    "open_comparison",
+    "shapley",
+    "switched_off",
+]
+
+SHAPLEY_EXACT = 8  # channels up to which Shapley values run every subset (2^8 = 256 runs)
+SHAPLEY_PERMUTATIONS = 64  # random orders averaged beyond SHAPLEY_EXACT channels
+BOOTSTRAP = 200  # paired resamples of the paths for the standard error of a VaR difference
+_TOTALS = ("loss_total", "value_added_loss_total", "credit_loss_total", "weight")
+_MARK = "riskengine_comparison"
+
+
+def switched_off(model: CompiledModel, channels: Sequence[str]) -> CompiledModel:
+    """``model`` with the exposure of ``channels`` set to 0: their episodes still run (and
+    provoke retaliation), on the same random numbers, but hit nothing.
+
+    Raises
+    ------
+    RunError
+        A channel the scenario does not have.
+    """
+    unknown = [c for c in channels if c not in model.channels]
+    if unknown:
+        raise RunError(
+            f"--off {unknown[0]}: the scenario has no such channel; use one of "
+            f"{', '.join(model.channels)}"
+        )
+    exposure = model.arrays.exposure.copy()
+    exposure[[model.channels.index(c) for c in channels]] = 0.0
+    return dataclasses.replace(model, arrays=model.arrays._replace(exposure=exposure))
+
+
+def _concat(blocks: Sequence[dict]) -> dict[str, np.ndarray]:
+    """A variant's per-path totals, its blocks in path order."""
+    return {k: np.concatenate([b[k] for b in blocks]) for k in _TOTALS}
+
+
+def _figures(totals: dict, model: CompiledModel) -> tuple[list[str], np.ndarray]:
+    """Per path: the total output loss, each region's, and the total credit loss."""
+    loss = totals["loss_total"].astype(np.float64)
+    credit = totals["credit_loss_total"].astype(np.float64).sum(axis=1, keepdims=True)
+    names = ["total", *model.regions, "credit"]
+    return names, np.concatenate([loss.sum(axis=1, keepdims=True), loss, credit], axis=1)
+
+
+def _var_es(x: np.ndarray, levels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """VaR and ES at each level of equally weighted paths along the last axis (VaR: the
+    inverted-CDF order statistic; ES: Acerbi and Tasche), vectorised over leading axes."""
+    n = x.shape[-1]
+    s = np.sort(x, axis=-1)
+    var = np.empty((*x.shape[:-1], levels.size))
+    es = np.empty_like(var)
+    for k, a in enumerate(levels):
+        i = min(max(math.ceil(a * n) - 1, 0), n - 1)  # smallest value with CDF (i + 1) / n >= a
+        v = s[..., i]
+        var[..., k] = v
+        es[..., k] = v + np.maximum(s - v[..., None], 0.0).mean(axis=-1) / (1.0 - a)
+    return var, es
+
+
+def shapley(values: dict[frozenset, np.ndarray], channels: Sequence[str],
+            orders: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+    """Shapley values of ``channels`` from the values of sets of channels (``frozenset`` of
+    names -> array): exact over every subset when ``orders`` is None, else the average of the
+    marginal contributions along the given orders (rows of channel indices).
+
+    Examples
+    --------
+    >>> v = {frozenset(): 0.0, frozenset("a"): 1.0, frozenset("b"): 2.0, frozenset("ab"): 5.0}
+    >>> shapley({k: np.array(x) for k, x in v.items()}, ["a", "b"]).tolist()
+    [2.0, 3.0]
+    """
+    C = len(channels)
+    out = np.zeros((C, *np.shape(values[frozenset()])))
+    if orders is None:
+        for c, name in enumerate(channels):
+            others = [x for x in channels if x != name]
+            for size in range(C):
+                weight = math.factorial(size) * math.factorial(C - size - 1) / math.factorial(C)
+                for subset in itertools.combinations(others, size):
+                    s = frozenset(subset)
+                    out[c] += weight * (values[s | {name}] - values[s])
+        return out
+    for order in orders:
+        s: frozenset = frozenset()
+        for c in order:
+            out[c] += values[s | {channels[c]}] - values[s]
+            s = s | {channels[c]}
+    return out / len(orders)
+
+
+def _subsets(channels: Sequence[str], seed: int, exact_up_to: int):
+    """The sets of channels whose runs the Shapley values need, and the sampled orders (None:
+    exact)."""
+    C = len(channels)
+    if C <= exact_up_to:
+        sets = [frozenset(s) for k in range(C + 1) for s in itertools.combinations(channels, k)]
+        return sets, None
+    gen = np.random.default_rng(seed)
+    orders = np.array([gen.permutation(C) for _ in range(SHAPLEY_PERMUTATIONS)])
+    sets = {frozenset()}
+    for order in orders:
+        sets |= {frozenset(channels[c] for c in order[: k + 1]) for k in range(C)}
+    return sorted(sets, key=lambda s: (len(s), sorted(s))), orders
+
+
+def _paired(x_base: np.ndarray, x_var: np.ndarray, w: np.ndarray):
+    """Mean difference, its paired standard error, and the unpaired one (two independent runs
+    of the same size), per column."""
+    cols = x_base.shape[1]
+    diff, paired, unpaired = (np.empty(cols) for _ in range(3))
+    for j in range(cols):
+        diff[j], paired[j] = mean_se(x_base[:, j] - x_var[:, j], w)
+        unpaired[j] = np.hypot(mean_se(x_base[:, j], w)[1], mean_se(x_var[:, j], w)[1])
+    return diff, paired, unpaired
+
+
+def _tail_differences(x_base, x_var, levels, seed):
+    """VaR and ES differences per level and column, with paired bootstrap standard errors
+    (:data:`BOOTSTRAP` resamples of the paths, the same for both runs)."""
+    var_b, es_b = _var_es(x_base.T, levels)  # (cols, levels)
+    var_v, es_v = _var_es(x_var.T, levels)
+    gen = np.random.default_rng(seed)
+    n = x_base.shape[0]
+    boot_var = np.empty((BOOTSTRAP, *var_b.shape))
+    boot_es = np.empty_like(boot_var)
+    for b in range(BOOTSTRAP):
+        idx = gen.integers(0, n, n)
+        vb, eb = _var_es(x_base[idx].T, levels)
+        vv, ev = _var_es(x_var[idx].T, levels)
+        boot_var[b], boot_es[b] = vb - vv, eb - ev
+    return (var_b - var_v).T, boot_var.std(axis=0, ddof=1).T, (es_b - es_v).T, \
+        boot_es.std(axis=0, ddof=1).T  # fmt: skip
+
+
+def counterfactual(
+    scenario: Scenario | CompiledModel | str | Path,
+    paths: int,
+    seed: int = 0,
+    store: str | Path | None = None,
+    *,
+    off: Sequence[str] = (),
+    against: Scenario | CompiledModel | str | Path | None = None,
+    shapley_values: bool = False,
+    levels: Sequence[float] = (0.95, 0.99, 0.995),
+    backend: str = "cpu",
+    client=None,
+    block_paths: int | None = None,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+    exact_up_to: int = SHAPLEY_EXACT,
+) -> xr.Dataset:
+    """Run a scenario and its variants on the same seed and paths; paired differences and,
+    on request, Shapley values over its channels.
+
+    Parameters
+    ----------
+    scenario
+        The base: a loaded or compiled scenario, a built-in name or a YAML path.
+    paths, seed
+        Every variant runs paths ``0..paths-1`` of ``seed``.
+    store
+        A zarr store for the results (COMPARE.zarr); without it, in memory.
+    off
+        Channels to switch off, one variant each (exposure 0, regimes kept).
+    against
+        A second scenario run as a variant of its own (its channels may differ; it must have
+        the base's economy and horizon).
+    shapley_values
+        Also run every subset of the channels (or :data:`SHAPLEY_PERMUTATIONS` random orders
+        beyond ``exact_up_to`` channels) and attribute EL, VaR and ES to the channels.
+    levels
+        VaR and ES levels.
+    backend, client, block_paths, overwrite, progress
+        As :func:`riskengine.simulate`.
+
+    Returns
+    -------
+    xarray.Dataset
+        Dims ``variant`` (``base`` first), ``path``, ``region``, ``bank``, ``level``, ``figure``
+        (``total``, the regions, ``credit``) and, with Shapley values, ``channel``: each
+        variant's per-path totals, its EL, VaR and ES per figure, the differences base -
+        variant with their paired (and, for EL, unpaired) standard errors, and the Shapley
+        values ``shapley_{EL,VaR,ES}`` with the per-path ``shapley_loss`` of the total loss.
+
+    Examples
+    --------
+    >>> ds = counterfactual("truce_collapse", paths=64, off=["dollar"], backend="reference")
+    >>> ds.variant.values.tolist()
+    ['base', 'off:dollar']
+    """
+    lv = check_levels(levels)
+    _check_args(paths, seed, "horizon", backend, block_paths)
+    base = scenario if isinstance(scenario, CompiledModel) else compile_model(_scenario(scenario))
+    if len(set(off)) != len(off):
+        raise RunError("--off names a channel twice; give each once")
+    everything = frozenset(base.channels)
+    # Every run is keyed by the set of channels that keep their exposure (the base: all of
+    # them), so that a variant and a Shapley subset with the same channels run once.
+    runs: dict[object, CompiledModel] = {everything: base}
+    variants: dict[str, object] = {"base": everything}
+    for c in off:
+        switched_off(base, [c])  # names the unknown channel
+        variants[f"off:{c}"] = everything - {c}
+    if against is not None:
+        other = against if isinstance(against, CompiledModel) else compile_model(_scenario(against))
+        _check_comparable(base, other)
+        variants[f"against:{other.scenario.name}"] = "against"
+        runs["against"] = other
+    if len(variants) == 1 and not shapley_values:
+        raise RunError("nothing to compare: give --off CHANNEL, --against SCENARIO or --shapley")
+    sets, orders = _subsets(base.channels, seed, exact_up_to) if shapley_values else ([], None)
+    for s in [*sets, *(k for k in variants.values() if k != "against")]:
+        if s not in runs:
+            runs[s] = switched_off(base, [c for c in base.channels if c not in s])
+    keys = list(runs)
+    bp = block_paths or default_block_paths(base, paths, "horizon", backend, slots=1)
+    results: dict[int, dict] = {}
+    run_points(tuple(runs[k] for k in keys), operator.getitem, _concat, list(range(len(keys))),
+               len(keys), paths, seed, backend, client, bp, results.__setitem__,
+               progress)  # fmt: skip
+    by_key = {k: results[i] for i, k in enumerate(keys)}
+    totals = {name: by_key[k] for name, k in variants.items()}
+    ds = _dataset(base, list(variants), totals, lv, paths, seed, backend)
+    if shapley_values:
+        _add_shapley(ds, base, {s: by_key[s] for s in sets}, lv, orders)
+    if store is not None:
+        _write(Path(store).absolute(), ds, overwrite)
+        return open_comparison(store)
+    return ds
+
+
+def _scenario(x) -> Scenario:
+    return x if isinstance(x, Scenario) else load_scenario(x)
+
+
+def _check_comparable(base: CompiledModel, other: CompiledModel) -> None:
+    if other.regions != base.regions or other.sectors != base.sectors:
+        raise RunError(f"--against {other.scenario.name}: its economy differs from the base's; "
+                       "compare scenarios on one economy")  # fmt: skip
+    if other.horizon != base.horizon or other.start != base.start:
+        raise RunError(f"--against {other.scenario.name}: its start or horizon differs from the "
+                       "base's; give it the base's start and horizon_months")  # fmt: skip
+    if other.banks != base.banks:
+        raise RunError(f"--against {other.scenario.name}: its portfolio's banks differ from the "
+                       "base's; give both the same portfolio")  # fmt: skip
+
+
+def _dataset(base, names, totals, levels, paths, seed, backend) -> xr.Dataset:
+    w = totals["base"]["weight"]
+    figure, x_base = _figures(totals["base"], base)
+
+    def labels(x):  # object arrays: zarr v3 has no fixed-width string type of its own
+        return np.array(x, dtype=object)
+
+    coords = {"variant": labels(names), "path": np.arange(paths), "region": labels(base.regions),
+              "bank": labels(base.banks), "level": levels, "figure": labels(figure)}  # fmt: skip
+    V, F, K = len(names), len(figure), levels.size
+    data = {
+        "loss_total": (("variant", "path", "region"),
+                       np.stack([totals[v]["loss_total"] for v in names])),
+        "value_added_loss_total": (("variant", "path", "region"),
+                                   np.stack([totals[v]["value_added_loss_total"] for v in names])),
+        "credit_loss_total": (("variant", "path", "bank"),
+                              np.stack([totals[v]["credit_loss_total"] for v in names])),
+        "weight": (("path",), w),
+    }  # fmt: skip
+    out = {n: np.zeros((V, F)) for n in ("EL", "EL_se", "difference_EL", "difference_EL_se",
+                                          "difference_EL_se_unpaired")}  # fmt: skip
+    out |= {n: np.zeros((V, K, F)) for n in ("VaR", "ES", "difference_VaR", "difference_VaR_se",
+                                              "difference_ES", "difference_ES_se")}  # fmt: skip
+    for i, v in enumerate(names):
+        _, x = _figures(totals[v], base)
+        for j in range(F):
+            out["EL"][i, j], out["EL_se"][i, j] = mean_se(x[:, j], w)
+        var, es = _var_es(x.T, levels)
+        out["VaR"][i], out["ES"][i] = var.T, es.T
+        if v == "base":
+            continue
+        d, se, se_u = _paired(x_base, x, w)
+        out["difference_EL"][i], out["difference_EL_se"][i] = d, se
+        out["difference_EL_se_unpaired"][i] = se_u
+        dv, dv_se, de, de_se = _tail_differences(x_base, x, levels, seed + i)
+        out["difference_VaR"][i], out["difference_VaR_se"][i] = dv, dv_se
+        out["difference_ES"][i], out["difference_ES_se"][i] = de, de_se
+    for n, v in out.items():
+        dims = ("variant", "figure") if v.ndim == 2 else ("variant", "level", "figure")
+        data[n] = (dims, v)
+    ds = xr.Dataset(data, coords=coords)
+    ds.attrs |= {
+        _MARK: 1, "riskengine_version": __version__, "scenario_name": base.scenario.name,
+        "scenario": base.scenario.source_text, "inputs_sha256": base.identity, "seed": int(seed),
+        "paths": int(paths), "backend": backend, "unit": base.unit,
+        "switched_off": "exposure (regimes, onsets and random numbers kept)",
+        "horizon_months": int(base.horizon),
+    }  # fmt: skip
+    return ds
+
+
+def _add_shapley(ds, base, totals, levels, orders) -> None:
+    """Shapley values of EL, VaR and ES per figure, and per path of the total loss."""
+    channels = list(base.channels)
+    w = ds.weight.values
+    el, var, es, per_path = {}, {}, {}, {}
+    for s, t in totals.items():
+        _, x = _figures(t, base)
+        el[s] = np.array([mean_se(x[:, j], w)[0] for j in range(x.shape[1])])
+        v, e = _var_es(x.T, levels)
+        var[s], es[s], per_path[s] = v.T, e.T, x[:, 0]
+    ds.coords["channel"] = np.array(channels, dtype=object)
+    ds["shapley_EL"] = (("channel", "figure"), shapley(el, channels, orders))
+    ds["shapley_VaR"] = (("channel", "level", "figure"), shapley(var, channels, orders))
+    ds["shapley_ES"] = (("channel", "level", "figure"), shapley(es, channels, orders))
+    ds["shapley_loss"] = (("channel", "path"), shapley(per_path, channels, orders))
+    ds.attrs["shapley"] = (
+        f"exact over all {len(totals)} subsets" if orders is None
+        else f"{len(orders)} random orders over {len(totals)} subsets"
+    )  # fmt: skip
+
+
+def is_comparison(path: Path) -> bool:
+    """Whether ``path`` holds a comparison's store."""
+    import json
+
+    meta = path / "zarr.json"
+    if not meta.is_file():
+        return False
+    try:
+        return _MARK in json.loads(meta.read_text()).get("attributes", {})
+    except (OSError, ValueError):
+        return False
+
+
+def _write(path: Path, ds: xr.Dataset, overwrite: bool) -> None:
+    from riskengine.store import claimed_directory, clear, refuse_clash
+
+    with claimed_directory(path, False, is_comparison):
+        refuse_clash(path, is_comparison(path), resume=False, overwrite=overwrite,
+                     what="comparison")  # fmt: skip
+        clear(path)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Consolidated metadata", category=UserWarning)
+            ds.to_zarr(path, mode="a", zarr_format=3, consolidated=True)
+
+
+def open_comparison(path: str | Path) -> xr.Dataset:
+    """A comparison's results (from :func:`counterfactual` or ``riskengine compare``), in
+    memory."""
+    path = Path(path)
+    if not is_comparison(path):
+        raise StoreError(f"{path}: not a comparison store; give the folder `riskengine compare` "
+                         "wrote")  # fmt: skip
+    return xr.open_zarr(path).load()
