@@ -10,6 +10,9 @@ The public API::
     tbl = rk.risk_summary(ds, levels=(0.95, 0.99))                  # EL, VaR, ES, std errors
     st = rk.study(sc, samples=16, paths=10_000, store="study.zarr") # judgements drawn, per point
     ix = rk.study_indices(st)                                       # Sobol indices of the figures
+    cf = rk.counterfactual(sc, 20_000, off=["dollar"], shapley_values=True)  # paired, Shapley
+    rs = rk.reverse_stress(model, 30e6)                             # most likely path losing X
+    tail = rk.simulate(sc, 20_000, seed=1, tilt="auto")             # importance sampling
 
 Every error a user can cause is an :class:`InputError` (one line naming the field or file and
 the fix). Importing riskengine compiles no kernel; kernels are built on first use.
@@ -18,6 +21,7 @@ the fix). Importing riskengine compiles no kernel; kernels are built on first us
 # First: in a checkout, maps riskengine.kernels and riskengine.data (see its docstring).
 import riskengine._checkout  # noqa: F401
 from riskengine.compile import CompiledModel, ModelArrays, compile_model
+from riskengine.counterfactual import counterfactual, open_comparison
 from riskengine.economy import Economy, load_economy
 from riskengine.engine import simulate
 from riskengine.errors import (
@@ -31,6 +35,7 @@ from riskengine.errors import (
 )
 from riskengine.formatting import risk_table
 from riskengine.replay import builtin_replays, load_replay, run_replay
+from riskengine.reverse import reverse_stress
 from riskengine.risk import (
     analyse,
     attribution,
@@ -44,6 +49,7 @@ from riskengine.scenario import Scenario, builtin_scenarios, load_scenario
 from riskengine.store import open_run
 from riskengine.studies import study, study_indices
 from riskengine.study_store import open_study
+from riskengine.tilt import Tilt, auto_tilt
 from riskengine.version import __version__
 
 __all__ = [
@@ -58,12 +64,15 @@ __all__ = [
     "Scenario",
     "ScenarioError",
     "StoreError",
+    "Tilt",
     "__version__",
     "analyse",
     "attribution",
+    "auto_tilt",
     "builtin_replays",
     "builtin_scenarios",
     "compile_model",
+    "counterfactual",
     "credit_by_segment",
     "cumulative_loss_quantiles",
     "escalation_odds",
@@ -71,8 +80,10 @@ __all__ = [
     "load_economy",
     "load_replay",
     "load_scenario",
+    "open_comparison",
     "open_run",
     "open_study",
+    "reverse_stress",
     "risk_summary",
     "risk_table",
     "run_replay",

@@ -442,6 +442,50 @@ def compare(
 
 
 @app.command()
+def reverse(
+    scenario: str = typer.Argument(..., help="Built-in name or path to a YAML file."),
+    loss: float = typer.Option(
+        ..., "--loss", help="The loss X, in the tables' unit (USD bn for the library's economies)."
+    ),
+    region: str | None = typer.Option(None, "--region", help="A region's loss [the world's]."),
+    paths: int = typer.Option(20_000, "--paths", help="Paths of the run the search starts from."),
+    seed: int = typer.Option(0, "--seed", help="Random seed of that run."),
+    out: Annotated[Path | None, typer.Option(help="Folder for the answer [reverse-NAME].")] = None,
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an answer in --out."),
+):
+    """Reverse stress test: the most likely path that loses at least X, as a story (a table and
+    a figure), stored with its parameters."""
+    from riskengine.formatting import display_unit
+    from riskengine.reverse import reverse_stress, save, story_table
+
+    model = compile_model(load_scenario(scenario))
+    out = out if out is not None else Path(f"reverse-{model.scenario.name}")
+    names = ("result.json", "tilt.json", "path.png")
+    clashes = [n for n in names if os.path.lexists(out / n)]
+    if os.path.lexists(out) and not out.is_dir():
+        raise InputError(f"--out {out}: exists and is not a folder; choose another --out")
+    if clashes and not overwrite:
+        raise InputError(f"--out {out}: already holds an answer ({clashes[0]}); add --overwrite "
+                         "or choose another --out")  # fmt: skip
+    if not 0 < paths <= 10**7:
+        raise InputError(f"--paths {paths}: give between 1 and 10,000,000 paths")
+    scale, unit = display_unit(model.unit)
+    console.print(
+        f"searching for the most likely path of {model.scenario.name} losing at least "
+        f"{loss:,g} {unit}, from {paths:,} paths of seed {seed} ...",
+        markup=False,
+    )
+    result = reverse_stress(model, loss / scale, region=region, seed=seed, paths=paths)
+    files = save(result, out)
+    console.print(story_table(result))
+    console.print(
+        f"wrote {files['result']}, {files['figure']} and {files['tilt']} "
+        "(`riskengine run --tilt` samples around this path)",
+        highlight=False,
+    )
+
+
+@app.command()
 def replay(
     names: Annotated[
         list[str] | None,
