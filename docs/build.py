@@ -42,6 +42,8 @@ SEED = 0
 REPORT_PATHS = 20_000  # the README's quick start
 LIBRARY_PATHS = 2_000  # per scenario, for the library's tables
 STUDY_SAMPLES, STUDY_PATHS = 16, 2_000  # the README's study figure: 256 points
+COMPARE_PATHS = 20_000  # the comparison, reverse stress test and tilted run of the docs
+REVERSE_LOSS = 30_000  # USD bn: the reverse stress test's X (about the 99 % VaR of the total)
 BLOCK = re.compile(
     r"(<!-- build:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /build:(?P=name) -->)", re.S
 )
@@ -60,6 +62,14 @@ def text_of(renderable) -> str:
     console = Console(file=io.StringIO(), width=100, color_system=None, legacy_windows=False)
     console.print(renderable)
     return "".join(line.rstrip() + "\n" for line in console.file.getvalue().splitlines())
+
+
+def figures_of(write, ds) -> None:
+    """Write ``ds``'s report with ``write`` into a temporary folder and copy its PNGs into
+    docs/img."""
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, png in write(ds, Path(tmp)).figures.items():
+            (DOCS / "img" / f"{name}.png").write_bytes(png.read_bytes())
 
 
 # --- the blocks ---------------------------------------------------------------------------------
@@ -92,10 +102,7 @@ class Builder:
         if self.figures:
             from riskengine.report import write_report
 
-            with tempfile.TemporaryDirectory() as tmp:
-                report = write_report(ds, Path(tmp))
-                for name, png in report.figures.items():
-                    (DOCS / "img" / f"{name}.png").write_bytes(png.read_bytes())
+            figures_of(write_report, ds)
         summary = summary_for_tables(ds, (0.99,))
         tables = text_of(risk_table(ds, (0.99,), summary))
         tables += text_of(bank_table(ds, (0.99,), summary))
@@ -111,15 +118,102 @@ class Builder:
 
         ds = rk.study("truce_collapse", STUDY_SAMPLES, STUDY_PATHS, SEED)
         if self.figures:
-            with tempfile.TemporaryDirectory() as tmp:
-                report = write_study_report(ds, Path(tmp))
-                for name, png in report.figures.items():
-                    (DOCS / "img" / f"{name}.png").write_bytes(png.read_bytes())
+            figures_of(write_study_report, ds)
         return (
             f'`rk.study("truce_collapse", {STUDY_SAMPLES}, {STUDY_PATHS}, seed={SEED})`: '
             f"{ds.sizes['sample']} points x {STUDY_PATHS:,} paths.\n\n```\n"
             + text_of(study_table(ds))
             + "```\n"
+        )
+
+    def comparison(self):
+        """truce_collapse with every channel switched off in turn and the Shapley subsets (CPU
+        kernel, like the study: 20 runs of 20,000 paths on the reference would take minutes)."""
+        return self.cached(
+            "comparison",
+            lambda: rk.counterfactual("truce_collapse", COMPARE_PATHS, SEED,
+                                      off=list(rk.load_scenario("truce_collapse").channels),
+                                      shapley_values=True),
+        )  # fmt: skip
+
+    def comparison_tables(self) -> str:
+        from riskengine.comparison_report import (
+            difference_table,
+            shapley_table,
+            write_comparison_report,
+        )
+
+        ds = self.comparison()
+        if self.figures:
+            figures_of(write_comparison_report, ds)
+        return (
+            f'`rk.counterfactual("truce_collapse", {COMPARE_PATHS}, seed={SEED}, off=[every '
+            "channel], shapley_values=True)`:\n\n```\n"
+            + text_of(difference_table(ds))
+            + text_of(shapley_table(ds))
+            + "```\n"
+        )
+
+    def shapley_readme(self) -> str:
+        from riskengine.comparison_report import shapley_table
+
+        return "```\n" + text_of(shapley_table(self.comparison())) + "```\n"
+
+    def paired_ratios(self) -> str:
+        ds = self.comparison()
+        ratio = ds.difference_EL_se / ds.difference_EL_se_unpaired
+        rows = []
+        for v in ds.variant.values[1:]:
+            r = ratio.sel(variant=v)
+            rows.append(
+                f"| `{v}` | {float(r.sel(figure='total')):.3f} | "
+                f"{float(r.sel(figure='USA')):.3f} | {float(r.sel(figure='CHN')):.3f} | "
+                f"{float(r.sel(figure='credit')):.3f} |"
+            )
+        return (
+            f"Paired / unpaired standard error of the EL difference, `truce_collapse`, "
+            f"{COMPARE_PATHS:,} paths, seed {SEED}:\n\n"
+            "| variant | total output loss | USA | CHN | credit losses |\n"
+            "| --- | --- | --- | --- | --- |\n" + "\n".join(rows) + "\n"
+        )
+
+    def reverse(self) -> str:
+        from riskengine.reverse import fig_path, story_table
+
+        def search():
+            model = rk.compile_model(rk.load_scenario("truce_collapse"))
+            return rk.reverse_stress(model, REVERSE_LOSS * 1e3, seed=SEED, paths=COMPARE_PATHS)
+
+        result = self.cached("reverse", search)
+        if self.figures:
+            from riskengine.report import _png
+
+            _png(fig_path(result), DOCS / "img" / "reverse_path.png")
+        return (
+            f"`riskengine reverse truce_collapse --loss {REVERSE_LOSS} --paths {COMPARE_PATHS}"
+            f"` (seed {SEED}; {result.point.rounds} rounds, {result.point.evaluations:,} "
+            "evaluations of the reference model):\n\n```\n" + text_of(story_table(result)) + "```\n"
+        )
+
+    def importance(self) -> str:
+        """truce_holds's 99.9 % VaR, plain and under the automatic tilt, one run each."""
+        from riskengine.weighted import tail_stats
+
+        rows = []
+        for label, tilt in (("plain Monte Carlo", None), ("--tilt auto", "auto")):
+            ds = rk.simulate("truce_holds", COMPARE_PATHS, SEED, resolution="horizon", tilt=tilt)
+            x = ds.loss_total.sum("region").values.astype(np.float64)
+            t = tail_stats(x, ds.weight.values, np.array([0.999]))
+            scale, unit = display_unit(ds.loss_total.attrs["units"])
+            rows.append(
+                f"| {label} | {scale * t.var[0]:,.0f} ± {scale * t.var_se[0]:,.0f} | "
+                f"{scale * t.es[0]:,.0f} ± {scale * t.es_se[0]:,.0f} |"
+            )
+        return (
+            f"`truce_holds`, {COMPARE_PATHS:,} paths, seed {SEED}, total output loss over the "
+            f"horizon ({unit}):\n\n| run | VaR 99.9 % | ES 99.9 % |\n| --- | --- | --- |\n"
+            + "\n".join(rows)
+            + "\n"
         )
 
     # model.md --------------------------------------------------------------------------------
@@ -489,6 +583,11 @@ class Builder:
         return {
             "report-table": self.report_table,
             "study": self.study,
+            "comparison": self.comparison_tables,
+            "shapley-readme": self.shapley_readme,
+            "paired-ratios": self.paired_ratios,
+            "reverse": self.reverse,
+            "importance": self.importance,
             "attribution": self.attribution,
             "on-shares": self.on_shares,
             "propagation": self.propagation,

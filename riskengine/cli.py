@@ -61,6 +61,19 @@ def _error_line(message: str) -> None:
     err_console.print(f"error: {message}", highlight=False, markup=False, soft_wrap=True)
 
 
+# Options shared by several commands.
+Levels = Annotated[str, typer.Option("--levels", help="VaR and ES levels, comma-separated.")]
+Backend = Annotated[str, typer.Option("--backend", help="cpu, cuda or reference (numpy).")]
+Workers = Annotated[
+    int | None, typer.Option("--workers", help="Run on a local cluster of W worker processes.")
+]
+Scheduler = Annotated[
+    str | None,
+    typer.Option("--scheduler", help="Address or scheduler file of an existing dask cluster."),
+]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an existing store.")]
+
+
 @app.command()
 def validate(scenario: str = typer.Argument(..., help="Built-in name or path to a YAML file.")):
     """Check a scenario and print what it holds."""
@@ -182,13 +195,9 @@ def run(
     paths: int = typer.Option(..., "--paths", help="Number of Monte Carlo paths."),
     out: str = typer.Option(..., "--out", help="The zarr store to write (RUN.zarr)."),
     seed: int = typer.Option(0, "--seed", help="Random seed in [0, 2**64)."),
-    backend: str = typer.Option("cpu", "--backend", help="cpu, cuda or reference (numpy)."),
-    workers: int | None = typer.Option(
-        None, "--workers", help="Run on a local cluster of W worker processes."
-    ),
-    scheduler: str | None = typer.Option(
-        None, "--scheduler", help="Address or scheduler file of an existing dask cluster."
-    ),
+    backend: Backend = "cpu",
+    workers: Workers = None,
+    scheduler: Scheduler = None,
     block_paths: int | None = typer.Option(
         None, "--block-paths", help="Paths per block (default: a few seconds of work)."
     ),
@@ -196,7 +205,7 @@ def run(
         "month", "--resolution", help="month, quarter, year or horizon: sums per period."
     ),
     resume: bool = typer.Option(False, "--resume", help="Finish an interrupted run."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing store."),
+    overwrite: Overwrite = False,
     portfolio: str | None = typer.Option(
         None,
         "--portfolio",
@@ -339,22 +348,16 @@ def study(
     out: str = typer.Option(..., "--out", help="The zarr store to write (STUDY.zarr)."),
     seed: int = typer.Option(0, "--seed", help="Random seed of the paths and the design."),
     design: str = typer.Option("sobol", "--design", help="sobol (indices) or morris (screening)."),
-    levels: str = typer.Option(
-        "0.95,0.99,0.995", "--levels", help="VaR and ES levels, comma-separated."
-    ),
+    levels: Levels = "0.95,0.99,0.995",
     exposure: str | None = typer.Option(
         None, "--exposure", help="outer (one factor per channel, default) or per_path."
     ),
-    backend: str = typer.Option("cpu", "--backend", help="cpu, cuda or reference (numpy)."),
-    workers: int | None = typer.Option(
-        None, "--workers", help="Run on a local cluster of W worker processes."
-    ),
-    scheduler: str | None = typer.Option(
-        None, "--scheduler", help="Address or scheduler file of an existing dask cluster."
-    ),
+    backend: Backend = "cpu",
+    workers: Workers = None,
+    scheduler: Scheduler = None,
     block_paths: int | None = typer.Option(None, "--block-paths", help="Paths per block."),
     resume: bool = typer.Option(False, "--resume", help="Finish an interrupted study."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing store."),
+    overwrite: Overwrite = False,
 ):
     """Run an uncertainty study: the scenario's judgements drawn by a design, the Monte Carlo
     at every point on the same paths, risk figures and sensitivity indices."""
@@ -396,18 +399,12 @@ def compare(
         False, "--shapley", help="Shapley values of EL, VaR and ES over the channels."
     ),
     seed: int = typer.Option(0, "--seed", help="Random seed in [0, 2**64)."),
-    levels: str = typer.Option(
-        "0.95,0.99,0.995", "--levels", help="VaR and ES levels, comma-separated."
-    ),
-    backend: str = typer.Option("cpu", "--backend", help="cpu, cuda or reference (numpy)."),
-    workers: int | None = typer.Option(
-        None, "--workers", help="Run on a local cluster of W worker processes."
-    ),
-    scheduler: str | None = typer.Option(
-        None, "--scheduler", help="Address or scheduler file of an existing dask cluster."
-    ),
+    levels: Levels = "0.95,0.99,0.995",
+    backend: Backend = "cpu",
+    workers: Workers = None,
+    scheduler: Scheduler = None,
     block_paths: int | None = typer.Option(None, "--block-paths", help="Paths per block."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing store."),
+    overwrite: Overwrite = False,
 ):
     """Paired counterfactuals: the scenario and its variants on the same paths, the paired
     differences, and the channels' Shapley values."""

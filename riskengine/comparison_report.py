@@ -15,7 +15,6 @@ modules.
 
 from __future__ import annotations
 
-import base64
 import html
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,7 @@ from matplotlib.figure import Figure
 from rich.table import Table
 
 from riskengine.formatting import display_unit, format_amount, format_estimate, format_level
-from riskengine.report import _STYLE, _main_level, _png, _table_html, _write
+from riskengine.report import _figure_html, _head_html, _main_level, _png, _table_html, _write
 
 __all__ = ["ComparisonReport", "difference_table", "shapley_table", "write_comparison_report"]
 
@@ -47,13 +46,20 @@ def _value(ds: xr.Dataset, name: str, level: float, **where) -> xr.DataArray:
     return v.sel(level=level) if "level" in v.dims else v
 
 
+def _table(ds: xr.Dataset, title: str) -> tuple[Table, float, float]:
+    """A table titled ``scenario: title`` (``{unit}``, ``{paths}`` and ``{shapley}`` filled
+    in), the display scale, and the main level."""
+    scale, unit = display_unit(ds.attrs["unit"])
+    what = title.format(unit=unit, paths=ds.attrs["paths"], shapley=ds.attrs.get("shapley"))
+    return Table(title=f"{ds.attrs['scenario_name']}: {what}"), scale, _main_level(ds.level.values)
+
+
 def difference_table(ds: xr.Dataset) -> Table:
     """base - variant for every variant: the total output loss and total credit loss."""
-    scale, unit = display_unit(ds.attrs["unit"])
-    level = _main_level(ds.level.values)
-    table = Table(
-        title=f"{ds.attrs['scenario_name']}: what each variant changes, base - variant "
-        f"({unit}, {ds.attrs['paths']:,} paths on common random numbers)"
+    table, scale, level = _table(
+        ds,
+        "what each variant changes, base - variant ({unit}, {paths:,} paths on common "
+        "random numbers)",
     )
     table.add_column("variant", justify="left")
     table.add_column("figure", justify="left")
@@ -79,11 +85,8 @@ def difference_table(ds: xr.Dataset) -> Table:
 
 def shapley_table(ds: xr.Dataset) -> Table:
     """Each channel's Shapley value of the total output loss's EL, VaR and ES, with shares."""
-    scale, unit = display_unit(ds.attrs["unit"])
-    level = _main_level(ds.level.values)
-    table = Table(
-        title=f"{ds.attrs['scenario_name']}: Shapley attribution of the total output loss to "
-        f"the channels ({unit}; {ds.attrs['shapley']})"
+    table, scale, level = _table(
+        ds, "Shapley attribution of the total output loss to the channels ({unit}; {shapley})"
     )
     table.add_column("channel", justify="left")
     for m in _MEASURES:
@@ -149,15 +152,9 @@ def write_comparison_report(ds: xr.Dataset, out_dir: Path) -> ComparisonReport:
     pngs = {name: _png(fig, paths[name]) for name, fig in figures.items()}
     title = f"riskengine comparison: {ds.attrs['scenario_name']}"
     meta = ", ".join(f"{k} {html.escape(str(ds.attrs[k]))}" for k in ("paths", "seed", "backend"))
-    parts = [
-        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
-        f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1><p>{meta}; a "
-        f"channel switched off keeps its regimes and loses its exposure</p>",
-    ]
-    for name, png in pngs.items():
-        data = base64.b64encode(png).decode("ascii")
-        parts.append("<h2>Shapley waterfall</h2>")
-        parts.append(f"<img src='data:image/png;base64,{data}' alt='{name}.png'>")
+    subtitle = f"{meta}; a channel switched off keeps its regimes and loses its exposure"
+    parts = [_head_html(title, subtitle)]
+    parts += [_figure_html("Shapley waterfall", name, png) for name, png in pngs.items()]
     for t in tables:
         parts.append(_table_html(t))
     parts += ["<p>Methods: see docs/model.md section 10 and docs/report.md of riskengine.</p>",

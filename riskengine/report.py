@@ -228,6 +228,20 @@ def _png(fig: Figure, path: Path) -> bytes:
     return buffer.getvalue()
 
 
+def _head_html(title: str, subtitle: str) -> str:
+    """A report page's opening: its title, style and a line under the heading (HTML)."""
+    return (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"\n<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1><p>{subtitle}</p>"
+    )
+
+
+def _figure_html(heading: str, name: str, png: bytes) -> str:
+    """A figure embedded in a report page under its heading."""
+    data = base64.b64encode(png).decode("ascii")
+    return f"<h2>{heading}</h2>\n<img src='data:image/png;base64,{data}' alt='{name}.png'>"
+
+
 def _table_html(table: Table) -> str:
     console = Console(record=True, width=140, file=io.StringIO())
     console.print(table)
@@ -395,9 +409,19 @@ def _page(ds: xr.Dataset, table: Table, summary: xr.Dataset, attrib: xr.Dataset,
         for k in ("paths", "seed", "resolution", "backend", "riskengine_version", "created")
         if k in ds.attrs
     )
+    if ds.attrs.get("tilt"):
+        # A tilted run: every figure is weighted by the paths' likelihood ratios (model.md 8).
+        from riskengine.tilt import Tilt
+        from riskengine.weighted import effective_sample_size
+
+        size = Tilt.from_json(ds.attrs["tilt"]).size
+        n_eff = effective_sample_size(np.asarray(ds.weight.values))
+        meta += (
+            f"; importance sampling: tilt |mu|^2 = {size:.3g}, every figure weighted by the "
+            f"paths' likelihood ratios (Kish's effective sample size {n_eff:,.0f})"
+        )
     parts = [
-        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
-        f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1><p>{meta}</p>",
+        _head_html(title, meta),
         "<h2>Risk table</h2>",
         _table_html(table),
         "<h2>VaR and ES at every level (± standard error)</h2>",
@@ -409,10 +433,7 @@ def _page(ds: xr.Dataset, table: Table, summary: xr.Dataset, attrib: xr.Dataset,
         "<h2>Banks</h2>",
         _banks_html(summary, credit_by_segment(ds)),
     ]
-    for name, png in pngs.items():
-        data = base64.b64encode(png).decode("ascii")
-        parts.append(f"<h2>{FIGURES[name]}</h2>")
-        parts.append(f"<img src='data:image/png;base64,{data}' alt='{name}.png'>")
+    parts += [_figure_html(FIGURES[name], name, png) for name, png in pngs.items()]
     parts.append(f"<h2>Channels in the tail (ES {format_level(level)} of the total loss)</h2>")
     parts.append(_channel_html(attrib, level))
     parts.append("<p>Methods: see docs/report.md of riskengine.</p></body></html>")

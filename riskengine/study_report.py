@@ -16,7 +16,6 @@ studies modules.
 
 from __future__ import annotations
 
-import base64
 import html
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,15 @@ from matplotlib.figure import Figure
 from rich.table import Table
 
 from riskengine.formatting import display_unit, format_amount, format_level
-from riskengine.report import _STYLE, _html_table, _main_level, _png, _table_html, _write
+from riskengine.report import (
+    _figure_html,
+    _head_html,
+    _html_table,
+    _main_level,
+    _png,
+    _table_html,
+    _write,
+)
 from riskengine.studies import study_indices
 
 __all__ = ["STUDY_FIGURES", "StudyReport", "study_table", "write_study_report"]
@@ -170,15 +177,8 @@ def write_study_report(ds: xr.Dataset, out_dir: Path) -> StudyReport:
     title = f"riskengine study: {ds.attrs['scenario_name']}"
     shown = ("design", "samples", "paths", "seed", "exposure", "backend")
     meta = ", ".join(f"{k} {html.escape(str(ds.attrs[k]))}" for k in shown)
-    parts = [
-        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
-        f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1><p>{meta}; "
-        f"{ds.sizes['sample']} points</p>",
-    ]
-    for name, png in pngs.items():
-        data = base64.b64encode(png).decode("ascii")
-        parts.append(f"<h2>{STUDY_FIGURES[name]}</h2>")
-        parts.append(f"<img src='data:image/png;base64,{data}' alt='{name}.png'>")
+    parts = [_head_html(title, f"{meta}; {ds.sizes['sample']} points")]
+    parts += [_figure_html(STUDY_FIGURES[name], name, png) for name, png in pngs.items()]
     parts += ["<h2>Indices</h2>", _table_html(table),
               "<h2>How far the judgements move the figures</h2>", _spread_html(ds),
               "<p>Methods: see docs/model.md section 9 and docs/report.md of riskengine.</p>",

@@ -166,3 +166,7 @@ def test_cli_auto_tilt_writes_weights_and_resumes(tmp_path):
     out, err = again.communicate(timeout=600)
     assert again.returncode == 0, err
     assert "resuming" in out
+    report = riskengine("report", store, "--out", tmp_path / "rep")
+    _, err = report.communicate(timeout=600)
+    assert report.returncode == 0, err
+    assert "importance sampling: tilt |mu|^2" in (tmp_path / "rep" / "index.html").read_text()
