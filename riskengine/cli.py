@@ -231,8 +231,10 @@ def run(
         raise InputError("--workers and --scheduler exclude each other; give one")
     model = compile_model(load_scenario(scenario), portfolio=portfolio, capital=capital)
     if tilt is not None:
+        from riskengine.engine import _check_args
         from riskengine.tilt import tilted
 
+        _check_args(paths, seed, resolution, backend, block_paths)  # before the pilots run
         console.print(f"choosing the tilt ({tilt}) ...", markup=False)
         model = tilted(model, tilt, tilt_level, tilt_measure, seed, backend)
     progress = _RunProgress(
@@ -464,8 +466,8 @@ def reverse(
     if clashes and not overwrite:
         raise InputError(f"--out {out}: already holds an answer ({clashes[0]}); add --overwrite "
                          "or choose another --out")  # fmt: skip
-    if not 0 < paths <= 10**7:
-        raise InputError(f"--paths {paths}: give between 1 and 10,000,000 paths")
+    if not 0 < paths <= 10**6:  # one block in memory: about 0.5 GB at 10^6 paths
+        raise InputError(f"--paths {paths}: give between 1 and 1,000,000 paths")
     scale, unit = display_unit(model.unit)
     console.print(
         f"searching for the most likely path of {model.scenario.name} losing at least "

@@ -242,6 +242,8 @@ def counterfactual(
     lv = check_levels(levels)
     _check_args(paths, seed, "horizon", backend, block_paths)
     base = scenario if isinstance(scenario, CompiledModel) else compile_model(_scenario(scenario))
+    _check_untilted(base)
+    off = [off] if isinstance(off, str) else list(off)
     if len(set(off)) != len(off):
         raise RunError("--off names a channel twice; give each once")
     everything = frozenset(base.channels)
@@ -254,6 +256,7 @@ def counterfactual(
         variants[f"off:{c}"] = everything - {c}
     if against is not None:
         other = against if isinstance(against, CompiledModel) else compile_model(_scenario(against))
+        _check_untilted(other)
         _check_comparable(base, other)
         variants[f"against:{other.scenario.name}"] = "against"
         runs["against"] = other
@@ -263,25 +266,51 @@ def counterfactual(
     for s in [*sets, *(k for k in variants.values() if k != "against")]:
         if s not in runs:
             runs[s] = switched_off(base, [c for c in base.channels if c not in s])
-    keys = list(runs)
-    bp = block_paths or default_block_paths(base, paths, "horizon", backend, slots=1)
-    results: dict[int, dict] = {}
-    run_points(tuple(runs[k] for k in keys), operator.getitem, _concat, list(range(len(keys))),
-               len(keys), paths, seed, backend, client, bp, results.__setitem__,
-               progress)  # fmt: skip
-    by_key = {k: results[i] for i, k in enumerate(keys)}
-    totals = {name: by_key[k] for name, k in variants.items()}
-    ds = _dataset(base, list(variants), totals, lv, paths, seed, backend)
-    if shapley_values:
-        _add_shapley(ds, base, {s: by_key[s] for s in sets}, lv, orders)
-    if store is not None:
-        _write(Path(store).absolute(), ds, overwrite)
-        return open_comparison(store)
-    return ds
+
+    def compute() -> xr.Dataset:
+        keys = list(runs)
+        bp = block_paths or default_block_paths(base, paths, "horizon", backend, slots=1)
+        results: dict[int, dict] = {}
+        run_points(tuple(runs[k] for k in keys), operator.getitem, _concat,
+                   list(range(len(keys))), len(keys), paths, seed, backend, client, bp,
+                   results.__setitem__, progress)  # fmt: skip
+        by_key = {k: results[i] for i, k in enumerate(keys)}
+        totals = {name: by_key[k] for name, k in variants.items()}
+        ds = _dataset(base, list(variants), totals, lv, paths, seed, backend)
+        if shapley_values:
+            _add_shapley(ds, base, {s: by_key[s] for s in sets}, lv, orders)
+        return ds
+
+    if store is None:
+        if overwrite:
+            raise RunError("overwrite applies to a store; give store (--out) as well")
+        return compute()
+    from riskengine.store import claimed_directory, clear, refuse_clash
+
+    path = Path(store).absolute()
+    # The store is claimed (locked, a clash refused) before anything runs, and written whole
+    # at the end: a comparison is not resumable, and an interrupted one leaves what was there.
+    with claimed_directory(path, False, is_comparison):
+        refuse_clash(path, is_comparison(path), resume=False, overwrite=overwrite,
+                     what="comparison", resumable=False)  # fmt: skip
+        ds = compute()
+        clear(path)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Consolidated metadata", category=UserWarning)
+            ds.to_zarr(path, mode="a", zarr_format=3, consolidated=True)
+    return open_comparison(path)
 
 
 def _scenario(x) -> Scenario:
     return x if isinstance(x, Scenario) else load_scenario(x)
+
+
+def _check_untilted(model: CompiledModel) -> None:
+    """Paired differences take the base's weights for every variant: no tilts."""
+    from riskengine.tilt import model_tilt
+
+    if model_tilt(model) is not None:
+        raise RunError(f"{model.scenario.name}: a comparison runs untilted models; drop the tilt")
 
 
 def _check_comparable(base: CompiledModel, other: CompiledModel) -> None:
@@ -379,18 +408,6 @@ def is_comparison(path: Path) -> bool:
         return _MARK in json.loads(meta.read_text()).get("attributes", {})
     except (OSError, ValueError):
         return False
-
-
-def _write(path: Path, ds: xr.Dataset, overwrite: bool) -> None:
-    from riskengine.store import claimed_directory, clear, refuse_clash
-
-    with claimed_directory(path, False, is_comparison):
-        refuse_clash(path, is_comparison(path), resume=False, overwrite=overwrite,
-                     what="comparison")  # fmt: skip
-        clear(path)
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", "Consolidated metadata", category=UserWarning)
-            ds.to_zarr(path, mode="a", zarr_format=3, consolidated=True)
 
 
 def open_comparison(path: str | Path) -> xr.Dataset:

@@ -372,6 +372,7 @@ def simulate(
     if tilt is not None:
         from riskengine.tilt import tilted
 
+        _check_args(paths, seed, resolution, backend, block_paths)  # before the pilots run
         scenario = tilted(scenario, tilt, tilt_level, tilt_measure, seed, backend)
     if store is None:
         model, bp = _prepare(scenario, paths, seed, backend, client, block_paths, resolution)

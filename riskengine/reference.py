@@ -68,6 +68,7 @@ def simulate_monthly(model: CompiledModel, seed: int, p0: int, p1: int) -> dict[
     credit, segment, log_ratio = credit_monthly(model, seed, p0, out.pop("q"))
     out["credit_loss"], out["credit_loss_segment"] = credit, segment
     out["weight"] = np.exp(out.pop("log_weight") + log_ratio)
+    del out["on"]
     return out
 
 
@@ -76,9 +77,9 @@ def monthly_from_normals(model: CompiledModel, z0: np.ndarray, z: np.ndarray) ->
     and ``z`` (P, T, monthly_slots): the model as a function of its random numbers.
 
     The model's tilt (section 8, zero unless set) shifts the normals before they are used, and
-    ``log_weight`` is the log likelihood ratio of the shifted ones; ``q`` (P, T, N) is each month's
-    output loss per node, the credit stage's input. The reverse stress test evaluates paths
-    through this function.
+    ``log_weight`` is the log likelihood ratio of the shifted ones; ``q`` (P, T, N) is each
+    month's output loss per node (the credit stage's input) and ``on`` (P, T, C) each channel's
+    regime. The reverse stress test evaluates paths through this function.
     """
     a = model.arrays
     T, C = model.horizon, len(model.channels)
@@ -118,6 +119,7 @@ def monthly_from_normals(model: CompiledModel, z0: np.ndarray, z: np.ndarray) ->
         "severity": np.zeros((P, T, C)),
         "tension": np.zeros((P, T)),
         "q": np.zeros((P, T, N)),
+        "on": np.zeros((P, T, C), dtype=bool),
     }
     for t in range(T):
         zg, zc, zs = z[:, t, 0], z[:, t, 1 : 1 + C], z[:, t, 1 + C : 1 + 2 * C]
@@ -172,6 +174,7 @@ def monthly_from_normals(model: CompiledModel, z0: np.ndarray, z: np.ndarray) ->
         out["severity"][:, t] = e
         out["tension"][:, t] = g
         out["q"][:, t] = q
+        out["on"][:, t] = on
     out["log_weight"] = log_w
     return out
 

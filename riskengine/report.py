@@ -412,10 +412,10 @@ def _page(ds: xr.Dataset, table: Table, summary: xr.Dataset, attrib: xr.Dataset,
     if ds.attrs.get("tilt"):
         # A tilted run: every figure is weighted by the paths' likelihood ratios (model.md 8).
         from riskengine.tilt import Tilt
-        from riskengine.weighted import effective_sample_size
 
         size = Tilt.from_json(ds.attrs["tilt"]).size
-        n_eff = effective_sample_size(np.asarray(ds.weight.values))
+        w = ds.weight  # lazy for a store: summed chunk by chunk, never held whole
+        n_eff = float((w.sum() ** 2 / (w**2).sum()).values)
         meta += (
             f"; importance sampling: tilt |mu|^2 = {size:.3g}, every figure weighted by the "
             f"paths' likelihood ratios (Kish's effective sample size {n_eff:,.0f})"

@@ -170,7 +170,8 @@ def path_loss(model: CompiledModel, region: str | None = None) -> Callable:
     r = None if region is None else model.regions.index(region)
 
     def loss(Z: np.ndarray) -> np.ndarray:
-        out = np.empty(np.atleast_2d(Z).shape[0])
+        Z = np.atleast_2d(Z)
+        out = np.empty(Z.shape[0])
         for k0 in range(0, out.size, 1024):
             z0, z = _split(model, Z[k0 : k0 + 1024])
             by_region = monthly_from_normals(model, z0, z)["loss"].sum(axis=(1, 2))  # (P, R)
@@ -221,7 +222,7 @@ def reverse_stress(
     seed: int = 0,
     paths: int = 20_000,
     rounds: int = 30,
-    candidates: int = 64,
+    candidates: int = 512,
 ) -> ReverseStress:
     """The most likely path of ``model`` whose horizon output loss (world, or ``region``'s) is at
     least ``threshold`` (the economy's unit).
@@ -231,8 +232,10 @@ def reverse_stress(
     nearest that does is improved by :func:`design_point`.
     """
     from riskengine.backends import run_block
+    from riskengine.engine import _check_args
     from riskengine.tilt import model_tilt
 
+    _check_args(paths, seed, "horizon", "cpu", None)
     if model_tilt(model) is not None:
         raise RunError("reverse stress tests a plain model; drop the tilt")
     if region is not None and region not in model.regions:
@@ -274,11 +277,12 @@ def narrative(result: ReverseStress) -> dict:
     z0, z = _split(model, result.point.z)
     out = monthly_from_normals(model, z0, z)
     severity = out["severity"][0]  # (T, C)
+    regimes = out["on"][0]  # (T, C): the episodes, whether or not they cut anything
     tension = out["tension"][0]
     months = [_month(model, t) for t in range(model.horizon)]
     channels = {}
     for c, name in enumerate(model.channels):
-        on = severity[:, c] > 0
+        on = regimes[:, c]
         starts = np.flatnonzero(on & ~np.r_[False, on[:-1]])
         ends = np.flatnonzero(on & ~np.r_[on[1:], False])
         episodes = [

@@ -304,13 +304,15 @@ def _check_resumable(path: Path, asked: dict, block_paths: int | None) -> RunInf
     return info
 
 
-def refuse_clash(path: Path, exists: bool, *, resume: bool, overwrite: bool, what: str) -> None:
-    """Refuse a store of this kind (``what``: run, study) that exists without ``resume`` or
-    ``overwrite``, and a ``resume`` with nothing to resume."""
+def refuse_clash(
+    path: Path, exists: bool, *, resume: bool, overwrite: bool, what: str, resumable: bool = True
+) -> None:
+    """Refuse a store of this kind (``what``: run, study, comparison) that exists without
+    ``resume`` or ``overwrite``, and a ``resume`` with nothing to resume."""
     if exists and not (resume or overwrite):
+        fix = "use --resume to finish it, --overwrite" if resumable else "use --overwrite"
         raise StoreError(
-            f"{path}: a {what} store exists there; use --resume to finish it, --overwrite to "
-            "replace it, or another --out"
+            f"{path}: a {what} store exists there; {fix} to replace it, or another --out"
         )
     if resume and not exists:
         raise StoreError(f"{path}: there is no {what} to resume; drop --resume to start one")

@@ -4,7 +4,8 @@ A :class:`Tilt` shifts the mean of the model's normals: month 0's tension start 
 exposure factors ``zf[c, f]``, each month's tension and channel innovations and severity draws,
 and each year's credit-cycle factor. Every backend draws the same numbers as without the tilt,
 adds the shift, and writes the path's exact likelihood ratio into the cube's ``weight``; every
-risk measure is weighted, so the estimates stay unbiased and bit-reproducible.
+risk measure is weighted (self-normalised: consistent, with a bias of order 1/n), and runs stay
+bit-reproducible.
 
 :func:`auto_tilt` chooses a tilt for a tail level by the cross-entropy method (Rubinstein and
 Kroese 2004) over a small family of shifts (:data:`FAMILY`): pilot runs on a seed of their own,
@@ -51,6 +52,8 @@ without adding noise of hundreds of dimensions to the likelihood ratios)."""
 MEASURES = ("loss", "value_added", "credit")
 """What :func:`auto_tilt` aims at: the horizon's total output loss, value added lost or credit
 loss of a path, over all regions (banks)."""
+
+MAX_SIZE = 400.0  # the largest |mu|^2 a tilt may have (see Tilt.apply)
 
 # The pilots' seeds: the run's seed moved by a constant, so that the tilt is not fitted to the
 # run's own paths (an estimate from a tilt fitted to its own sample is biased).
@@ -120,6 +123,12 @@ class Tilt:
                 )
             if not np.all(np.isfinite(have)) or np.any(np.abs(have) > 10.0):
                 raise RunError(f"tilt {name}: every shift must be finite and within [-10, 10]")
+        if self.size > MAX_SIZE:
+            # log weights of order -|mu|^2 / 2 +- |mu|: beyond this, exp() would underflow
+            raise RunError(
+                f"tilt: |mu|^2 = {self.size:.4g} is above {MAX_SIZE:g}; every likelihood ratio "
+                "would underflow to 0. Give smaller shifts"
+            )
         if not (self.head.any() or self.monthly.any() or self.cycle.any()):
             return model
         arrays = a._replace(tilt_head=self.head.copy(), tilt_monthly=self.monthly.copy(),
@@ -287,6 +296,8 @@ def tilted(
     """``model`` under ``tilt``: a :class:`Tilt`, a tilt's JSON file, or ``"auto"``
     (:func:`auto_tilt` at ``level`` for ``measure``, its pilots on ``backend``'s CPU
     counterpart)."""
+    if not (isinstance(seed, int | np.integer) and 0 <= seed < 2**64):
+        raise RunError(f"seed must lie in [0, 2**64), got {seed}; give another --seed")
     if isinstance(tilt, str) and tilt == "auto":
         pilots = "reference" if backend == "reference" else "cpu"
         tilt = auto_tilt(model, level, measure=measure, seed=seed, backend=pilots).tilt

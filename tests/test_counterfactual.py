@@ -93,7 +93,7 @@ def test_a_variant_is_a_plain_run_of_the_switched_off_model(truce_collapse):
     """Every variant runs paths 0..P-1 of the seed: the base equals a plain run's per-path
     summaries bit for bit, a channel switched off equals the run of that model, and the block
     size changes nothing."""
-    ds = counterfactual(truce_collapse, 96, SEED, off=["tariffs"], block_paths=17)
+    ds = counterfactual(truce_collapse, 96, SEED, off="tariffs", block_paths=17)
     plain = rk.simulate(truce_collapse, 96, SEED, resolution="horizon")
     assert np.array_equal(ds.loss_total.sel(variant="base").values,
                           plain.loss_total.values.astype(np.float64))  # fmt: skip
@@ -139,6 +139,10 @@ def test_bad_comparisons_are_refused(truce_collapse):
     short = rk.load_scenario("truce_holds").model_copy(update={"horizon_months": 24})
     with pytest.raises(RunError, match="start or horizon differs"):
         counterfactual(truce_collapse, 10, against=short)
+    zero = rk.Tilt.zeros(truce_collapse)
+    tilted = rk.Tilt(zero.head + 0.5, zero.monthly, zero.cycle).apply(truce_collapse)
+    with pytest.raises(RunError, match="untilted"):
+        counterfactual(tilted, 10, off=["dollar"])
 
 
 def test_cli_compare_and_report(tmp_path):
@@ -156,7 +160,8 @@ def test_cli_compare_and_report(tmp_path):
     before = sorted(p.name for p in store.iterdir())
     again = riskengine(*args)
     _, err = again.communicate(timeout=300)
-    assert again.returncode == 2 and err.strip().count("\n") == 0 and "exists" in err
+    assert again.returncode == 2 and err.strip().count("\n") == 0
+    assert "a comparison store exists there; use --overwrite to replace it" in err
     assert sorted(p.name for p in store.iterdir()) == before
     bad = riskengine("compare", "truce_collapse", "--paths", "10", "--out", tmp_path / "b.zarr",
                      "--off", "silver")  # fmt: skip

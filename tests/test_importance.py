@@ -132,6 +132,10 @@ def test_bad_tilts_are_refused(truce_holds, tmp_path):
         Tilt(zero.head, zero.monthly[:5], zero.cycle).apply(truce_holds)
     with pytest.raises(RunError, match="finite"):
         Tilt(zero.head + np.nan, zero.monthly, zero.cycle).apply(truce_holds)
+    with pytest.raises(RunError, match="would underflow"):
+        Tilt(zero.head, zero.monthly + 3.0, zero.cycle).apply(truce_holds)
+    with pytest.raises(RunError, match="seed must lie"):
+        rk.simulate(truce_holds, 10, -1, tilt="auto")
     with pytest.raises(RunError, match="level must lie"):
         auto_tilt(truce_holds, 1.5)
     with pytest.raises(RunError, match="measure"):

@@ -88,7 +88,8 @@ def test_cuda_kernel_compiles_for_compute_90(truce_collapse, shared, monkeypatch
     args = (km, *rng.split_seed(1), 0, 2, period_of_month)
     names = ("loss", "severity", "tension", "loss_total", "value_added_loss_total")
     year_q = np.empty((2, years(truce_collapse.horizon), N), np.float32)
-    args += (*(out[n] for n in names), year_q)
+    log_weight = np.empty(2)  # each path's log likelihood ratio under a tilt (model.md 8)
+    args += (*(out[n] for n in names), year_q, log_weight)
     signature = tuple(typeof(a) for a in args)
     F, R, K = km.factor_loadings.shape[1], km.n_regions, km.exposure_channel.shape[0]
     fn = kernel_function(C, N, F, R, K, shared)

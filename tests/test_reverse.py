@@ -86,6 +86,8 @@ def test_region_and_bad_input(truce_collapse):
         reverse_stress(truce_collapse, -1.0, paths=10)
     with pytest.raises(RunError, match="no path of 100 loses"):
         reverse_stress(truce_collapse, 1e12, paths=100)
+    with pytest.raises(RunError, match="seed must lie in"):
+        reverse_stress(truce_collapse, 1.0, seed=-1, paths=10)
 
 
 def test_cli_reverse_writes_the_answer_and_its_tilt(tmp_path, truce_collapse):
@@ -110,3 +112,6 @@ def test_cli_reverse_writes_the_answer_and_its_tilt(tmp_path, truce_collapse):
                      tmp_path / "none")  # fmt: skip
     _, err = bad.communicate(timeout=300)
     assert bad.returncode == 2 and "lower --loss" in err and err.strip().count("\n") == 0
+    many = riskengine("reverse", "truce_collapse", "--loss", "1", "--paths", "2000000")
+    _, err = many.communicate(timeout=300)
+    assert many.returncode == 2 and "--paths 2000000" in err
