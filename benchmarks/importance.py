@@ -1,15 +1,20 @@
 """Importance sampling against plain Monte Carlo at equal paths (docs/model.md section 8).
 
     python benchmarks/importance.py [--scenario truce_holds] [--level 0.999] [--paths 20000]
-                                    [--replicates 48]
+                                    [--replicates 48] [--pilot-seed 1] [--anatomy 200000]
 
-Chooses a tilt with :func:`riskengine.tilt.auto_tilt` (its pilots on seeds of their own), then
+Chooses a tilt with :func:`riskengine.tilt.auto_tilt` (its pilots on seeds derived from
+``--pilot-seed``), then
 runs ``--replicates`` plain and tilted runs of ``--paths`` paths each on independent seeds, and
 prints, for EL and the level's VaR and ES of the horizon's total output loss: the mean of the
 estimates, their spread across replicates (the standard error measured, not modelled) and the
 mean of the standard errors the risk measures report, for both, and the ratio plain / tilted of
 the measured standard errors, with its own standard error (the spread of a spread from R
 replicates is uncertain by about 1 / sqrt(2 (R - 1)) relative). No timing: a ratio of spreads.
+
+``--anatomy P`` first prints what the tail beyond the level's VaR is made of in a plain run of
+P paths: the mean over its paths of the normals the tilt can shift (g_0, each channel's global
+exposure factor, the tension innovations of each year), in standard deviations.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import numpy as np
 
 import riskengine as rk
 from riskengine.backends import run_block
+from riskengine.reference import draws
 from riskengine.tilt import auto_tilt
 from riskengine.weighted import mean_se, tail_stats
 
@@ -36,6 +42,20 @@ def _estimates(model, paths: int, seeds: list[int], level: float) -> np.ndarray:
     return np.array(rows)
 
 
+def _anatomy(model, paths: int, level: float) -> None:
+    """The mean of the shiftable normals over the plain run's paths beyond the level's VaR."""
+    block = run_block(model, 7, 0, paths, "horizon", "cpu")
+    x = block["loss_total"].sum(axis=1)
+    tail = np.flatnonzero(x > np.quantile(x, level))
+    z0, z = draws(model, 7, tail)
+    F = model.arrays.factor_loadings.shape[1]
+    factors = ", ".join(f"{c} {z0[:, 1 + k * F].mean():+.2f}" for k, c in enumerate(model.channels))
+    years = [z[:, y : y + 12, 0].mean() for y in range(0, z.shape[1], 12)]
+    print(f"tail anatomy: {tail.size} paths of {paths:,} beyond VaR{level:g}; g_0 "
+          f"{z0[:, 0].mean():+.2f}; global exposure factors {factors}; tension innovations by "
+          f"year {', '.join(f'{v:+.2f}' for v in years)}")  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--scenario", default="truce_holds")
@@ -43,10 +63,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--paths", type=int, default=20_000)
     p.add_argument("--replicates", type=int, default=48)
     p.add_argument("--pilot-paths", type=int, default=4000)
+    p.add_argument("--pilot-seed", type=int, default=1)
+    p.add_argument("--anatomy", type=int, default=0, help="paths of the tail's anatomy run")
     args = p.parse_args(argv)
 
     model = rk.compile_model(rk.load_scenario(args.scenario))
-    found = auto_tilt(model, args.level, seed=1, pilot_paths=args.pilot_paths)
+    if args.anatomy:
+        _anatomy(model, args.anatomy, args.level)
+    found = auto_tilt(model, args.level, seed=args.pilot_seed, pilot_paths=args.pilot_paths)
     print(f"auto_tilt {args.scenario} level {args.level}: |mu|^2 = {found.tilt.size:.3g}; "
           f"elite thresholds {[f'{g:.4g}' for g in found.thresholds]}")  # fmt: skip
     seeds = list(range(100, 100 + args.replicates))

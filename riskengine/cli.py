@@ -284,6 +284,19 @@ def _parse_levels(text: str) -> list[float]:
     return levels
 
 
+def _refuse_to_replace(out: Path, names: list[str], overwrite: bool, what: str) -> None:
+    """Refuse an ``--out`` that is not a folder, or one that holds any of ``names`` without
+    ``--overwrite``."""
+    if os.path.lexists(out) and not out.is_dir():
+        raise InputError(f"--out {out}: exists and is not a folder; choose another --out")
+    clashes = [n for n in names if os.path.lexists(out / n)]
+    if clashes and not overwrite:
+        raise InputError(
+            f"--out {out}: already holds {what} ({clashes[0]}); add --overwrite or choose "
+            "another --out"
+        )
+
+
 @app.command()
 def report(
     run: Annotated[Path, typer.Argument(help="The run's store (RUN.zarr).")],
@@ -297,6 +310,7 @@ def report(
 ):
     """Write the report of a run, a study or a comparison (HTML page and PNG figures) and print
     its tables."""
+    from riskengine.comparison_report import COMPARISON_FIGURES, write_comparison_report
     from riskengine.counterfactual import is_comparison, open_comparison
     from riskengine.report import FIGURES, write_report
     from riskengine.study_report import STUDY_FIGURES, write_study_report
@@ -305,27 +319,15 @@ def report(
     parsed = _parse_levels(levels)
     run = run.resolve()  # `report .` inside the store names it by its folder
     out = out if out is not None else run.with_name(f"{run.stem}-report")
-    names = STUDY_FIGURES if is_study(run) else FIGURES
-    if is_comparison(run):
-        names = {"waterfall": ""}
-    clashes = [
-        out / n for n in ["index.html", *(f"{f}.png" for f in names)] if os.path.lexists(out / n)
-    ]
-    if os.path.lexists(out) and not out.is_dir():
-        raise InputError(f"--out {out}: exists and is not a folder; choose another --out")
-    if clashes and not overwrite:
-        raise InputError(
-            f"--out {out}: already holds a report ({clashes[0].name}); "
-            "add --overwrite or choose another --out"
-        )
-    if is_study(run):  # a study's levels are its own: --levels does not apply
+    study, comparison = is_study(run), is_comparison(run)
+    names = STUDY_FIGURES if study else COMPARISON_FIGURES if comparison else FIGURES
+    _refuse_to_replace(out, ["index.html", *(f"{f}.png" for f in names)], overwrite, "a report")
+    if study:  # a study's levels are its own: --levels does not apply
         result = write_study_report(open_study(run), out)
         console.print(result.table)
         console.print(f"report: {result.html}", highlight=False)
         return
-    if is_comparison(run):  # so are a comparison's
-        from riskengine.comparison_report import write_comparison_report
-
+    if comparison:  # so are a comparison's
         result = write_comparison_report(open_comparison(run), out)
         for table in result.tables:
             console.print(table)
@@ -459,13 +461,7 @@ def reverse(
 
     model = compile_model(load_scenario(scenario))
     out = out if out is not None else Path(f"reverse-{model.scenario.name}")
-    names = ("result.json", "tilt.json", "path.png")
-    clashes = [n for n in names if os.path.lexists(out / n)]
-    if os.path.lexists(out) and not out.is_dir():
-        raise InputError(f"--out {out}: exists and is not a folder; choose another --out")
-    if clashes and not overwrite:
-        raise InputError(f"--out {out}: already holds an answer ({clashes[0]}); add --overwrite "
-                         "or choose another --out")  # fmt: skip
+    _refuse_to_replace(out, ["result.json", "tilt.json", "path.png"], overwrite, "an answer")
     if not 0 < paths <= 10**6:  # one block in memory: about 0.5 GB at 10^6 paths
         raise InputError(f"--paths {paths}: give between 1 and 1,000,000 paths")
     scale, unit = display_unit(model.unit)

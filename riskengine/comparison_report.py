@@ -27,8 +27,15 @@ from rich.table import Table
 from riskengine.formatting import display_unit, format_amount, format_estimate, format_level
 from riskengine.report import _figure_html, _head_html, _main_level, _png, _table_html, _write
 
-__all__ = ["ComparisonReport", "difference_table", "shapley_table", "write_comparison_report"]
+__all__ = [
+    "COMPARISON_FIGURES",
+    "ComparisonReport",
+    "difference_table",
+    "shapley_table",
+    "write_comparison_report",
+]
 
+COMPARISON_FIGURES = {"waterfall": "Shapley waterfall"}
 _MEASURES = ("EL", "VaR", "ES")
 
 
@@ -154,7 +161,7 @@ def write_comparison_report(ds: xr.Dataset, out_dir: Path) -> ComparisonReport:
     meta = ", ".join(f"{k} {html.escape(str(ds.attrs[k]))}" for k in ("paths", "seed", "backend"))
     subtitle = f"{meta}; a channel switched off keeps its regimes and loses its exposure"
     parts = [_head_html(title, subtitle)]
-    parts += [_figure_html("Shapley waterfall", name, png) for name, png in pngs.items()]
+    parts += [_figure_html(COMPARISON_FIGURES[name], name, png) for name, png in pngs.items()]
     for t in tables:
         parts.append(_table_html(t))
     parts += ["<p>Methods: see docs/model.md section 10 and docs/report.md of riskengine.</p>",

@@ -40,7 +40,7 @@ from riskengine.risk import check_levels
 from riskengine.scenario import Scenario, load_scenario
 from riskengine.studies import run_points
 from riskengine.version import __version__
-from riskengine.weighted import mean_se
+from riskengine.weighted import mean_se, tail_stats
 
 __all__ = [
     "BOOTSTRAP",
@@ -85,17 +85,31 @@ def _concat(blocks: Sequence[dict]) -> dict[str, np.ndarray]:
     return {k: np.concatenate([b[k] for b in blocks]) for k in _TOTALS}
 
 
-def _figures(totals: dict, model: CompiledModel) -> tuple[list[str], np.ndarray]:
-    """Per path: the total output loss, each region's, and the total credit loss."""
+def _figures(totals: dict) -> np.ndarray:
+    """Per path (P, F): the total output loss, each region's, and the total credit loss (the
+    ``figure`` coordinate: ``total``, the regions, ``credit``)."""
     loss = totals["loss_total"].astype(np.float64)
     credit = totals["credit_loss_total"].astype(np.float64).sum(axis=1, keepdims=True)
-    names = ["total", *model.regions, "credit"]
-    return names, np.concatenate([loss.sum(axis=1, keepdims=True), loss, credit], axis=1)
+    return np.concatenate([loss.sum(axis=1, keepdims=True), loss, credit], axis=1)
+
+
+def _stats(x: np.ndarray, w: np.ndarray, levels: np.ndarray) -> dict[str, np.ndarray]:
+    """EL with its standard error (F,), VaR and ES (K, F) of each figure column of ``x``: the
+    statistics of :mod:`riskengine.weighted`, as every risk measure computes them."""
+    F = x.shape[1]
+    out = {"EL": np.empty(F), "EL_se": np.empty(F), "VaR": np.empty((levels.size, F)),
+           "ES": np.empty((levels.size, F))}  # fmt: skip
+    for j in range(F):
+        out["EL"][j], out["EL_se"][j] = mean_se(x[:, j], w)
+        t = tail_stats(x[:, j], w, levels)
+        out["VaR"][:, j], out["ES"][:, j] = t.var, t.es
+    return out
 
 
 def _var_es(x: np.ndarray, levels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """VaR and ES at each level of equally weighted paths along the last axis (VaR: the
-    inverted-CDF order statistic; ES: Acerbi and Tasche), vectorised over leading axes."""
+    """VaR and ES at each level of equally weighted paths along the last axis, vectorised over
+    leading axes for the bootstrap: :func:`riskengine.weighted.tail_stats` with weights 1 (the
+    inverted-CDF order statistic; Acerbi and Tasche), to rounding (tested)."""
     n = x.shape[-1]
     s = np.sort(x, axis=-1)
     var = np.empty((*x.shape[:-1], levels.size))
@@ -154,33 +168,19 @@ def _subsets(channels: Sequence[str], seed: int, exact_up_to: int):
     return sorted(sets, key=lambda s: (len(s), sorted(s))), orders
 
 
-def _paired(x_base: np.ndarray, x_var: np.ndarray, w: np.ndarray):
-    """Mean difference, its paired standard error, and the unpaired one (two independent runs
-    of the same size), per column."""
-    cols = x_base.shape[1]
-    diff, paired, unpaired = (np.empty(cols) for _ in range(3))
-    for j in range(cols):
-        diff[j], paired[j] = mean_se(x_base[:, j] - x_var[:, j], w)
-        unpaired[j] = np.hypot(mean_se(x_base[:, j], w)[1], mean_se(x_var[:, j], w)[1])
-    return diff, paired, unpaired
-
-
-def _tail_differences(x_base, x_var, levels, seed):
-    """VaR and ES differences per level and column, with paired bootstrap standard errors
+def _paired_tail_se(x_base, x_var, levels, seed) -> tuple[np.ndarray, np.ndarray]:
+    """Paired bootstrap standard errors (K, F) of the VaR and ES differences base - variant
     (:data:`BOOTSTRAP` resamples of the paths, the same for both runs)."""
-    var_b, es_b = _var_es(x_base.T, levels)  # (cols, levels)
-    var_v, es_v = _var_es(x_var.T, levels)
     gen = np.random.default_rng(seed)
     n = x_base.shape[0]
-    boot_var = np.empty((BOOTSTRAP, *var_b.shape))
-    boot_es = np.empty_like(boot_var)
+    boot = np.empty((2, BOOTSTRAP, x_base.shape[1], levels.size))
     for b in range(BOOTSTRAP):
         idx = gen.integers(0, n, n)
         vb, eb = _var_es(x_base[idx].T, levels)
         vv, ev = _var_es(x_var[idx].T, levels)
-        boot_var[b], boot_es[b] = vb - vv, eb - ev
-    return (var_b - var_v).T, boot_var.std(axis=0, ddof=1).T, (es_b - es_v).T, \
-        boot_es.std(axis=0, ddof=1).T  # fmt: skip
+        boot[0, b], boot[1, b] = vb - vv, eb - ev
+    var_se, es_se = boot.std(axis=1, ddof=1)
+    return var_se.T, es_se.T
 
 
 def counterfactual(
@@ -275,10 +275,12 @@ def counterfactual(
                    list(range(len(keys))), len(keys), paths, seed, backend, client, bp,
                    results.__setitem__, progress)  # fmt: skip
         by_key = {k: results[i] for i, k in enumerate(keys)}
-        totals = {name: by_key[k] for name, k in variants.items()}
-        ds = _dataset(base, list(variants), totals, lv, paths, seed, backend)
+        w = by_key[everything]["weight"]  # every run's: no tilt, all 1
+        x = {k: _figures(t) for k, t in by_key.items()}
+        stats = {k: _stats(x[k], w, lv) for k in keys}
+        ds = _dataset(base, variants, by_key, x, stats, lv, seed, backend)
         if shapley_values:
-            _add_shapley(ds, base, {s: by_key[s] for s in sets}, lv, orders)
+            _add_shapley(ds, base, sets, x, stats, orders)
         return ds
 
     if store is None:
@@ -325,46 +327,49 @@ def _check_comparable(base: CompiledModel, other: CompiledModel) -> None:
                        "base's; give both the same portfolio")  # fmt: skip
 
 
-def _dataset(base, names, totals, levels, paths, seed, backend) -> xr.Dataset:
-    w = totals["base"]["weight"]
-    figure, x_base = _figures(totals["base"], base)
+def _dataset(base, variants, by_key, x, stats, levels, seed, backend) -> xr.Dataset:
+    """The comparison: every variant's per-path totals and figures, and base - variant."""
+    names = list(variants)
+    keys = [variants[v] for v in names]
+    base_key = variants["base"]
+    w = by_key[base_key]["weight"]
+    paths = w.size
 
-    def labels(x):  # object arrays: zarr v3 has no fixed-width string type of its own
-        return np.array(x, dtype=object)
+    def labels(v):  # object arrays: zarr v3 has no fixed-width string type of its own
+        return np.array(v, dtype=object)
 
+    figure = ["total", *base.regions, "credit"]
     coords = {"variant": labels(names), "path": np.arange(paths), "region": labels(base.regions),
               "bank": labels(base.banks), "level": levels, "figure": labels(figure)}  # fmt: skip
-    V, F, K = len(names), len(figure), levels.size
     data = {
-        "loss_total": (("variant", "path", "region"),
-                       np.stack([totals[v]["loss_total"] for v in names])),
-        "value_added_loss_total": (("variant", "path", "region"),
-                                   np.stack([totals[v]["value_added_loss_total"] for v in names])),
-        "credit_loss_total": (("variant", "path", "bank"),
-                              np.stack([totals[v]["credit_loss_total"] for v in names])),
-        "weight": (("path",), w),
+        name: (("variant", "path", dim), np.stack([by_key[k][name] for k in keys]))
+        for name, dim in (("loss_total", "region"), ("value_added_loss_total", "region"),
+                          ("credit_loss_total", "bank"))
     }  # fmt: skip
-    out = {n: np.zeros((V, F)) for n in ("EL", "EL_se", "difference_EL", "difference_EL_se",
+    data["weight"] = (("path",), w)
+    for name in ("EL", "EL_se", "VaR", "ES"):
+        dims = ("variant", "figure") if name.startswith("EL") else ("variant", "level", "figure")
+        data[name] = (dims, np.stack([stats[k][name] for k in keys]))
+    V, F, K = len(names), len(figure), levels.size
+    out = {n: np.zeros((V, F)) for n in ("difference_EL", "difference_EL_se",
                                           "difference_EL_se_unpaired")}  # fmt: skip
-    out |= {n: np.zeros((V, K, F)) for n in ("VaR", "ES", "difference_VaR", "difference_VaR_se",
+    out |= {n: np.zeros((V, K, F)) for n in ("difference_VaR", "difference_VaR_se",
                                               "difference_ES", "difference_ES_se")}  # fmt: skip
-    for i, v in enumerate(names):
-        _, x = _figures(totals[v], base)
-        for j in range(F):
-            out["EL"][i, j], out["EL_se"][i, j] = mean_se(x[:, j], w)
-        var, es = _var_es(x.T, levels)
-        out["VaR"][i], out["ES"][i] = var.T, es.T
-        if v == "base":
+    for i, k in enumerate(keys):
+        if k == base_key:
             continue
-        d, se, se_u = _paired(x_base, x, w)
-        out["difference_EL"][i], out["difference_EL_se"][i] = d, se
-        out["difference_EL_se_unpaired"][i] = se_u
-        dv, dv_se, de, de_se = _tail_differences(x_base, x, levels, seed + i)
-        out["difference_VaR"][i], out["difference_VaR_se"][i] = dv, dv_se
-        out["difference_ES"][i], out["difference_ES_se"][i] = de, de_se
+        for j in range(F):
+            # the paired error: the spread of the paths' own differences
+            d, se = mean_se(x[base_key][:, j] - x[k][:, j], w)
+            out["difference_EL"][i, j], out["difference_EL_se"][i, j] = d, se
+        # two independent runs of the same size
+        out["difference_EL_se_unpaired"][i] = np.hypot(stats[base_key]["EL_se"], stats[k]["EL_se"])
+        for m in ("VaR", "ES"):
+            out[f"difference_{m}"][i] = stats[base_key][m] - stats[k][m]
+        se = _paired_tail_se(x[base_key], x[k], levels, seed + i)
+        out["difference_VaR_se"][i], out["difference_ES_se"][i] = se
     for n, v in out.items():
-        dims = ("variant", "figure") if v.ndim == 2 else ("variant", "level", "figure")
-        data[n] = (dims, v)
+        data[n] = (("variant", "figure") if v.ndim == 2 else ("variant", "level", "figure"), v)
     ds = xr.Dataset(data, coords=coords)
     ds.attrs |= {
         _MARK: 1, "riskengine_version": __version__, "scenario_name": base.scenario.name,
@@ -376,24 +381,18 @@ def _dataset(base, names, totals, levels, paths, seed, backend) -> xr.Dataset:
     return ds
 
 
-def _add_shapley(ds, base, totals, levels, orders) -> None:
+def _add_shapley(ds, base, sets, x, stats, orders) -> None:
     """Shapley values of EL, VaR and ES per figure, and per path of the total loss."""
     channels = list(base.channels)
-    w = ds.weight.values
-    el, var, es, per_path = {}, {}, {}, {}
-    for s, t in totals.items():
-        _, x = _figures(t, base)
-        el[s] = np.array([mean_se(x[:, j], w)[0] for j in range(x.shape[1])])
-        v, e = _var_es(x.T, levels)
-        var[s], es[s], per_path[s] = v.T, e.T, x[:, 0]
     ds.coords["channel"] = np.array(channels, dtype=object)
-    ds["shapley_EL"] = (("channel", "figure"), shapley(el, channels, orders))
-    ds["shapley_VaR"] = (("channel", "level", "figure"), shapley(var, channels, orders))
-    ds["shapley_ES"] = (("channel", "level", "figure"), shapley(es, channels, orders))
+    for m in ("EL", "VaR", "ES"):
+        dims = ("channel", "figure") if m == "EL" else ("channel", "level", "figure")
+        ds[f"shapley_{m}"] = (dims, shapley({s: stats[s][m] for s in sets}, channels, orders))
+    per_path = {s: x[s][:, 0] for s in sets}
     ds["shapley_loss"] = (("channel", "path"), shapley(per_path, channels, orders))
     ds.attrs["shapley"] = (
-        f"exact over all {len(totals)} subsets" if orders is None
-        else f"{len(orders)} random orders over {len(totals)} subsets"
+        f"exact over all {len(sets)} subsets" if orders is None
+        else f"{len(orders)} random orders over {len(sets)} subsets"
     )  # fmt: skip
 
 

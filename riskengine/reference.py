@@ -42,12 +42,12 @@ def _exposure_multipliers(a, z0: np.ndarray) -> np.ndarray:
     return np.exp(sigma * xi - 0.5 * sigma**2)
 
 
-def draws(model: CompiledModel, seed: int, p0: int, p1: int) -> tuple[np.ndarray, np.ndarray]:
-    """The untilted normals of paths ``[p0, p1)``: month 0's slots (P, path_slots) and the
-    monthly slots (P, T, monthly_slots), as :mod:`riskengine.kernels.rng` lays them out."""
+def draws(model: CompiledModel, seed: int, paths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The untilted normals of the global path indices ``paths``: month 0's slots
+    (P, path_slots) and the monthly slots (P, T, monthly_slots), as
+    :mod:`riskengine.kernels.rng` lays them out."""
     C, N = model.arrays.exposure.shape
     F = model.arrays.factor_loadings.shape[1]
-    paths = np.arange(p0, p1)
     z0 = rng.normals(seed, paths, [0], rng.path_slots(C, F, N))[:, 0, :]
     z = rng.normals(seed, paths, np.arange(1, model.horizon + 1), rng.monthly_slots(C))
     return z0, z
@@ -63,7 +63,7 @@ def simulate_monthly(model: CompiledModel, seed: int, p0: int, p1: int) -> dict[
         ``tension`` (P, T), ``weight`` (P,), and the horizon's ``credit_loss_segment``
         (P, B, G), all float64.
     """
-    z0, z = draws(model, seed, p0, p1)
+    z0, z = draws(model, seed, np.arange(p0, p1))
     out = monthly_from_normals(model, z0, z)
     credit, segment, log_ratio = credit_monthly(model, seed, p0, out.pop("q"))
     out["credit_loss"], out["credit_loss_segment"] = credit, segment

@@ -21,13 +21,12 @@ how long, how severe), the exposure factors, the losses by region, and the likel
 the central path and against the run's best; :func:`reverse_stress` stores it with its
 parameters, its normals and the matching tilt (``tilt.json``, for ``riskengine run --tilt``).
 
-This module imports numpy and riskengine's compile, engine, errors, reference and tilt modules;
-matplotlib and rich lazily.
+This module imports numpy and riskengine's compile, errors, kernels.rng and schema modules;
+backends, engine, reference, tilt, matplotlib and rich lazily.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ import numpy as np
 from riskengine.compile import CompiledModel
 from riskengine.errors import RunError
 from riskengine.kernels import rng
+from riskengine.schema import periods
 
 __all__ = ["DesignPoint", "ReverseStress", "design_point", "path_loss", "reverse_stress"]
 
@@ -233,6 +233,7 @@ def reverse_stress(
     """
     from riskengine.backends import run_block
     from riskengine.engine import _check_args
+    from riskengine.reference import draws
     from riskengine.tilt import model_tilt
 
     _check_args(paths, seed, "horizon", "cpu", None)
@@ -255,31 +256,28 @@ def reverse_stress(
             f"no path of {paths:,} loses {format_amount(scale * threshold)} {unit}; lower --loss "
             "or give more --paths"
         )
-    head, monthly, T = _sizes(model)
-    z0 = rng.normals(seed, tail, [0], head)[:, 0, :]
-    zm = rng.normals(seed, tail, np.arange(1, T + 1), monthly).reshape(tail.size, -1)
-    Z = np.concatenate([z0, zm], axis=1)
+    z0, zm = draws(model, seed, tail)  # the tail paths, regenerated from their counters
+    Z = np.concatenate([z0, zm.reshape(tail.size, -1)], axis=1)
     nearest = np.argsort(np.einsum("kd,kd->k", Z, Z), kind="stable")[:candidates]
     point = design_point(path_loss(model, region), threshold, Z[nearest], _groups(model), rounds)
     start_path = int(tail[nearest[point.start_index]])
-    result = ReverseStress(model, threshold, region, seed, paths, start_path, point, {})
     return ReverseStress(model, threshold, region, seed, paths, start_path, point,
-                         narrative(result))  # fmt: skip
+                         narrative(model, point))  # fmt: skip
 
 
-def narrative(result: ReverseStress) -> dict:
+def narrative(model: CompiledModel, point: DesignPoint) -> dict:
     """The path in words and numbers: tension, episodes, exposure factors, losses by region."""
     from riskengine.reference import monthly_from_normals
 
-    model = result.model
     a = model.arrays
     F = a.factor_loadings.shape[1]
-    z0, z = _split(model, result.point.z)
+    z0, z = _split(model, point.z)
     out = monthly_from_normals(model, z0, z)
     severity = out["severity"][0]  # (T, C)
     regimes = out["on"][0]  # (T, C): the episodes, whether or not they cut anything
     tension = out["tension"][0]
-    months = [_month(model, t) for t in range(model.horizon)]
+    starts = periods(model.start, model.horizon, "month")[1]
+    months = list(np.datetime_as_string(starts, unit="M"))
     channels = {}
     for c, name in enumerate(model.channels):
         on = regimes[:, c]
@@ -304,19 +302,13 @@ def narrative(result: ReverseStress) -> dict:
         "tension": story_tension,
         "channels": channels,
         "loss_by_region": dict(zip(model.regions, map(float, loss), strict=True)),
-        "loss": float(result.point.loss),
-        "distance": float(np.sqrt(result.point.norm2)),
-        "start_distance": float(np.sqrt(result.point.start_norm2)),
+        "loss": float(point.loss),
+        "distance": float(np.sqrt(point.norm2)),
+        "start_distance": float(np.sqrt(point.start_norm2)),
         "months": months,
         "severity": severity.T.tolist(),
         "cumulative_loss": np.cumsum(out["loss"][0].sum(axis=1), axis=0).T.tolist(),
     }
-
-
-def _month(model: CompiledModel, t: int) -> str:
-    start = model.start
-    m = start.month - 1 + t
-    return dt.date(start.year + m // 12, m % 12 + 1, 1).strftime("%Y-%m")
 
 
 def save(result: ReverseStress, folder: Path) -> dict[str, Path]:
@@ -338,11 +330,9 @@ def save(result: ReverseStress, folder: Path) -> dict[str, Path]:
     files = {"result": folder / "result.json", "tilt": folder / "tilt.json",
              "figure": folder / "path.png"}  # fmt: skip
     _write(files["result"], json.dumps(doc, indent=1).encode())
-    C = len(result.model.channels)
-    F = result.model.arrays.factor_loadings.shape[1]
     z0, z = _split(result.model, p.z)
-    zero = Tilt.zeros(result.model)
-    tilt = Tilt(z0[0, : 1 + C * F].copy(), z[0].copy(), zero.cycle)
+    zero = Tilt.zeros(result.model)  # a tilt's month-0 slots are the first of the path's
+    tilt = Tilt(z0[0, : zero.head.size].copy(), z[0].copy(), zero.cycle)
     _write(files["tilt"], tilt.to_json().encode())
     _png(fig_path(result), files["figure"])
     return files

@@ -49,9 +49,10 @@ FAMILY = (
 """The parameters :func:`auto_tilt` fits (a few, so that pilots of thousands of paths fit them
 without adding noise of hundreds of dimensions to the likelihood ratios)."""
 
-MEASURES = ("loss", "value_added", "credit")
-"""What :func:`auto_tilt` aims at: the horizon's total output loss, value added lost or credit
-loss of a path, over all regions (banks)."""
+MEASURES = {"loss": "loss_total", "value_added": "value_added_loss_total",
+            "credit": "credit_loss_total"}  # fmt: skip
+"""What :func:`auto_tilt` aims at (and the per-path summary it reads): the horizon's total
+output loss, value added lost or credit loss of a path, over all regions (banks)."""
 
 MAX_SIZE = 400.0  # the largest |mu|^2 a tilt may have (see Tilt.apply)
 
@@ -84,6 +85,11 @@ class Tilt:
         a = model.arrays
         return cls(np.zeros_like(a.tilt_head), np.zeros_like(a.tilt_monthly),
                    np.zeros_like(a.tilt_cycle))  # fmt: skip
+
+    @property
+    def nonzero(self) -> bool:
+        """Whether any slot is shifted."""
+        return bool(self.head.any() or self.monthly.any() or self.cycle.any())
 
     @property
     def size(self) -> float:
@@ -129,7 +135,7 @@ class Tilt:
                 f"tilt: |mu|^2 = {self.size:.4g} is above {MAX_SIZE:g}; every likelihood ratio "
                 "would underflow to 0. Give smaller shifts"
             )
-        if not (self.head.any() or self.monthly.any() or self.cycle.any()):
+        if not self.nonzero:
             return model
         arrays = a._replace(tilt_head=self.head.copy(), tilt_monthly=self.monthly.copy(),
                             tilt_cycle=self.cycle.copy())  # fmt: skip
@@ -139,9 +145,8 @@ class Tilt:
 def model_tilt(model: CompiledModel) -> Tilt | None:
     """The tilt ``model`` runs under, or None."""
     a = model.arrays
-    if not (a.tilt_head.any() or a.tilt_monthly.any() or a.tilt_cycle.any()):
-        return None
-    return Tilt(a.tilt_head.copy(), a.tilt_monthly.copy(), a.tilt_cycle.copy())
+    tilt = Tilt(a.tilt_head.copy(), a.tilt_monthly.copy(), a.tilt_cycle.copy())
+    return tilt if tilt.nonzero else None
 
 
 def read_tilt(path: str | Path) -> Tilt:
@@ -174,10 +179,10 @@ def _n_params(C: int, Y: int) -> int:
 
 def _family(model: CompiledModel, theta: np.ndarray) -> Tilt:
     """The tilt of parameters ``theta`` (see :data:`FAMILY`, in that order)."""
-    tilt = Tilt.zeros(model)
+    zero = Tilt.zeros(model)  # new arrays, filled in below
+    head, monthly, cycle = zero.head, zero.monthly, zero.cycle
     C = len(model.channels)
     F = model.arrays.factor_loadings.shape[1]
-    head, monthly, cycle = tilt.head.copy(), tilt.monthly.copy(), tilt.cycle.copy()
     head[0] = theta[0] if model.arrays.tension_stationary else 0.0
     monthly[:, 0] = theta[1]
     monthly[:, 1 : 1 + C] = theta[2 : 2 + C]
@@ -203,12 +208,6 @@ def _elite_means(model: CompiledModel, tilt: Tilt, seed: int, paths: np.ndarray,
     theta[2 + C : 2 + 2 * C] = w @ head[:, 1 + np.arange(C) * F]
     theta[2 + 2 * C :] = w @ cycle
     return theta
-
-
-def _path_measure(block: dict, measure: str) -> np.ndarray:
-    name = {"loss": "loss_total", "value_added": "value_added_loss_total",
-            "credit": "credit_loss_total"}[measure]  # fmt: skip
-    return block[name].sum(axis=1)
 
 
 def auto_tilt(
@@ -255,16 +254,18 @@ def auto_tilt(
     (60, 9)
     """
     from riskengine.backends import run_block
+    from riskengine.engine import _check_args
+    from riskengine.weighted import effective_sample_size, weighted_quantile
 
+    _check_args(pilot_paths, seed, "horizon", backend, None)
     if not 0.5 < level < 1.0:
         raise RunError(f"tilt level must lie in (0.5, 1), got {level}; give e.g. 0.999")
     if measure not in MEASURES:
         raise RunError(f"tilt measure {measure!r} is unknown; use one of {', '.join(MEASURES)}")
     if model_tilt(model) is not None:
         raise RunError("auto_tilt starts from an untilted model; compile the scenario again")
-    if not (isinstance(pilot_paths, int) and pilot_paths >= 100 and rounds >= 1):
+    if pilot_paths < 100 or rounds < 1:
         raise RunError("auto_tilt needs pilot_paths >= 100 and rounds >= 1")
-    from riskengine.weighted import weighted_quantile
 
     C = len(model.channels)
     theta = np.zeros(_n_params(C, model.arrays.tilt_cycle.size))
@@ -273,7 +274,7 @@ def auto_tilt(
         tilt = _family(model, theta)
         pilot_seed = (seed + _PILOT_STEP * (r + 1)) % 2**64
         block = run_block(tilt.apply(model), pilot_seed, 0, pilot_paths, "horizon", backend)
-        x, w = _path_measure(block, measure), block["weight"]
+        x, w = block[MEASURES[measure]].sum(axis=1), block["weight"]
         var = float(weighted_quantile(x, w, level))
         gamma = min(var, float(np.quantile(x, 1.0 - elite)))
         chosen = x >= gamma if gamma > x.min() else x > gamma
@@ -282,9 +283,8 @@ def auto_tilt(
         if not chosen.any():
             sizes.append(0.0)
             break
-        we = w[chosen]
-        sizes.append(float(we.sum() ** 2 / np.sum(we**2)))
-        new = _elite_means(model, tilt, pilot_seed, np.flatnonzero(chosen), we)
+        sizes.append(effective_sample_size(w[chosen]))
+        new = _elite_means(model, tilt, pilot_seed, np.flatnonzero(chosen), w[chosen])
         theta = smoothing * new + (1.0 - smoothing) * theta
     return TiltSearch(_family(model, theta), level, measure, tuple(thresholds),
                       tuple(var_estimates), tuple(sizes))  # fmt: skip
@@ -296,8 +296,6 @@ def tilted(
     """``model`` under ``tilt``: a :class:`Tilt`, a tilt's JSON file, or ``"auto"``
     (:func:`auto_tilt` at ``level`` for ``measure``, its pilots on ``backend``'s CPU
     counterpart)."""
-    if not (isinstance(seed, int | np.integer) and 0 <= seed < 2**64):
-        raise RunError(f"seed must lie in [0, 2**64), got {seed}; give another --seed")
     if isinstance(tilt, str) and tilt == "auto":
         pilots = "reference" if backend == "reference" else "cpu"
         tilt = auto_tilt(model, level, measure=measure, seed=seed, backend=pilots).tilt

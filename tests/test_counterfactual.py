@@ -173,3 +173,19 @@ def test_cli_compare_and_report(tmp_path):
     assert report.returncode == 0, err
     assert (tmp_path / "rep" / "waterfall.png").stat().st_size > 10_000
     assert "Shapley waterfall" in (tmp_path / "rep" / "index.html").read_text()
+
+
+def test_the_bootstrap_statistics_are_the_risk_measures_at_equal_weights():
+    """The bootstrap's vectorised VaR and ES equal riskengine.weighted.tail_stats with weights
+    1, the statistics every risk measure reports."""
+    from riskengine.counterfactual import _var_es
+    from riskengine.weighted import tail_stats
+
+    gen = np.random.default_rng(3)
+    x = np.concatenate([gen.lognormal(size=(997, 3)), np.zeros((3, 3))])  # an atom at 0
+    levels = np.array([0.5, 0.95, 0.99, 0.999])
+    var, es = _var_es(x.T, levels)
+    for j in range(3):
+        t = tail_stats(x[:, j], np.ones(len(x)), levels)
+        np.testing.assert_array_equal(var[j], t.var)
+        np.testing.assert_allclose(es[j], t.es, rtol=1e-12)
