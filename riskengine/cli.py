@@ -2,19 +2,21 @@
 
 Exit codes: 0 success; 2 bad input (scenario, arguments, stores): every
 :class:`~riskengine.errors.InputError`, and typer's own usage errors, print one line naming the
-field or file and the fix, never a traceback; 1 an unexpected failure, or ``replay`` found an
-observation outside its band. Commands raise
-``InputError`` and :func:`main` turns it into that line and the exit code.
+field or file and the fix, never a traceback; 130 interrupted (Ctrl-C or SIGTERM: clusters shut
+down and their jobs are cancelled first); 1 an unexpected failure, or ``replay`` found an
+observation outside its band. Commands raise ``InputError`` and :func:`main` turns it into that
+line and the exit code.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 import numpy as np
 import typer
@@ -37,7 +39,7 @@ try:  # recent typer vendors click as typer._click; older releases raise click's
 except ImportError:
     from click.exceptions import ClickException
 
-from riskengine.cluster import connect, local_cluster
+from riskengine.cluster import batch_cluster, batch_spec, connect, job_script, local_cluster
 from riskengine.compile import compile_model
 from riskengine.engine import simulating
 from riskengine.errors import InputError, ScenarioError
@@ -72,6 +74,20 @@ Scheduler = Annotated[
     typer.Option("--scheduler", help="Address or scheduler file of an existing dask cluster."),
 ]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an existing store.")]
+Cluster = Annotated[
+    str | None,
+    typer.Option(
+        "--cluster",
+        help="Start workers as batch jobs: slurm, pbs, lsf (configs/cluster) or a config YAML.",
+    ),
+]
+Jobs = Annotated[int | None, typer.Option("--jobs", help="--cluster: the most jobs at once.")]
+Cores = Annotated[int | None, typer.Option("--cores", help="--cluster: cores (workers) per job.")]
+Memory = Annotated[str | None, typer.Option("--memory", help="--cluster: memory per job (120GB).")]
+Walltime = Annotated[
+    str | None, typer.Option("--walltime", help="--cluster: time limit per job (02:00:00).")
+]
+Queue = Annotated[str | None, typer.Option("--queue", help="--cluster: partition or queue.")]
 
 
 @app.command()
@@ -133,7 +149,10 @@ class _PathsPerSecond(ProgressColumn):
 class _RunProgress:
     """The engine's :class:`riskengine.engine.Progress` drawn as a rich progress bar, shown from
     the moment the blocks start, after every check (an error before prints only its one line).
-    ``header()`` is printed first."""
+    ``header()`` is printed first. A bar still drawn when a command fails is stopped by
+    :func:`main` (:meth:`stop_all`) before the error line: while drawn, it holds stderr."""
+
+    shown: ClassVar[list[_RunProgress]] = []
 
     def __init__(self, header: Callable[[], str]):
         self.header = header
@@ -160,6 +179,7 @@ class _RunProgress:
             )
         self.task = self.bar.add_task("blocks", total=blocks, paths=0)
         self.bar.start()
+        _RunProgress.shown.append(self)
 
     def advance(self, paths: int) -> None:
         done = self.bar.tasks[self.task].fields["paths"] + paths
@@ -167,6 +187,13 @@ class _RunProgress:
 
     def stop(self) -> None:
         self.bar.stop()
+        if self in _RunProgress.shown:
+            _RunProgress.shown.remove(self)
+
+    @classmethod
+    def stop_all(cls) -> None:
+        for shown in list(cls.shown):
+            shown.stop()
 
 
 def _size(n: int) -> str:
@@ -176,17 +203,41 @@ def _size(n: int) -> str:
     return f"{n / 1000**exp:.3g} {units[exp]}"
 
 
+def _placement(
+    workers: int | None, scheduler: str | None, cluster: str | None, **batch: object
+) -> Callable[[], contextlib.AbstractContextManager]:
+    """Where the blocks run, checked before any work: a context manager factory giving None
+    (the local threaded scheduler), or a client of local processes, of an existing cluster, or
+    of batch jobs (``batch``: --jobs, --cores, --memory, --walltime, --queue)."""
+    options = {"--workers": workers, "--scheduler": scheduler, "--cluster": cluster}
+    given = [option for option, value in options.items() if value is not None]
+    if len(given) > 1:
+        raise InputError(f"{' and '.join(given)} exclude each other; give one")
+    if cluster is None and any(v is not None for v in batch.values()):
+        option = next(f"--{k}" for k, v in batch.items() if v is not None)
+        raise InputError(f"{option} sizes the jobs of --cluster; add --cluster slurm (or pbs, lsf)")
+    if workers is not None:
+        return lambda: local_cluster(workers)
+    if scheduler is not None:
+        return lambda: connect(scheduler)
+    if cluster is not None:
+        spec = batch_spec(cluster, **batch)
+        return lambda: _on_batch_jobs(spec)
+    return contextlib.nullcontext
+
+
 @contextlib.contextmanager
-def _dask_client(workers: int | None, scheduler: str | None) -> Iterator[object]:
-    """None (the local threaded scheduler), a local cluster of processes, or an existing one."""
-    if workers is None and scheduler is None:
-        yield None
-    elif workers is not None:
-        with local_cluster(workers) as client:
-            yield client
-    else:
-        with connect(scheduler) as client:
-            yield client
+def _on_batch_jobs(spec):
+    """:func:`riskengine.cluster.batch_cluster`, saying where its dashboard is once it is up."""
+    with batch_cluster(spec) as client:
+        console.print(
+            f"workers: {spec.kind} jobs of {spec.cores} cores, 1 to {spec.jobs} of them as the "
+            f"blocks need; dashboard {client.dashboard_link}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+        yield client
 
 
 @app.command()
@@ -198,6 +249,12 @@ def run(
     backend: Backend = "cpu",
     workers: Workers = None,
     scheduler: Scheduler = None,
+    cluster: Cluster = None,
+    jobs: Jobs = None,
+    cores: Cores = None,
+    memory: Memory = None,
+    walltime: Walltime = None,
+    queue: Queue = None,
     block_paths: int | None = typer.Option(
         None, "--block-paths", help="Paths per block (default: a few seconds of work)."
     ),
@@ -227,8 +284,8 @@ def run(
     ),
 ):
     """Simulate a scenario into a zarr cube, block by block on dask."""
-    if workers is not None and scheduler is not None:
-        raise InputError("--workers and --scheduler exclude each other; give one")
+    where = _placement(workers, scheduler, cluster, jobs=jobs, cores=cores, memory=memory,
+                       walltime=walltime, queue=queue)  # fmt: skip
     model = compile_model(load_scenario(scenario), portfolio=portfolio, capital=capital)
     if tilt is not None:
         from riskengine.engine import _check_args
@@ -245,7 +302,7 @@ def run(
         )
     )
     with (
-        _dask_client(workers, scheduler) as client,
+        where() as client,
         # The store stays locked until the table is printed: a second run cannot replace it
         # while this one reads its figures.
         simulating(
@@ -359,6 +416,12 @@ def study(
     backend: Backend = "cpu",
     workers: Workers = None,
     scheduler: Scheduler = None,
+    cluster: Cluster = None,
+    jobs: Jobs = None,
+    cores: Cores = None,
+    memory: Memory = None,
+    walltime: Walltime = None,
+    queue: Queue = None,
     block_paths: int | None = typer.Option(None, "--block-paths", help="Paths per block."),
     resume: bool = typer.Option(False, "--resume", help="Finish an interrupted study."),
     overwrite: Overwrite = False,
@@ -368,8 +431,8 @@ def study(
     from riskengine.studies import plan_study, run_plan
     from riskengine.study_report import study_table
 
-    if workers is not None and scheduler is not None:
-        raise InputError("--workers and --scheduler exclude each other; give one")
+    where = _placement(workers, scheduler, cluster, jobs=jobs, cores=cores, memory=memory,
+                       walltime=walltime, queue=queue)  # fmt: skip
     plan = plan_study(scenario, samples, design_method=design, seed=seed, exposure=exposure)
     progress = _RunProgress(
         lambda: (
@@ -377,7 +440,7 @@ def study(
             f"{len(plan.parameters)} parameters) x {paths:,} paths, seed {seed} -> {escape(out)}"
         )
     )
-    with _dask_client(workers, scheduler) as client:
+    with where() as client:
         ds = run_plan(
             plan, paths, seed, out, levels=_parse_levels(levels), backend=backend,
             client=client, block_paths=block_paths, resume=resume, overwrite=overwrite,
@@ -407,6 +470,12 @@ def compare(
     backend: Backend = "cpu",
     workers: Workers = None,
     scheduler: Scheduler = None,
+    cluster: Cluster = None,
+    jobs: Jobs = None,
+    cores: Cores = None,
+    memory: Memory = None,
+    walltime: Walltime = None,
+    queue: Queue = None,
     block_paths: int | None = typer.Option(None, "--block-paths", help="Paths per block."),
     overwrite: Overwrite = False,
 ):
@@ -415,8 +484,8 @@ def compare(
     from riskengine.comparison_report import difference_table, shapley_table
     from riskengine.counterfactual import counterfactual
 
-    if workers is not None and scheduler is not None:
-        raise InputError("--workers and --scheduler exclude each other; give one")
+    where = _placement(workers, scheduler, cluster, jobs=jobs, cores=cores, memory=memory,
+                       walltime=walltime, queue=queue)  # fmt: skip
     channels = [c.strip() for c in off.split(",") if c.strip()]
     base = compile_model(load_scenario(scenario))
     progress = _RunProgress(
@@ -428,7 +497,7 @@ def compare(
             + f"; {paths:,} paths each, seed {seed} -> {escape(out)}"
         )
     )
-    with _dask_client(workers, scheduler) as client:
+    with where() as client:
         ds = counterfactual(
             base, paths, seed, out, off=channels, against=against, shapley_values=shapley,
             levels=_parse_levels(levels), backend=backend, client=client,
@@ -524,12 +593,41 @@ def replay(
         raise typer.Exit(1)
 
 
+@app.command("job-script")
+def job_script_command(
+    cluster: str = typer.Option(
+        "slurm", "--cluster", help="slurm, pbs, lsf (configs/cluster) or a config YAML."
+    ),
+    cores: Cores = None,
+    memory: Memory = None,
+    walltime: Walltime = None,
+    queue: Queue = None,
+):
+    """Print the job script that `--cluster` submits for each batch job, to check it first."""
+    spec = batch_spec(cluster, cores=cores, memory=memory, walltime=walltime, queue=queue)
+    print(job_script(spec))
+
+
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM (a batch system's end of walltime, ``kill``) ends a command as Ctrl-C does: its
+    clusters shut down, their jobs are cancelled, and what was written is kept."""
+    raise KeyboardInterrupt
+
+
+# typer turns Ctrl-C (KeyboardInterrupt) into this exit code, 128 + SIGINT.
+INTERRUPTED = 130
+
+
 def main() -> None:
     """Entry point of the console script."""
+    signal.signal(signal.SIGTERM, _terminate)
     try:
-        # Outside standalone mode typer returns the code of a typer.Exit instead of exiting with
-        # it, and re-raises click's errors for us to print on one line.
-        code = app(standalone_mode=False)
+        try:
+            # Outside standalone mode typer returns the code of a typer.Exit instead of exiting
+            # with it, and re-raises click's errors for us to print on one line.
+            code = app(standalone_mode=False)
+        finally:
+            _RunProgress.stop_all()
     except InputError as exc:
         _error_line(str(exc))
         sys.exit(2)
@@ -539,7 +637,9 @@ def main() -> None:
             _error_line(exc.format_message())
         sys.exit(2)
     except typer.Abort:
-        sys.exit(130)
+        code = INTERRUPTED
+    if code == INTERRUPTED:
+        _error_line("interrupted; what was written is kept (`--resume` finishes a run or study)")
     sys.exit(code if isinstance(code, int) else 0)
 
 

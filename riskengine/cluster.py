@@ -1,32 +1,63 @@
-"""Dask clusters for a run: connect to an existing scheduler, or start local worker processes.
+"""Dask clusters for a run: connect to an existing scheduler, start local worker processes, or
+start workers as batch jobs (SLURM, PBS, LSF) through dask-jobqueue.
 
-Every wait on the network has a deadline and ends in one line: a scheduler address or file that
-answers nothing, answers something else (an HTTP server), or has no workers is reported as an
-:class:`~riskengine.errors.InputError` naming ``--scheduler`` and the fix, instead of a hang or a
-traceback.
+Every wait has a deadline and ends in one line: a scheduler address or file that answers
+nothing, answers something else (an HTTP server), or has no workers, and a batch job that never
+starts (a full or closed queue) are reported as an :class:`~riskengine.errors.InputError` naming
+the option and the fix, instead of a hang or a traceback.
 
-This module imports the standard library and riskengine.errors; ``distributed`` when a cluster is
-asked for.
+A batch cluster's jobs end with it: on success, on error and on Ctrl-C (the cluster cancels
+them), and when the client process is killed outright (a watcher process, started in a session
+of its own, cancels every job of the run's unique job name once the client is gone).
+
+This module imports the standard library, yaml and riskengine's errors and inputs modules;
+``distributed`` and ``dask_jobqueue`` when a cluster is asked for.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
+import re
+import secrets
+import shlex
+import signal
+import subprocess
+import sys
 import threading
+import time
+import warnings
 from collections.abc import Iterator
+from importlib import resources
 from pathlib import Path
 
 from riskengine.errors import InputError
+from riskengine.inputs import parse_yaml, read_text
 
-__all__ = ["CONNECT_SECONDS", "WORKERS_SECONDS", "connect", "local_cluster", "usable_cores"]
+__all__ = [
+    "BATCH_KINDS",
+    "CONNECT_SECONDS",
+    "START_SECONDS",
+    "WORKERS_SECONDS",
+    "BatchSpec",
+    "batch_cluster",
+    "batch_spec",
+    "builtin_batch_configs",
+    "connect",
+    "job_script",
+    "local_cluster",
+    "usable_cores",
+]
 
-# How long to wait for a scheduler to answer, and for its first worker (the environment
-# variables RISKENGINE_CONNECT_SECONDS and RISKENGINE_WORKERS_SECONDS override them).
+# How long to wait for a scheduler to answer, for its first worker, and for a batch cluster's
+# first job to start a worker (the environment variables RISKENGINE_CONNECT_SECONDS,
+# RISKENGINE_WORKERS_SECONDS and RISKENGINE_START_SECONDS override them).
 CONNECT_SECONDS = 20.0
 WORKERS_SECONDS = 60.0
+START_SECONDS = 600.0
 
 
 def _seconds(variable: str, default: float) -> float:
@@ -156,3 +187,365 @@ def local_cluster(workers: int) -> Iterator[object]:
         Client(cluster) as client,
     ):
         yield client
+
+
+# ---- Batch clusters: workers as SLURM, PBS or LSF jobs, through dask-jobqueue ----------------
+
+# dask-jobqueue's cluster class for each kind, and the shell command that cancels every job of a
+# name: the watcher's last resort when the client is killed (the cluster itself cancels its jobs
+# by id). Only SLURM is tested (tests/test_slurm.py); PBS and LSF go through the same code.
+BATCH_KINDS = {"slurm": "SLURMCluster", "pbs": "PBSCluster", "lsf": "LSFCluster"}
+_CANCEL_BY_NAME = {
+    "slurm": "scancel --name {name}",
+    "pbs": "qselect -N {name} | xargs -r qdel",
+    "lsf": "bkill -J {name} 0",
+}
+# How to ask the queue why a run's jobs wait (SLURM only; elsewhere the message says less).
+_QUEUE_STATE = {"slurm": "squeue --noheader --name {name} --format '%i %T %r'"}
+# The settings the command line overrides, and their options (for messages).
+_OPTIONS = {
+    "jobs": "--jobs",
+    "cores": "--cores",
+    "memory": "--memory",
+    "walltime": "--walltime",
+    "queue": "--queue",
+}
+# Values that go into a job script unquoted: one word, no quotes, no line breaks.
+_WORD = re.compile(r"[A-Za-z0-9_.:@+/~=,%-]+")
+_MEMORY = re.compile(r"\d+(\.\d+)?\s*([kKMGTP]i?)?B")
+_WALLTIME = re.compile(r"(\d+-)?\d+(:\d\d){0,2}")
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchSpec:
+    """The worker jobs of a batch cluster: what :func:`batch_cluster` submits.
+
+    Parameters
+    ----------
+    kind : {"slurm", "pbs", "lsf"}
+        The queue system.
+    jobs : int
+        The most jobs at once: the cluster adapts between one job and ``jobs`` to the blocks
+        left, and ends them all at the end.
+    cores : int
+        Cores per job; a job runs one single-threaded worker process per core.
+    memory : str
+        Memory per job (``120GB``), shared by its workers.
+    walltime : str
+        Time limit per job (``02:00:00``; ``HH:MM`` for LSF).
+    queue, account : str or None
+        Partition or queue, and the account (LSF: project) to charge; None: the system's
+        default.
+    interface : str or None
+        The network interface the workers reach the scheduler on (``ib0``); None: the client
+        host's default address.
+    host : str or None
+        The address the scheduler listens on, instead of an interface (``127.0.0.1`` on one
+        node).
+    log_directory : str or None
+        Folder for the jobs' output files; None: the queue system's default (the folder the run
+        was started from).
+    numba_cache : str or None
+        Folder the workers keep compiled kernels in (``NUMBA_CACHE_DIR``); None: riskengine's
+        default, ``~/.cache/riskengine/kernels``. On a shared file system (a home folder every
+        node sees) a kernel compiles once for every node.
+    python : str or None
+        The Python that runs the workers; None: this process's, which must then exist at the
+        same path on every node (a shared virtual environment).
+    job_extra : tuple of str
+        Extra directives of the job script (``--gres=gpu:1``, ``--constraint=...``).
+    prologue : tuple of str
+        Shell lines run before the workers start (``module load ...``).
+    source : str
+        The config the spec came from, for messages.
+    """
+
+    kind: str
+    jobs: int = 4
+    cores: int = 32
+    memory: str = "120GB"
+    walltime: str = "02:00:00"
+    queue: str | None = None
+    account: str | None = None
+    interface: str | None = None
+    host: str | None = None
+    log_directory: str | None = None
+    numba_cache: str | None = None
+    python: str | None = None
+    job_extra: tuple[str, ...] = ()
+    prologue: tuple[str, ...] = ()
+    source: str = ""
+
+
+def builtin_batch_configs() -> dict[str, Path]:
+    """Names and files of the cluster configs in ``configs/cluster`` (``slurm``, ``pbs``,
+    ``lsf``)."""
+    folder = resources.files("riskengine.data") / "cluster"
+    return {
+        p.name.removesuffix(".yaml"): Path(str(p))
+        for p in sorted(folder.iterdir(), key=lambda p: p.name)
+        if p.name.endswith(".yaml")
+    }
+
+
+def _checked(key: str, value: object, where: str) -> object:
+    """``value`` of the setting ``key`` as :class:`BatchSpec` holds it, or InputError."""
+
+    def refuse(fix: str) -> InputError:
+        return InputError(f"{where} {value!r}: {fix}")
+
+    if key == "kind":
+        if value not in BATCH_KINDS:
+            raise refuse(f"give one of {', '.join(BATCH_KINDS)}")
+    elif key in ("jobs", "cores"):
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 100_000:
+            raise refuse("give a whole number from 1 to 100,000")
+    elif key in ("job_extra", "prologue"):
+        lines = value if isinstance(value, list | tuple) else [value]
+        if not all(isinstance(v, str) and v.strip() and "\n" not in v for v in lines):
+            raise refuse("give a list of one-line strings")
+        return tuple(lines)
+    elif value is None and key not in ("memory", "walltime"):
+        return None
+    elif not isinstance(value, str) or not _WORD.fullmatch(value):
+        raise refuse("give one word (no spaces, quotes or line breaks)")
+    elif key == "memory" and not _MEMORY.fullmatch(value):
+        raise refuse("give an amount such as 120GB")
+    elif key == "walltime" and not _WALLTIME.fullmatch(value):
+        raise refuse("give a time limit such as 02:00:00")
+    return value
+
+
+def batch_spec(cluster: str | Path, **overrides: object) -> BatchSpec:
+    """The worker jobs of ``cluster``, a built-in config (``slurm``, ``pbs``, ``lsf``: the files
+    in ``configs/cluster``) or a YAML file of :class:`BatchSpec`'s fields (``kind`` required),
+    with ``overrides`` on top (``jobs``, ``cores``, ``memory``, ``walltime``, ``queue``; None
+    keeps the config's).
+
+    Raises
+    ------
+    InputError
+        ``cluster`` is neither; the file is not a mapping, has an unknown key or a bad value;
+        an override is bad. The message names the file and key, or the option.
+    """
+    unknown = set(overrides) - set(_OPTIONS)
+    if unknown:
+        raise TypeError(f"batch_spec() got unexpected keyword arguments {sorted(unknown)}")
+    builtin = builtin_batch_configs()
+    source = str(cluster)
+    path = builtin.get(source, Path(source))
+    if source not in builtin and not path.is_file():
+        raise InputError(
+            f"--cluster {source}: neither {', '.join(builtin)} nor a cluster config file; give "
+            "one of those names or a YAML file like configs/cluster/slurm.yaml"
+        )
+    text, _ = read_text(path, InputError, "a cluster config (YAML)")
+    data = parse_yaml(text, path, InputError)
+    if not isinstance(data, dict) or "kind" not in data:
+        raise InputError(
+            f"{path}: not a cluster config (a mapping with kind: {'|'.join(BATCH_KINDS)}); see "
+            "configs/cluster/slurm.yaml"
+        )
+    known = [f.name for f in dataclasses.fields(BatchSpec) if f.name != "source"]
+    for key in data:
+        if key not in known:
+            raise InputError(f"{path}: unknown key {key!r}; the keys are {', '.join(known)}")
+    values = {key: _checked(key, value, f"{path}: {key}") for key, value in data.items()}
+    for key, value in overrides.items():
+        if value is not None:
+            values[key] = _checked(key, value, _OPTIONS[key])
+    return BatchSpec(**values, source=source)
+
+
+class _Refused(RuntimeError):
+    """The queue refused a job: recorded for the one-line message, so not logged again."""
+
+
+def _not_refused(record: logging.LogRecord) -> bool:
+    """A logging filter: drops the tracebacks of refused jobs that tornado's and dask's event
+    loops log (the run reports the refusal once, in its error line)."""
+    return not (record.exc_info and isinstance(record.exc_info[1], _Refused))
+
+
+# The loggers through which a refused job's exception surfaces.
+_LOOP_LOGGERS = ("tornado.application", "asyncio", "distributed.deploy.spec",
+                 "distributed.deploy.adaptive", "distributed.deploy.adaptive_core")  # fmt: skip
+
+
+def _jobqueue_cluster(spec: BatchSpec, name: str, failures: list[str]):
+    """dask-jobqueue's cluster for ``spec``, its jobs named ``name``; a submission that fails
+    appends the queue system's error to ``failures``."""
+    ctrl_c = signal.getsignal(signal.SIGINT)
+    try:
+        import dask_jobqueue
+    except ImportError:
+        raise InputError(
+            f"--cluster {spec.source}: needs dask-jobqueue; pip install 'riskengine[cluster]'"
+        ) from None
+    if threading.current_thread() is threading.main_thread():
+        # Importing dask_jobqueue (its runner module) makes Ctrl-C a silent sys.exit(): exit
+        # code 0, as if the run had succeeded. Ctrl-C must stay a KeyboardInterrupt.
+        signal.signal(signal.SIGINT, ctrl_c)
+    cluster_class = getattr(dask_jobqueue, BATCH_KINDS[spec.kind])
+
+    class RecordingJob(cluster_class.job_cls):
+        async def _submit_job(self, script_filename):
+            try:
+                return await super()._submit_job(script_filename)
+            except RuntimeError as exc:  # the command's output, after "stderr:"
+                said = str(exc).split("stderr:", 1)[-1].strip().splitlines()
+                failures.append(said[-1] if said else str(exc).splitlines()[0])
+                raise _Refused(failures[-1]) from None
+
+    cache = [] if spec.numba_cache is None else [
+        f"mkdir -p {shlex.quote(os.path.expanduser(spec.numba_cache))}",
+        f"export NUMBA_CACHE_DIR={shlex.quote(os.path.expanduser(spec.numba_cache))}",
+    ]  # fmt: skip
+    kwargs = {
+        "job_cls": RecordingJob,
+        "cores": spec.cores,
+        # One single-threaded worker process per core: the engine runs one block per worker
+        # thread on one core (numba's own threads are set to 1 inside a block).
+        "processes": spec.cores,
+        "memory": spec.memory,
+        "walltime": spec.walltime,
+        "queue": spec.queue,
+        "project" if spec.kind == "lsf" else "account": spec.account,
+        "interface": spec.interface,
+        "job_name": name,
+        "python": spec.python or sys.executable,
+        "job_script_prologue": [*cache, "export OMP_NUM_THREADS=1", *spec.prologue],
+        "job_extra_directives": list(spec.job_extra),
+        "log_directory": os.path.expanduser(spec.log_directory) if spec.log_directory else None,
+    }
+    if spec.host is not None:
+        kwargs["scheduler_options"] = {"host": spec.host}
+    return cluster_class(**kwargs)
+
+
+def job_script(spec: BatchSpec) -> str:
+    """The job script :func:`batch_cluster` would submit for ``spec`` (to check it first)."""
+    with _jobqueue_cluster(spec, "riskengine", []) as cluster:
+        return cluster.job_script()
+
+
+def _cancel_by_name(kind: str, name: str) -> None:
+    """Cancel every job named ``name`` (quietly: none may be left)."""
+    subprocess.run(
+        _CANCEL_BY_NAME[kind].format(name=name),
+        shell=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=60,
+        check=False,
+    )
+
+
+def _watch(kind: str, name: str) -> subprocess.Popen:
+    """A process, in a session of its own (so that Ctrl-C and a kill of this process group do
+    not reach it), that cancels the jobs named ``name`` once this process has ended."""
+    script = (
+        f"trap '' INT HUP; while kill -0 {os.getpid()} 2>/dev/null; do sleep 1; done; "
+        + _CANCEL_BY_NAME[kind].format(name=name)
+    )
+    return subprocess.Popen(
+        ["sh", "-c", script],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def _waiting(kind: str, name: str) -> str:
+    """Why no job of ``name`` has started a worker, in a few words."""
+    if kind not in _QUEUE_STATE:
+        return "no job started"
+    try:
+        listed = subprocess.run(
+            _QUEUE_STATE[kind].format(name=name),
+            shell=True,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        ).stdout.split()
+    except subprocess.TimeoutExpired:
+        return "the queue did not answer"
+    jobs = [" ".join(listed[i : i + 3]) for i in range(0, len(listed) - 2, 3)]
+    return "jobs " + "; ".join(jobs) if jobs else "no job is queued"
+
+
+@contextlib.contextmanager
+def batch_cluster(
+    cluster: BatchSpec | str | Path, start_timeout: float | None = None, **overrides: object
+) -> Iterator[object]:
+    """A ``distributed.Client`` whose workers run as batch jobs (SLURM, PBS, LSF).
+
+    The scheduler runs in this process; the cluster adapts between one job and ``spec.jobs``
+    to the work queued (the blocks left), and every job is cancelled on the way out: on
+    success, on an error, on Ctrl-C, and, through a watcher process, when this process is
+    killed. Use it around :func:`riskengine.simulate` (or ``study``, ``counterfactual``)::
+
+        with batch_cluster("slurm", jobs=16, cores=32, queue="compute") as client:
+            rk.simulate(model, 10**8, seed=1, store="/scratch/run.zarr", client=client,
+                        resolution="year")
+
+    Parameters
+    ----------
+    cluster : BatchSpec, str or Path
+        A spec, or a built-in config name or YAML file for :func:`batch_spec`.
+    start_timeout : float, optional
+        Seconds to wait for the first job to start a worker (default :data:`START_SECONDS`, or
+        ``$RISKENGINE_START_SECONDS``).
+    **overrides
+        ``jobs``, ``cores``, ``memory``, ``walltime``, ``queue``, for :func:`batch_spec`.
+
+    Raises
+    ------
+    InputError
+        A bad config; dask-jobqueue missing; the queue refused the job; or no job started a
+        worker within ``start_timeout`` (a full or closed queue): the message says what the
+        queue says, and every job is cancelled.
+    """
+    from distributed import Client
+
+    spec = cluster if isinstance(cluster, BatchSpec) else batch_spec(cluster, **overrides)
+    start_timeout = start_timeout or _seconds("RISKENGINE_START_SECONDS", START_SECONDS)
+    # A unique name: the watcher cancels by it, and it tells this run's jobs from others.
+    name = f"rk-{secrets.token_hex(4)}"
+    failures: list[str] = []
+    for logger in _LOOP_LOGGERS:
+        logging.getLogger(logger).addFilter(_not_refused)
+    with warnings.catch_warnings():  # a busy 8787 only moves the dashboard: its link says where
+        warnings.filterwarnings("ignore", "Port .* is already in use", UserWarning)
+        jobs = _jobqueue_cluster(spec, name, failures)
+    watcher = _watch(spec.kind, name)
+    try:
+        with Client(jobs) as client:
+            jobs.adapt(minimum_jobs=1, maximum_jobs=spec.jobs)
+            deadline = time.monotonic() + start_timeout
+            while not client.scheduler_info()["workers"]:
+                if failures:
+                    raise InputError(
+                        f"--cluster {spec.source}: the queue refused the job ({failures[-1]}); "
+                        "check --queue and the config's settings"
+                    )
+                if time.monotonic() > deadline:
+                    raise InputError(
+                        f"--cluster {spec.source}: no {spec.kind} job started a worker within "
+                        f"{start_timeout:g} s ({_waiting(spec.kind, name)}); check --queue and "
+                        "the queue's limits, or raise RISKENGINE_START_SECONDS"
+                    )
+                time.sleep(0.25)
+            yield client
+    finally:
+        try:
+            jobs.close()
+        except Exception:  # a job the queue refused leaves the cluster unable to close cleanly
+            logging.getLogger(__name__).debug("closing the batch cluster", exc_info=True)
+        _cancel_by_name(spec.kind, name)
+        watcher.kill()
+        watcher.wait()
+        for logger in _LOOP_LOGGERS:
+            logging.getLogger(logger).removeFilter(_not_refused)

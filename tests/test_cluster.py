@@ -3,16 +3,16 @@ started from the dask command line on 127.0.0.1; a worker killed in the middle o
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from cubes import BACKEND, assert_bitwise_equal, done_flags
-from dask_procs import dask_cluster, riskengine, wait_for
+from dask_procs import BIN, dask_cluster, riskengine, wait_for
 
 import riskengine as rk
+from riskengine.cluster import batch_spec
 from riskengine.store import read_run
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(300)]
@@ -90,15 +90,55 @@ def test_a_worker_killed_mid_run_leaves_a_complete_identical_cube(truce_collapse
     assert_bitwise_equal(rk.open_run(store), expected)
 
 
-def test_slurm_example_starts_one_single_threaded_worker_per_core():
+def test_job_script_starts_one_single_threaded_worker_per_core():
     pytest.importorskip("dask_jobqueue")
-    slurm = Path(__file__).parents[1] / "configs" / "cluster" / "slurm.py"
     done = subprocess.run(
-        [sys.executable, slurm, "--print-job-script", "--cores", "8", "--memory", "16GB"],
+        [BIN / "riskengine", "job-script", "--cluster", "slurm", "--cores", "8", "--memory",
+         "16GB", "--queue", "compute"],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     script = done.stdout
-    assert "#SBATCH --cpus-per-task=8" in script
+    assert "#SBATCH --cpus-per-task=8" in script and "#SBATCH -p compute" in script
     assert "--nthreads 1" in script and "--nworkers 8" in script
-    assert "export NUMBA_CACHE_DIR=" in script
+    assert "export OMP_NUM_THREADS=1" in script
+    # The workers run the client's Python (riskengine's environment), one process per core.
+    assert re.search(rf"^{re.escape(str(BIN))}/python\S* -m distributed.cli.dask_worker ", script,
+                     flags=re.M)  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", ["slurm", "pbs", "lsf"])
+def test_every_builtin_cluster_config_is_valid(kind):
+    spec = batch_spec(kind, jobs=3)
+    assert spec.kind == kind and spec.jobs == 3 and spec.cores == 32
+
+
+@pytest.mark.parametrize(
+    ("config", "options", "says"),
+    [
+        ("kind: slurm\nnodes: 3\n", [], r"slurm\.yaml: unknown key 'nodes'; the keys are kind, "),
+        ("kind: slurm\nmemory: lots\n", [], r"slurm\.yaml: memory 'lots': give an amount"),
+        ("kind: sge\n", [], r"slurm\.yaml: kind 'sge': give one of slurm, pbs, lsf"),
+        ("cores: 4\n", [], r"slurm\.yaml: not a cluster config \(a mapping with kind: "),
+        ('kind: slurm\nprologue: ["a\\nb"]\n', [], r"prologue \['a\\nb'\]: give a list of one"),
+        ("kind: slurm\n", ["--jobs", "0"], r"--jobs 0: give a whole number from 1"),
+        ("kind: slurm\n", ["--walltime", "2h; rm"], r"--walltime '2h; rm': give one word"),
+        ("kind: slurm\n", ["--workers", "1"], r"--workers and --cluster exclude each other"),
+        (None, ["--jobs", "2"], r"--jobs sizes the jobs of --cluster; add --cluster slurm"),
+    ],
+)
+def test_a_bad_cluster_config_is_one_line_and_exit_2(tmp_path, config, options, says):
+    """Refused before anything starts: no job is submitted, no store is made."""
+    cluster = []
+    if config is not None:
+        (tmp_path / "slurm.yaml").write_text(config)
+        cluster = ["--cluster", tmp_path / "slurm.yaml"]
+    done = subprocess.run(
+        [BIN / "riskengine", "run", "truce_collapse", "--paths", "10", "--out",
+         tmp_path / "run.zarr", *cluster, *options],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert re.search(says, done.stderr), done.stderr
+    assert not (tmp_path / "run.zarr").exists()
