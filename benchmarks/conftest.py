@@ -2,7 +2,9 @@
 
 With benchmarks disabled (the project's default, and CI), every benchmark runs its work once at
 a small size, as a smoke test that keeps the suite from rotting; with ``--benchmark-enable`` it
-runs at full size and pytest-benchmark times it.
+runs at full size and pytest-benchmark times it, in one process: the project's ``-n auto``
+(pytest-xdist, pyproject.toml) then starts no workers, since pytest-benchmark times nothing
+under xdist and timings must not share the cores with other tests.
 """
 
 from __future__ import annotations
@@ -15,6 +17,15 @@ import pytest
 from riskengine.compile import CompiledModel
 
 
+def _timing(config: pytest.Config) -> bool:
+    return config.getoption("benchmark_enable") or not config.getoption("benchmark_disable")
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """``-n auto``: no workers when benchmarks are timed; else xdist's own count."""
+    return 0 if _timing(config) else None
+
+
 @pytest.fixture(scope="session")
 def model() -> CompiledModel:
     """The default economy: 84 nodes, 4 channels, 60 months."""
@@ -25,8 +36,7 @@ def model() -> CompiledModel:
 def timing(request) -> bool:
     """Whether pytest-benchmark times this session (``--benchmark-enable`` overrides the
     ``--benchmark-disable`` of the project's pytest options)."""
-    config = request.config
-    return config.getoption("benchmark_enable") or not config.getoption("benchmark_disable")
+    return _timing(request.config)
 
 
 @pytest.fixture(scope="session")

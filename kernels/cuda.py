@@ -126,6 +126,10 @@ def kernel_function(C: int, N: int, F: int, R: int, K: int, shared: int):
 
 
 _lock = threading.Lock()
+# One block on the device at a time in a process: the threaded scheduler's threads would
+# otherwise interleave their launches and transfers on the one device of the process (numba's
+# simulator refuses that with an AssertionError; a GPU would only share itself among them).
+_device = threading.Lock()
 _kernels: dict[tuple[int, int, int, int, int, int], object] = {}
 
 
@@ -152,6 +156,11 @@ def run_block_into(
     """Compute paths ``[p0, p1)`` on the GPU into ``out`` (arrays checked by the caller),
     ``year_q`` (each path's mean output loss per year and node, for the credit stage) and
     ``log_weight`` (each path's log likelihood ratio under the model's tilt)."""
+    with _device:
+        _run_block_into(km, seed, p0, p1, period_of_month, out, year_q, log_weight)
+
+
+def _run_block_into(km, seed, p0, p1, period_of_month, out, year_q, log_weight) -> None:
     k0, k1 = rng.split_seed(seed)
     n_paths = p1 - p0
     device_model = KernelModel(*(cuda.to_device(v) if isinstance(v, np.ndarray) else v for v in km))

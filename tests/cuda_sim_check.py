@@ -52,6 +52,13 @@ def main() -> None:
         assert_block_equal(kernel, simulate_block(model, SEED, 0, 2, "quarter"))
         print(f"{shared} matrices in shared memory: CUDA (simulator) equals reference", flush=True)
     cuda_kernel.SHARED_BYTES = default
+    # The engine on the threaded scheduler: 4 blocks on 2 threads share the process's device,
+    # one block at a time, and give the CPU kernel's cube.
+    blocks = rk.simulate(model, 8, SEED, backend="cuda", block_paths=2, resolution="horizon")
+    cpu = rk.simulate(model, 8, SEED, backend="cpu", block_paths=8, resolution="horizon")
+    for name in ("loss", "loss_total", "value_added_loss_total", "credit_loss", "weight"):
+        np.testing.assert_allclose(blocks[name].values, cpu[name].values, rtol=1e-5, atol=1e-6)
+    print("engine, 4 blocks on the threaded scheduler: CUDA (simulator) equals CPU", flush=True)
 
 
 if __name__ == "__main__":

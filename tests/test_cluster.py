@@ -66,7 +66,7 @@ def test_scheduler_and_workers_from_the_dask_cli_give_the_threaded_cube(
 
 
 def test_a_worker_killed_mid_run_leaves_a_complete_identical_cube(truce_collapse, tmp_path):
-    paths, block_paths = 8000, 25
+    paths, block_paths = 8000, 50
     store = tmp_path / "run.zarr"
     with dask_cluster(tmp_path) as cluster:
         run = riskengine(

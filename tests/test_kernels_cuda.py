@@ -44,6 +44,9 @@ def test_cuda_kernel_in_simulator_equals_reference_for_every_scenario():
         assert f"{shared} matrices in shared memory: CUDA (simulator) equals reference" in (
             result.stdout
         )
+    assert "engine, 4 blocks on the threaded scheduler: CUDA (simulator) equals CPU" in (
+        result.stdout
+    )
 
 
 def test_gpu_check_script_runs_in_simulator():

@@ -27,8 +27,8 @@ from riskengine.store import read_run
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(300)]
 
 SEED = 5
-# Long enough that a kill lands mid-run: 120 blocks of 25 paths at horizon resolution.
-LONG = ("--paths", 3000, "--block-paths", 25, "--resolution", "horizon", "--seed", SEED,
+# Long enough that a kill lands mid-run: 60 blocks of 50 paths at horizon resolution.
+LONG = ("--paths", 3000, "--block-paths", 50, "--resolution", "horizon", "--seed", SEED,
         "--backend", BACKEND)  # fmt: skip
 
 
@@ -104,7 +104,7 @@ def test_a_cancelled_worker_job_leaves_a_complete_identical_cube(slurm, truce_co
     finally:
         run.kill()
     assert code == 0, err
-    assert done_at_cancel < 120  # the job was cancelled in the middle of the run
+    assert done_at_cancel < 60  # the job was cancelled in the middle of the run
     assert read_run(store).done.all()
     assert_bitwise_equal(rk.open_run(store), _local(truce_collapse))
 
