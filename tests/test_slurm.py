@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 import re
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -125,6 +127,31 @@ def test_a_killed_client_leaves_no_job_and_resume_finishes(slurm, truce_collapse
     code, _, err = _finished(_run(slurm, tmp_path, store, *LONG, "--resume"))
     assert code == 0, err
     assert_bitwise_equal(rk.open_run(store), _local(truce_collapse))
+
+
+def test_workers_end_by_themselves_when_client_and_watcher_are_killed(slurm, tmp_path):
+    """Inside a batch job SLURM kills the watcher along with the client: the worker jobs then
+    end by themselves (a dask worker exits once it loses its scheduler)."""
+    client = tmp_path / "client.py"
+    client.write_text(
+        "import time\nfrom riskengine.cluster import batch_cluster\n"
+        f"with batch_cluster({str(slurm.config(tmp_path))!r}, jobs=1):\n"
+        "    print('up', flush=True)\n    time.sleep(600)\n"
+    )
+    proc = subprocess.Popen([sys.executable, client], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, **slurm.env})  # fmt: skip
+    try:
+        assert proc.stdout.readline().strip() == "up"
+        assert [state for _, state, _ in slurm.jobs()] == ["RUNNING"]
+        found = subprocess.run(["pgrep", "-f", f"kill -0 {proc.pid} "], capture_output=True,
+                               text=True, check=True)  # fmt: skip
+        for pid in found.stdout.split():
+            os.kill(int(pid), signal.SIGKILL)
+        proc.kill()
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+    wait_for(lambda: not slurm.jobs(), 30, "the orphaned workers to end", poll=0.2)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
