@@ -33,6 +33,7 @@ __all__ = [
     "SHARED_BYTES",
     "THREADS_PER_BLOCK",
     "available",
+    "compile_ptx_for",
     "kernel_function",
     "run_block_into",
     "shared_matrices",
@@ -173,3 +174,39 @@ def _run_block_into(km, seed, p0, p1, period_of_month, out, year_q, log_weight) 
     )
     for host, values in zip(host_out, device_out, strict=True):
         values.copy_to_host(host)
+
+
+def compile_ptx_for(model, cc: tuple[int, int] = (9, 0), shared: int | None = None) -> str:
+    """The PTX of ``model``'s kernel for compute capability ``cc``, compiled without a GPU (NVVM
+    from the ``cuda`` extra): a type check the simulator never does, and the input of ``ptxas``
+    (``benchmarks/ptxas_report.py``). ``shared``: matrices in shared memory (default: what
+    fits, :func:`shared_matrices`).
+
+    ``model`` is a :class:`riskengine.compile.CompiledModel`; the kernel is typed for a
+    quarterly block of 2 paths (the types, not the sizes, decide the code).
+    """
+    from unittest import mock
+
+    from numba import typeof
+    from numba.cuda import dispatcher
+
+    from riskengine.backends import block_arrays
+    from riskengine.kernels.credit import years
+    from riskengine.kernels.layout import kernel_model
+    from riskengine.schema import periods
+
+    km = kernel_model(model.arrays)
+    C, N = km.exposure.shape
+    F, R, K = km.factor_loadings.shape[1], km.n_regions, km.exposure_channel.shape[0]
+    out = block_arrays(model, 2, 20)
+    period_of_month = periods(model.start, model.horizon, "quarter")[0]
+    names = ("loss", "severity", "tension", "loss_total", "value_added_loss_total")
+    args = (km, *rng.split_seed(1), 0, 2, period_of_month, *(out[n] for n in names),
+            np.empty((2, years(model.horizon), N), np.float32), np.empty(2))  # fmt: skip
+    fn = kernel_function(C, N, F, R, K, shared_matrices(N) if shared is None else shared)
+    # Device functions are compiled for the current device's compute capability; with no device,
+    # name the target instead.
+    target = mock.Mock(compute_capability=cc)
+    with mock.patch.object(dispatcher, "get_current_device", lambda: target):
+        ptx, _ = cuda.compile_ptx(fn, tuple(typeof(a) for a in args), cc=cc)
+    return ptx

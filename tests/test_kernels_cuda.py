@@ -11,17 +11,10 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
-import numpy as np
 import pytest
 
 import riskengine as rk
-from riskengine.backends import block_arrays
-from riskengine.kernels import rng
-from riskengine.kernels.credit import years
-from riskengine.kernels.layout import kernel_model
-from riskengine.schema import periods
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent
@@ -68,38 +61,36 @@ def _nvvm_missing() -> str | None:
 
 
 @pytest.mark.parametrize("shared", [0, 1])
-def test_cuda_kernel_compiles_for_compute_90(truce_collapse, shared, monkeypatch):
+def test_cuda_kernel_compiles_for_compute_90(truce_collapse, shared):
     """Type-checks and compiles for a real target; the simulator would accept anything."""
     reason = _nvvm_missing()
     if reason:
         pytest.skip(reason)
-    from numba import cuda, typeof
-    from numba.cuda import dispatcher
+    from riskengine.kernels.cuda import compile_ptx_for
 
-    # Device functions are compiled for the current device's compute capability; with no device
-    # here, name the same target as compile_ptx below.
-    monkeypatch.setattr(
-        dispatcher, "get_current_device", lambda: SimpleNamespace(compute_capability=(9, 0))
-    )
-
-    from riskengine.kernels.cuda import kernel_function
-
-    km = kernel_model(truce_collapse.arrays)
-    C, N = km.exposure.shape
-    out = block_arrays(truce_collapse, 2, 20)
-    period_of_month = periods(truce_collapse.start, truce_collapse.horizon, "quarter")[0]
-    args = (km, *rng.split_seed(1), 0, 2, period_of_month)
-    names = ("loss", "severity", "tension", "loss_total", "value_added_loss_total")
-    year_q = np.empty((2, years(truce_collapse.horizon), N), np.float32)
-    log_weight = np.empty(2)  # each path's log likelihood ratio under a tilt (model.md 8)
-    args += (*(out[n] for n in names), year_q, log_weight)
-    signature = tuple(typeof(a) for a in args)
-    F, R, K = km.factor_loadings.shape[1], km.n_regions, km.exposure_channel.shape[0]
-    fn = kernel_function(C, N, F, R, K, shared)
-    ptx, _ = cuda.compile_ptx(fn, signature, cc=(9, 0))
+    ptx = compile_ptx_for(truce_collapse, (9, 0), shared)
     assert ".target sm_90" in ptx
     # each shared matrix is one static shared declaration of N x N float32
+    N = len(truce_collapse.sectors) * len(truce_collapse.regions)
     assert len(re.findall(rf"\.shared .*\[{4 * N * N}\]", ptx)) == shared
+
+
+def test_ptxas_report_for_compute_90():
+    """benchmarks/ptxas_report.py: ptxas's resources of the sm_90 kernel and their occupancy."""
+    reason = _nvvm_missing()
+    if reason:
+        pytest.skip(reason)
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "ptxas_report.py")],
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    registers = int(re.search(r"registers per thread: (\d+)", out).group(1))
+    assert 0 < registers <= 255
+    assert re.search(r"spill stores / loads: \d+ / \d+ bytes", out)
+    # the default economy (N = 84) keeps W in shared memory: 84 x 84 float32
+    assert "shared memory per block: 28224 bytes" in out
+    blocks = re.search(r"-> (\d+) blocks, (\d+) of 64 warps", out)
+    assert int(blocks.group(2)) == int(blocks.group(1)) * 4  # 128 threads: 4 warps a block
 
 
 def test_shared_memory_holds_what_fits():
