@@ -424,7 +424,8 @@ def _jobqueue_cluster(spec: BatchSpec, name: str, failures: list[str]):
 
 
 def job_script(spec: BatchSpec) -> str:
-    """The job script :func:`batch_cluster` would submit for ``spec`` (to check it first)."""
+    """The job script :func:`batch_cluster` submits for ``spec``, to check it first (the job
+    name here is ``riskengine``; a run names its jobs ``rk-`` and a token)."""
     with _jobqueue_cluster(spec, "riskengine", []) as cluster:
         return cluster.job_script()
 
