@@ -179,13 +179,25 @@ def _run_block_into(km, seed, p0, p1, period_of_month, out, year_q, log_weight) 
 def compile_ptx_for(model, cc: tuple[int, int] = (9, 0), shared: int | None = None) -> str:
     """The PTX of ``model``'s kernel for compute capability ``cc``, compiled without a GPU (NVVM
     from the ``cuda`` extra): a type check the simulator never does, and the input of ``ptxas``
-    (``benchmarks/ptxas_report.py``). ``shared``: matrices in shared memory (default: what
-    fits, :func:`shared_matrices`).
+    (``benchmarks/ptxas_report.py``).
 
-    ``model`` is a :class:`riskengine.compile.CompiledModel`; the kernel is typed for a
-    quarterly block of 2 paths (the types, not the sizes, decide the code).
+    Parameters
+    ----------
+    model : riskengine.compile.CompiledModel
+        The model whose kernel to compile; it is typed for a quarterly block of 2 paths (the
+        types, not the sizes, decide the code).
+    cc : tuple of int
+        The compute capability, ``(9, 0)`` for an H100 or H200.
+    shared : int, optional
+        How many of the model's matrices to keep in shared memory (default: as many as fit,
+        :func:`shared_matrices`).
+
+    Returns
+    -------
+    str
+        The PTX, for ``ptxas -arch sm_XY``.
     """
-    from unittest import mock
+    from types import SimpleNamespace
 
     from numba import typeof
     from numba.cuda import dispatcher
@@ -204,9 +216,13 @@ def compile_ptx_for(model, cc: tuple[int, int] = (9, 0), shared: int | None = No
     args = (km, *rng.split_seed(1), 0, 2, period_of_month, *(out[n] for n in names),
             np.empty((2, years(model.horizon), N), np.float32), np.empty(2))  # fmt: skip
     fn = kernel_function(C, N, F, R, K, shared_matrices(N) if shared is None else shared)
-    # Device functions are compiled for the current device's compute capability; with no device,
-    # name the target instead.
-    target = mock.Mock(compute_capability=cc)
-    with mock.patch.object(dispatcher, "get_current_device", lambda: target):
+    # numba-cuda compiles the device functions a kernel calls for the current device's compute
+    # capability, even under compile_ptx(cc=...): with no device there is none to ask, so for
+    # this one call the "current device" is a stand-in that answers ``cc``.
+    current_device = dispatcher.get_current_device
+    dispatcher.get_current_device = lambda: SimpleNamespace(compute_capability=cc)
+    try:
         ptx, _ = cuda.compile_ptx(fn, tuple(typeof(a) for a in args), cc=cc)
+    finally:
+        dispatcher.get_current_device = current_device
     return ptx

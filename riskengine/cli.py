@@ -226,6 +226,31 @@ def _placement(
     return contextlib.nullcontext
 
 
+def _refuse_before_starting(
+    out: str,
+    paths: int,
+    seed: int,
+    resolution: str,
+    backend: str,
+    block_paths: int | None,
+    *,
+    resume: bool,
+    overwrite: bool,
+    what: str = "run",
+) -> None:
+    """The arguments' and the store's checks, before the model compiles and before a cluster's
+    jobs are submitted (the run, study or comparison checks again once it has them)."""
+    from riskengine.counterfactual import is_comparison
+    from riskengine.engine import _check_args
+    from riskengine.store import check_out, is_store
+    from riskengine.study_store import is_study
+
+    _check_args(paths, seed, resolution, backend, block_paths)
+    is_mine = {"run": is_store, "study": is_study, "comparison": is_comparison}[what]
+    check_out(Path(out).absolute(), is_mine, resume=resume, overwrite=overwrite, what=what,
+              resumable=what != "comparison")  # fmt: skip
+
+
 @contextlib.contextmanager
 def _on_batch_jobs(spec):
     """:func:`riskengine.cluster.batch_cluster`, saying where its dashboard is once it is up."""
@@ -286,12 +311,12 @@ def run(
     """Simulate a scenario into a zarr cube, block by block on dask."""
     where = _placement(workers, scheduler, cluster, jobs=jobs, cores=cores, memory=memory,
                        walltime=walltime, queue=queue)  # fmt: skip
+    _refuse_before_starting(out, paths, seed, resolution, backend, block_paths, resume=resume,
+                            overwrite=overwrite)  # fmt: skip
     model = compile_model(load_scenario(scenario), portfolio=portfolio, capital=capital)
     if tilt is not None:
-        from riskengine.engine import _check_args
         from riskengine.tilt import tilted
 
-        _check_args(paths, seed, resolution, backend, block_paths)  # before the pilots run
         console.print(f"choosing the tilt ({tilt}) ...", markup=False)
         model = tilted(model, tilt, tilt_level, tilt_measure, seed, backend)
     progress = _RunProgress(
@@ -433,6 +458,8 @@ def study(
 
     where = _placement(workers, scheduler, cluster, jobs=jobs, cores=cores, memory=memory,
                        walltime=walltime, queue=queue)  # fmt: skip
+    _refuse_before_starting(out, paths, seed, "horizon", backend, block_paths, resume=resume,
+                            overwrite=overwrite, what="study")  # fmt: skip
     plan = plan_study(scenario, samples, design_method=design, seed=seed, exposure=exposure)
     progress = _RunProgress(
         lambda: (
@@ -486,6 +513,8 @@ def compare(
 
     where = _placement(workers, scheduler, cluster, jobs=jobs, cores=cores, memory=memory,
                        walltime=walltime, queue=queue)  # fmt: skip
+    _refuse_before_starting(out, paths, seed, "horizon", backend, block_paths, resume=False,
+                            overwrite=overwrite, what="comparison")  # fmt: skip
     channels = [c.strip() for c in off.split(",") if c.strip()]
     base = compile_model(load_scenario(scenario))
     progress = _RunProgress(

@@ -25,6 +25,7 @@ import re
 import secrets
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -212,13 +213,21 @@ _OPTIONS = {
 }
 # Values that go into a job script unquoted: one word, no quotes, no line breaks.
 _WORD = re.compile(r"[A-Za-z0-9_.:@+/~=,%-]+")
-_MEMORY = re.compile(r"\d+(\.\d+)?\s*([kKMGTP]i?)?B")
-_WALLTIME = re.compile(r"(\d+-)?\d+(:\d\d){0,2}")
+_MEMORY = re.compile(r"\d+(\.\d+)?([kKmMgGtTpP]i?B?|B)")
+# Time limits as each queue system writes them (LSF's -W is [hours:]minutes).
+_WALLTIME = {
+    "slurm": (re.compile(r"(\d+-)?\d+(:\d\d){0,2}"), "02:00:00"),
+    "pbs": (re.compile(r"\d+(:\d\d){0,2}"), "02:00:00"),
+    "lsf": (re.compile(r"(\d+:)?\d+"), "02:00 (hours:minutes)"),
+}
 
 
 @dataclasses.dataclass(frozen=True)
 class BatchSpec:
     """The worker jobs of a batch cluster: what :func:`batch_cluster` submits.
+
+    Made by :func:`batch_spec` from a config file, which checks every value; the defaults are
+    the built-in configs' (``configs/cluster/slurm.yaml``, ``pbs.yaml``, ``lsf.yaml``).
 
     Parameters
     ----------
@@ -232,7 +241,8 @@ class BatchSpec:
     memory : str
         Memory per job (``120GB``), shared by its workers.
     walltime : str
-        Time limit per job (``02:00:00``; ``HH:MM`` for LSF).
+        Time limit per job as the queue system writes it (``02:00:00``; LSF: ``02:00``, hours
+        and minutes).
     queue, account : str or None
         Partition or queue, and the account (LSF: project) to charge; None: the system's
         default.
@@ -261,19 +271,19 @@ class BatchSpec:
     """
 
     kind: str
-    jobs: int = 4
-    cores: int = 32
-    memory: str = "120GB"
-    walltime: str = "02:00:00"
-    queue: str | None = None
-    account: str | None = None
-    interface: str | None = None
-    host: str | None = None
-    log_directory: str | None = None
-    numba_cache: str | None = None
-    python: str | None = None
-    job_extra: tuple[str, ...] = ()
-    prologue: tuple[str, ...] = ()
+    jobs: int
+    cores: int
+    memory: str
+    walltime: str
+    queue: str | None
+    account: str | None
+    interface: str | None
+    host: str | None
+    log_directory: str | None
+    numba_cache: str | None
+    python: str | None
+    job_extra: tuple[str, ...]
+    prologue: tuple[str, ...]
     source: str = ""
 
 
@@ -288,8 +298,14 @@ def builtin_batch_configs() -> dict[str, Path]:
     }
 
 
-def _checked(key: str, value: object, where: str) -> object:
-    """``value`` of the setting ``key`` as :class:`BatchSpec` holds it, or InputError."""
+def _checked(key: str, value: object, where: str, kind: str) -> object:
+    """``value`` of the setting ``key`` (for a ``kind`` cluster) as :class:`BatchSpec` holds it.
+
+    Raises
+    ------
+    InputError
+        A bad value; the message starts with ``where`` (the file and key, or the option).
+    """
 
     def refuse(fix: str) -> InputError:
         return InputError(f"{where} {value!r}: {fix}")
@@ -311,16 +327,44 @@ def _checked(key: str, value: object, where: str) -> object:
         raise refuse("give one word (no spaces, quotes or line breaks)")
     elif key == "memory" and not _MEMORY.fullmatch(value):
         raise refuse("give an amount such as 120GB")
-    elif key == "walltime" and not _WALLTIME.fullmatch(value):
-        raise refuse("give a time limit such as 02:00:00")
+    elif key == "walltime" and not _WALLTIME[kind][0].fullmatch(value):
+        raise refuse(f"give a {kind} time limit such as {_WALLTIME[kind][1]}")
     return value
 
 
+def _config(path: Path) -> dict:
+    """The settings in the cluster config file ``path``, by key, unchecked."""
+    text, _ = read_text(path, InputError, "a cluster config (YAML)")
+    data = parse_yaml(text, path, InputError)
+    if not isinstance(data, dict) or "kind" not in data:
+        raise InputError(
+            f"{path}: not a cluster config (a mapping with kind: {'|'.join(BATCH_KINDS)}); see "
+            "configs/cluster/slurm.yaml"
+        )
+    known = [f.name for f in dataclasses.fields(BatchSpec) if f.name != "source"]
+    for key in data:
+        if key not in known:
+            raise InputError(f"{path}: unknown key {key!r}; the keys are {', '.join(known)}")
+    return data
+
+
 def batch_spec(cluster: str | Path, **overrides: object) -> BatchSpec:
-    """The worker jobs of ``cluster``, a built-in config (``slurm``, ``pbs``, ``lsf``: the files
-    in ``configs/cluster``) or a YAML file of :class:`BatchSpec`'s fields (``kind`` required),
-    with ``overrides`` on top (``jobs``, ``cores``, ``memory``, ``walltime``, ``queue``; None
-    keeps the config's).
+    """The worker jobs of a batch cluster, from a config and the command line's options.
+
+    Parameters
+    ----------
+    cluster : str or Path
+        A built-in config (``slurm``, ``pbs``, ``lsf``: the files in ``configs/cluster``) or a
+        YAML file of :class:`BatchSpec`'s fields. ``kind`` is required; the keys a file leaves
+        out take the built-in config of its kind's values.
+    **overrides
+        ``jobs``, ``cores``, ``memory``, ``walltime``, ``queue``: the options ``--jobs`` ...
+        ``--queue``; None keeps the config's value.
+
+    Returns
+    -------
+    BatchSpec
+        Every value checked.
 
     Raises
     ------
@@ -339,21 +383,14 @@ def batch_spec(cluster: str | Path, **overrides: object) -> BatchSpec:
             f"--cluster {source}: neither {', '.join(builtin)} nor a cluster config file; give "
             "one of those names or a YAML file like configs/cluster/slurm.yaml"
         )
-    text, _ = read_text(path, InputError, "a cluster config (YAML)")
-    data = parse_yaml(text, path, InputError)
-    if not isinstance(data, dict) or "kind" not in data:
-        raise InputError(
-            f"{path}: not a cluster config (a mapping with kind: {'|'.join(BATCH_KINDS)}); see "
-            "configs/cluster/slurm.yaml"
-        )
-    known = [f.name for f in dataclasses.fields(BatchSpec) if f.name != "source"]
-    for key in data:
-        if key not in known:
-            raise InputError(f"{path}: unknown key {key!r}; the keys are {', '.join(known)}")
-    values = {key: _checked(key, value, f"{path}: {key}") for key, value in data.items()}
+    data = _config(path)
+    kind = _checked("kind", data["kind"], f"{path}: kind", "")
+    defaults = _config(builtin[kind])
+    values = {key: _checked(key, data.get(key, defaults[key]), f"{path}: {key}", kind)
+              for key in defaults}  # fmt: skip
     for key, value in overrides.items():
         if value is not None:
-            values[key] = _checked(key, value, _OPTIONS[key])
+            values[key] = _checked(key, value, _OPTIONS[key], kind)
     return BatchSpec(**values, source=source)
 
 
@@ -372,9 +409,72 @@ _LOOP_LOGGERS = ("tornado.application", "asyncio", "distributed.deploy.spec",
                  "distributed.deploy.adaptive", "distributed.deploy.adaptive_core")  # fmt: skip
 
 
-def _jobqueue_cluster(spec: BatchSpec, name: str, failures: list[str]):
-    """dask-jobqueue's cluster for ``spec``, its jobs named ``name``; a submission that fails
-    appends the queue system's error to ``failures``."""
+@contextlib.contextmanager
+def _refusals_unlogged() -> Iterator[None]:
+    """Within: the event loops' loggers drop the tracebacks of refused jobs."""
+    for logger in _LOOP_LOGGERS:
+        logging.getLogger(logger).addFilter(_not_refused)
+    try:
+        yield
+    finally:
+        for logger in _LOOP_LOGGERS:
+            logging.getLogger(logger).removeFilter(_not_refused)
+
+
+def _restore_ctrl_c(before: object) -> None:
+    """Undo dask_jobqueue's SIGINT handler: importing its runner module makes Ctrl-C a silent
+    ``sys.exit()`` (exit code 0, as if the run had succeeded). Ctrl-C must stay a
+    KeyboardInterrupt, also when something else imported dask_jobqueue first."""
+    if threading.current_thread() is not threading.main_thread():
+        return  # only the main thread may set handlers (and it holds the one that matters)
+    for handler in (signal.getsignal(signal.SIGINT), before):
+        if getattr(handler, "__module__", "") == "dask_jobqueue.runner":
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            return
+
+
+def _check_host(spec: BatchSpec) -> None:
+    """The scheduler can listen on ``spec.host`` (distributed would only say "cannot get address
+    of non-running Server")."""
+    if spec.host is None:
+        return
+    try:
+        family = socket.getaddrinfo(spec.host, 0, type=socket.SOCK_STREAM)[0][0]
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.bind((spec.host, 0))
+    except OSError as exc:
+        raise InputError(
+            f"{spec.source}: host {spec.host!r}: the scheduler cannot listen there "
+            f"({exc.strerror or exc}); give an address of this machine, or interface instead"
+        ) from None
+
+
+class _Submissions:
+    """What the queue system said about a run's job submissions: every refusal, for the one-line
+    message while no worker has started; after that, a warning the first time (the run goes on
+    with the workers it has)."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.refusals: list[str] = []
+        self.started = False
+        self._warned = False
+
+    def refused(self, said: str) -> None:
+        self.refusals.append(said)
+        if self.started and not self._warned:
+            self._warned = True
+            logging.getLogger(__name__).warning(
+                "riskengine: the queue refused a further %s worker job (%s); the run goes on "
+                "with the workers it has",
+                self.kind,
+                said,
+            )
+
+
+def _jobqueue_cluster(spec: BatchSpec, name: str, submissions: _Submissions):
+    """dask-jobqueue's cluster for ``spec``, its jobs named ``name``; what the queue system says
+    to a submission that fails goes to ``submissions``."""
     ctrl_c = signal.getsignal(signal.SIGINT)
     try:
         import dask_jobqueue
@@ -382,20 +482,27 @@ def _jobqueue_cluster(spec: BatchSpec, name: str, failures: list[str]):
         raise InputError(
             f"--cluster {spec.source}: needs dask-jobqueue; pip install 'riskengine[cluster]'"
         ) from None
-    if threading.current_thread() is threading.main_thread():
-        # Importing dask_jobqueue (its runner module) makes Ctrl-C a silent sys.exit(): exit
-        # code 0, as if the run had succeeded. Ctrl-C must stay a KeyboardInterrupt.
-        signal.signal(signal.SIGINT, ctrl_c)
+    finally:
+        _restore_ctrl_c(ctrl_c)
+    _check_host(spec)
     cluster_class = getattr(dask_jobqueue, BATCH_KINDS[spec.kind])
 
     class RecordingJob(cluster_class.job_cls):
         async def _submit_job(self, script_filename):
             try:
+                if spec.kind == "lsf":  # dask-jobqueue's own pipes bsub's stderr to /dev/null
+                    command = f"{self.submit_command} < {shlex.quote(script_filename)}"
+                    return await self._call([command], shell=True)
                 return await super()._submit_job(script_filename)
             except RuntimeError as exc:  # the command's output, after "stderr:"
                 said = str(exc).split("stderr:", 1)[-1].strip().splitlines()
-                failures.append(said[-1] if said else str(exc).splitlines()[0])
-                raise _Refused(failures[-1]) from None
+                submissions.refused(said[-1] if said else str(exc).splitlines()[0])
+            except OSError as exc:  # no sbatch (qsub, bsub) here
+                submissions.refused(
+                    f"{self.submit_command.split()[0]}: {exc.strerror or exc}; run on a node "
+                    "that submits jobs (the login node)"
+                )
+            raise _Refused(submissions.refusals[-1])
 
     cache = [] if spec.numba_cache is None else [
         f"mkdir -p {shlex.quote(os.path.expanduser(spec.numba_cache))}",
@@ -420,26 +527,57 @@ def _jobqueue_cluster(spec: BatchSpec, name: str, failures: list[str]):
     }
     if spec.host is not None:
         kwargs["scheduler_options"] = {"host": spec.host}
-    return cluster_class(**kwargs)
+    try:
+        with warnings.catch_warnings():  # a busy 8787 only moves the dashboard: its link says so
+            warnings.filterwarnings("ignore", "Port .* is already in use", UserWarning)
+            return cluster_class(**kwargs)
+    except (RuntimeError, ValueError, OSError) as exc:  # e.g. no such network interface
+        said = str(exc).removeprefix("Cluster failed to start: ").splitlines()[0][:300]
+        raise InputError(
+            f"{spec.source}: the {spec.kind} cluster's scheduler cannot start ({said}); check "
+            "interface and host"
+        ) from None
 
 
 def job_script(spec: BatchSpec) -> str:
-    """The job script :func:`batch_cluster` submits for ``spec``, to check it first (the job
-    name here is ``riskengine``; a run names its jobs ``rk-`` and a token)."""
-    with _jobqueue_cluster(spec, "riskengine", []) as cluster:
+    """The job script :func:`batch_cluster` submits, to check it before a run.
+
+    Parameters
+    ----------
+    spec : BatchSpec
+        The worker jobs, from :func:`batch_spec`.
+
+    Returns
+    -------
+    str
+        The script, with the job name ``riskengine`` (a run names its jobs ``rk-`` and a
+        token, which its watcher cancels by).
+
+    Raises
+    ------
+    InputError
+        dask-jobqueue is missing, or the scheduler cannot start on ``spec``'s interface or host.
+    """
+    with _jobqueue_cluster(spec, "riskengine", _Submissions(spec.kind)) as cluster:
         return cluster.job_script()
 
 
 def _cancel_by_name(kind: str, name: str) -> None:
-    """Cancel every job named ``name`` (quietly: none may be left)."""
-    subprocess.run(
-        _CANCEL_BY_NAME[kind].format(name=name),
-        shell=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        timeout=60,
-        check=False,
-    )
+    """Cancel every job named ``name`` (quietly: none may be left; a queue system that does not
+    answer within a minute is left to the watcher, which tries again once this process ends)."""
+    try:
+        subprocess.run(
+            _CANCEL_BY_NAME[kind].format(name=name),
+            shell=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=60,
+            check=False,
+        )
+    except (subprocess.TimeoutExpired, OSError):
+        logging.getLogger(__name__).warning(
+            "riskengine: cancelling the jobs named %s did not finish in 60 s", name
+        )
 
 
 def _watch(kind: str, name: str) -> subprocess.Popen:
@@ -502,12 +640,18 @@ def batch_cluster(
     **overrides
         ``jobs``, ``cores``, ``memory``, ``walltime``, ``queue``, for :func:`batch_spec`.
 
+    Yields
+    ------
+    distributed.Client
+        A client of the cluster, once its first worker has started.
+
     Raises
     ------
     InputError
-        A bad config; dask-jobqueue missing; the queue refused the job; or no job started a
-        worker within ``start_timeout`` (a full or closed queue): the message says what the
-        queue says, and every job is cancelled.
+        A bad config; dask-jobqueue missing; a scheduler that cannot start on the config's
+        interface or host; the queue refused the job (or has no ``sbatch`` here); or no job
+        started a worker within ``start_timeout`` (a full or closed queue): the message says
+        what the queue says, and every job is cancelled.
     """
     from distributed import Client
 
@@ -515,38 +659,35 @@ def batch_cluster(
     start_timeout = start_timeout or _seconds("RISKENGINE_START_SECONDS", START_SECONDS)
     # A unique name: the watcher cancels by it, and it tells this run's jobs from others.
     name = f"rk-{secrets.token_hex(4)}"
-    failures: list[str] = []
-    for logger in _LOOP_LOGGERS:
-        logging.getLogger(logger).addFilter(_not_refused)
-    with warnings.catch_warnings():  # a busy 8787 only moves the dashboard: its link says where
-        warnings.filterwarnings("ignore", "Port .* is already in use", UserWarning)
-        jobs = _jobqueue_cluster(spec, name, failures)
-    watcher = _watch(spec.kind, name)
-    try:
-        with Client(jobs) as client:
-            jobs.adapt(minimum_jobs=1, maximum_jobs=spec.jobs)
-            deadline = time.monotonic() + start_timeout
-            while not client.scheduler_info()["workers"]:
-                if failures:
-                    raise InputError(
-                        f"--cluster {spec.source}: the queue refused the job ({failures[-1]}); "
-                        "check --queue and the config's settings"
-                    )
-                if time.monotonic() > deadline:
-                    raise InputError(
-                        f"--cluster {spec.source}: no {spec.kind} job started a worker within "
-                        f"{start_timeout:g} s ({_waiting(spec.kind, name)}); check --queue and "
-                        "the queue's limits, or raise RISKENGINE_START_SECONDS"
-                    )
-                time.sleep(0.25)
-            yield client
-    finally:
+    submissions = _Submissions(spec.kind)
+    with _refusals_unlogged():
+        jobs = _jobqueue_cluster(spec, name, submissions)
+        watcher = _watch(spec.kind, name)
         try:
-            jobs.close()
-        except Exception:  # a job the queue refused leaves the cluster unable to close cleanly
-            logging.getLogger(__name__).debug("closing the batch cluster", exc_info=True)
-        _cancel_by_name(spec.kind, name)
-        watcher.kill()
-        watcher.wait()
-        for logger in _LOOP_LOGGERS:
-            logging.getLogger(logger).removeFilter(_not_refused)
+            with Client(jobs) as client:
+                jobs.adapt(minimum_jobs=1, maximum_jobs=spec.jobs)
+                deadline = time.monotonic() + start_timeout
+                while not client.scheduler_info()["workers"]:
+                    if submissions.refusals:
+                        raise InputError(
+                            f"--cluster {spec.source}: the queue refused the job "
+                            f"({submissions.refusals[-1]}); check --queue and the config's "
+                            "settings"
+                        )
+                    if time.monotonic() > deadline:
+                        raise InputError(
+                            f"--cluster {spec.source}: no {spec.kind} job started a worker "
+                            f"within {start_timeout:g} s ({_waiting(spec.kind, name)}); check "
+                            "--queue and the queue's limits, or raise RISKENGINE_START_SECONDS"
+                        )
+                    time.sleep(0.25)
+                submissions.started = True
+                yield client
+        finally:
+            try:
+                jobs.close()
+            except Exception:  # a job the queue refused leaves the cluster unable to close
+                logging.getLogger(__name__).debug("closing the batch cluster", exc_info=True)
+            _cancel_by_name(spec.kind, name)
+            watcher.kill()
+            watcher.wait()

@@ -35,7 +35,7 @@ from riskengine.compile import CompiledModel, compile_model
 from riskengine.errors import RunError
 from riskengine.scenario import Scenario, load_scenario
 from riskengine.schema import RESOLUTIONS, build_dataset, estimated_bytes, periods
-from riskengine.store import claim, open_run, write_block
+from riskengine.store import check_out, claim, open_run, write_block
 
 __all__ = ["Progress", "available_memory", "default_block_paths", "simulate", "simulating"]
 
@@ -373,6 +373,8 @@ def simulate(
         from riskengine.tilt import tilted
 
         _check_args(paths, seed, resolution, backend, block_paths)  # before the pilots run
+        if store is not None:
+            check_out(Path(store).absolute(), resume=resume, overwrite=overwrite)
         scenario = tilted(scenario, tilt, tilt_level, tilt_measure, seed, backend)
     if store is None:
         model, bp = _prepare(scenario, paths, seed, backend, client, block_paths, resolution)
@@ -469,11 +471,10 @@ def simulating(
 
     Parameters and errors as :func:`simulate`.
     """
-    model, bp = _prepare(scenario, paths, seed, backend, client, block_paths, resolution)
-    if resume and overwrite:
-        raise RunError("resume and overwrite exclude each other; choose one")
-    note = progress.advance if progress is not None else lambda _: None
     path = Path(store).absolute()
+    check_out(path, resume=resume, overwrite=overwrite)
+    model, bp = _prepare(scenario, paths, seed, backend, client, block_paths, resolution)
+    note = progress.advance if progress is not None else lambda _: None
     with claim(
         path,
         model,

@@ -59,6 +59,7 @@ __all__ = [
     "ENGINE_GROUP",
     "Claim",
     "RunInfo",
+    "check_out",
     "claim",
     "claimed_directory",
     "clear",
@@ -318,6 +319,41 @@ def refuse_clash(
         raise StoreError(f"{path}: there is no {what} to resume; drop --resume to start one")
 
 
+def _refuse_foreign(path: Path, is_mine: Callable[[Path], bool]) -> None:
+    """Refuse a ``path`` that is a file, or a folder holding something other than this kind of
+    store."""
+    if path.exists() and not path.is_dir():
+        raise StoreError(f"{path}: exists and is not a store directory; choose another --out")
+    if path.exists() and not is_mine(path) and not _holds_nothing_else(path):
+        raise StoreError(f"{path}: exists and is not a riskengine store; choose another --out")
+
+
+def check_out(
+    path: Path,
+    is_mine: Callable[[Path], bool] = is_store,
+    *,
+    resume: bool,
+    overwrite: bool,
+    what: str = "run",
+    resumable: bool = True,
+) -> None:
+    """The checks a claim of ``path`` makes, without taking it: a run, a study and the command
+    line refuse a store before they start anything costly (a model's compile, a batch
+    cluster's jobs). The claim checks again, under the lock.
+
+    Raises
+    ------
+    StoreError
+        As the claim would: a file or another kind of folder there, a store without ``resume``
+        or ``overwrite``, or nothing to resume.
+    """
+    if resume and overwrite:
+        raise StoreError("resume and overwrite exclude each other; choose one")
+    _refuse_foreign(path, is_mine)
+    exists = is_mine(path)
+    refuse_clash(path, exists, resume=resume, overwrite=overwrite, what=what, resumable=resumable)
+
+
 @contextmanager
 def claimed_directory(
     path: Path, resume: bool, is_mine: Callable[[Path], bool] = is_store
@@ -325,10 +361,7 @@ def claimed_directory(
     """Hold the store's lock, creating its directory (and missing parents) if needed. What this
     call created is removed again if an error comes before the store itself (``is_mine``: a
     run's, or a study's) is written."""
-    if path.exists() and not path.is_dir():
-        raise StoreError(f"{path}: exists and is not a store directory; choose another --out")
-    if path.exists() and not is_mine(path) and not _holds_nothing_else(path):
-        raise StoreError(f"{path}: exists and is not a riskengine store; choose another --out")
+    _refuse_foreign(path, is_mine)
     created = [p for p in (path, *path.parents) if not p.exists()]
     if created:
         if resume:

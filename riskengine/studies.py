@@ -51,8 +51,8 @@ from riskengine.errors import RunError, ScenarioError
 from riskengine.risk import SUMMARY_GROUPS, check_levels
 from riskengine.scenario import Scenario, load_scenario
 from riskengine.sensitivity import Design, design, indices
-from riskengine.store import is_store, read_run
-from riskengine.study_store import claim_study, open_study, write_points
+from riskengine.store import check_out, is_store, read_run
+from riskengine.study_store import claim_study, is_study, open_study, write_points
 from riskengine.uncertainty import Parameter, exposure_parameters, scenario_at
 from riskengine.version import __version__
 from riskengine.weighted import mean_se, tail_stats, weighted_quantile
@@ -457,9 +457,8 @@ def run_plan(
         for name in buffer.rows[0]:
             ds[name].values[...] = np.stack([buffer.rows[i][name] for i in range(plan.n_points)])
     else:
-        if resume and overwrite:
-            raise RunError("resume and overwrite exclude each other; choose one")
         path = Path(store).absolute()
+        check_out(path, is_study, resume=resume, overwrite=overwrite, what="study")
         template = _template(plan, paths, seed, lv, backend, lazy=True)
         _check_backend(plan.nominal, seed, "horizon", backend, client)
         with claim_study(path, template, resume=resume, overwrite=overwrite) as done:

@@ -3,6 +3,7 @@ started from the dask command line on 127.0.0.1; a worker killed in the middle o
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -113,6 +114,16 @@ def test_every_builtin_cluster_config_is_valid(kind):
     assert spec.kind == kind and spec.jobs == 3 and spec.cores == 32
 
 
+@pytest.mark.parametrize("kind", ["slurm", "pbs", "lsf"])
+def test_a_config_file_takes_what_it_leaves_out_from_its_kinds_builtin(tmp_path, kind):
+    (tmp_path / "site.yaml").write_text(f"kind: {kind}\nqueue: compute\nmemory: 64G\n")
+    spec = batch_spec(tmp_path / "site.yaml", cores=16)
+    builtin = batch_spec(kind)
+    assert (spec.queue, spec.memory, spec.cores) == ("compute", "64G", 16)
+    assert spec.walltime == builtin.walltime and spec.log_directory == builtin.log_directory
+    assert spec.walltime == ("02:00" if kind == "lsf" else "02:00:00")  # LSF's -W: hours:minutes
+
+
 @pytest.mark.parametrize(
     ("config", "options", "says"),
     [
@@ -125,6 +136,23 @@ def test_every_builtin_cluster_config_is_valid(kind):
         ("kind: slurm\n", ["--walltime", "2h; rm"], r"--walltime '2h; rm': give one word"),
         ("kind: slurm\n", ["--workers", "1"], r"--workers and --cluster exclude each other"),
         (None, ["--jobs", "2"], r"--jobs sizes the jobs of --cluster; add --cluster slurm"),
+        (
+            "kind: lsf\n",
+            ["--walltime", "02:00:00"],
+            r"--walltime '02:00:00': give a lsf time limit such as 02:00 \(hours:minutes\)",
+        ),
+        (
+            "kind: slurm\ninterface: nope0\n",
+            [],
+            r"slurm\.yaml: the slurm cluster's scheduler cannot start \('nope0' is not a valid "
+            r"network interface.*\); check interface and host",
+        ),
+        (
+            "kind: slurm\nhost: 192.0.2.77\n",
+            [],
+            r"slurm\.yaml: host '192\.0\.2\.77': the scheduler cannot listen there \(Cannot "
+            r"assign requested address\); give an address of this machine",
+        ),
     ],
 )
 def test_a_bad_cluster_config_is_one_line_and_exit_2(tmp_path, config, options, says):
@@ -142,3 +170,82 @@ def test_a_bad_cluster_config_is_one_line_and_exit_2(tmp_path, config, options, 
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert re.search(says, done.stderr), done.stderr
     assert not (tmp_path / "run.zarr").exists()
+
+
+def _without_queue_commands(tmp_path):
+    """An environment whose PATH holds riskengine's Python and the shell, and no sbatch."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "sh").symlink_to("/bin/sh")
+    return {"PATH": f"{BIN}:{bin_dir}"}
+
+
+def test_no_sbatch_here_is_one_line_and_exit_2_at_once(tmp_path):
+    """A login node without sbatch (on PATH): said at once, not after the start time limit."""
+    (tmp_path / "slurm.yaml").write_text("kind: slurm\nhost: 127.0.0.1\ncores: 1\n")
+    run = riskengine("run", "truce_collapse", "--paths", "10", "--out", tmp_path / "run.zarr",
+                     "--cluster", tmp_path / "slurm.yaml",
+                     env={**_without_queue_commands(tmp_path),
+                          "RISKENGINE_START_SECONDS": "100"})  # fmt: skip
+    try:
+        _, err = run.communicate(timeout=90)  # well within the 100 s it would otherwise wait
+    finally:
+        run.kill()
+    assert run.returncode == 2, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert re.search(r"the queue refused the job \(sbatch: No such file or directory; run on a "
+                     r"node that submits jobs \(the login node\)\)", err), err  # fmt: skip
+    assert not (tmp_path / "run.zarr").exists()
+
+
+@pytest.mark.parametrize(
+    ("command", "store", "says"),
+    [
+        (
+            ["run", "truce_collapse", "--paths", "10"],
+            "run",
+            r"run\.zarr: a run store exists there; use --resume to finish it, --overwrite",
+        ),
+        (["run", "truce_collapse", "--paths", "0"], None, r"paths must be a positive integer"),
+        (
+            ["run", "truce_collapse", "--paths", "10", "--resume"],
+            None,
+            r"run\.zarr: there is no run to resume; drop --resume",
+        ),
+        (
+            ["run", "truce_collapse", "--paths", "10", "--resume", "--overwrite"],
+            "run",
+            r"resume and overwrite exclude each other",
+        ),
+        (
+            ["study", "truce_collapse", "--samples", "2", "--paths", "10"],
+            "run",
+            r"run\.zarr: exists and is not a riskengine store",
+        ),
+        (
+            ["compare", "truce_collapse", "--paths", "10", "--off", "rare_earths"],
+            "run",
+            r"run\.zarr: exists and is not a riskengine store",
+        ),
+    ],
+)
+def test_the_arguments_and_store_are_checked_before_jobs_are_submitted(
+    tmp_path, command, store, says
+):
+    """Without sbatch, a command that got as far as the cluster would say so: these fail first,
+    and the existing store is left as it was."""
+    out = tmp_path / "run.zarr"
+    if store == "run":
+        rk.simulate("truce_collapse", 3, SEED, store=out, resolution="horizon")
+    before = sorted(p.relative_to(out) for p in out.rglob("*")) if out.exists() else None
+    (tmp_path / "slurm.yaml").write_text("kind: slurm\nhost: 127.0.0.1\ncores: 1\n")
+    done = subprocess.run(
+        [BIN / "riskengine", *command, "--out", out, "--cluster", tmp_path / "slurm.yaml"],
+        capture_output=True, text=True, timeout=120,
+        env={**os.environ, **_without_queue_commands(tmp_path)},
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert re.search(says, done.stderr), done.stderr
+    after = sorted(p.relative_to(out) for p in out.rglob("*")) if out.exists() else None
+    assert after == before

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from cubes import BACKEND, assert_bitwise_equal, done_flags
@@ -167,7 +169,9 @@ def test_ctrl_c_and_sigterm_cancel_the_jobs(slurm, tmp_path, sig):
         run.kill()
     assert code == 130, err
     assert err.strip().splitlines()[-1].startswith("error: interrupted; what was written is kept")
-    assert not slurm.jobs()  # cancelled before the command returned, not by the watcher
+    # Cancelled before the command returned, not by the watcher (COMPLETING: slurmd is ending
+    # the cancelled job's processes).
+    assert not [job for job in slurm.jobs() if job[1] in ("PENDING", "RUNNING")]
 
 
 @pytest.mark.parametrize(
@@ -189,3 +193,45 @@ def test_a_job_that_never_starts_is_reported_in_time(slurm, tmp_path, queue, say
     assert re.fullmatch(rf"error: --cluster \S+: {says}; check --queue .*\n", err), err
     assert time.monotonic() - start < 60
     assert not (tmp_path / "run.zarr").exists()
+
+
+def test_the_sbatch_recipe_runs_and_resubmitted_resumes(slurm, truce_collapse, tmp_path):
+    """configs/cluster/sbatch.sh as a SLURM job that is the client (its workers are further
+    jobs): the cube equals a local run's; the same command submitted again adds --resume and
+    leaves the finished store as it was; with --overwrite it adds nothing and runs again."""
+    from kernels.targets import kernel_cache_dir
+
+    recipe = Path(__file__).parents[1] / "configs" / "cluster" / "sbatch.sh"
+    store = tmp_path / "run.zarr"
+    expected = rk.simulate(truce_collapse, 300, SEED, backend=BACKEND, resolution="horizon")
+    # The config's own kernel cache, filled from this process's (compiling again would take a
+    # minute); the recipe's warm-up must use it, as the workers do.
+    shutil.copytree(kernel_cache_dir(), tmp_path / "kernels")
+    env = {**os.environ, **slurm.env, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+           "RISKENGINE_CLUSTER": str(slurm.config(tmp_path, numba_cache=tmp_path / "kernels")),
+           "RISKENGINE_JOBS": "1", "RISKENGINE_CORES": "1"}  # fmt: skip
+
+    def submit(*extra: str) -> tuple[int, int, str]:
+        log = tmp_path / f"client-{len(list(tmp_path.glob('client-*')))}.out"
+        job = subprocess.run(
+            ["sbatch", "--parsable", "--mem=2G", "--partition=debug", f"--output={log}", recipe,
+             "run", "truce_collapse", "--paths", "300", "--resolution", "horizon", "--seed",
+             str(SEED), "--backend", BACKEND, f"--out={store}", *extra],
+            env=env, check=True, timeout=60, capture_output=True, text=True,
+        ).stdout.strip()  # fmt: skip
+        # (not sbatch --wait: it polls ever more slowly, up to half a minute)
+        wait_for(lambda: job not in [j for j, *_ in slurm.jobs()], 180, f"job {job} to end")
+        said = log.read_text()
+        assert f"riskengine: kernels cached in {tmp_path / 'kernels'}" in said, said
+        wrote = re.search(r"wrote (\d+) of (\d+) blocks", said)
+        assert wrote, said
+        return int(wrote[1]), int(wrote[2]), said
+
+    written, blocks, said = submit()
+    assert written == blocks, said
+    assert_bitwise_equal(rk.open_run(store), expected)
+    written, _, said = submit()  # the store exists: resumed, with nothing left to do
+    assert written == 0, said
+    written, _, said = submit("--overwrite")  # not --resume as well (they exclude each other)
+    assert written == blocks, said
+    assert_bitwise_equal(rk.open_run(store), expected)
