@@ -249,3 +249,19 @@ def test_the_arguments_and_store_are_checked_before_jobs_are_submitted(
     assert re.search(says, done.stderr), done.stderr
     after = sorted(p.relative_to(out) for p in out.rglob("*")) if out.exists() else None
     assert after == before
+
+
+def test_ctrl_c_stays_a_keyboard_interrupt_whoever_imported_dask_jobqueue_first():
+    """dask_jobqueue's import makes Ctrl-C a silent sys.exit() (exit code 0): undone also when
+    the user's code imported it before riskengine did."""
+    pytest.importorskip("dask_jobqueue")
+    code = (
+        "import signal, dask_jobqueue\n"
+        "from riskengine.cluster import batch_spec, job_script\n"
+        "assert signal.getsignal(signal.SIGINT).__module__ == 'dask_jobqueue.runner'\n"
+        "job_script(batch_spec('slurm'))\n"
+        "assert signal.getsignal(signal.SIGINT) is signal.default_int_handler\n"
+    )
+    done = subprocess.run([BIN / "python", "-c", code], capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
