@@ -246,6 +246,25 @@ def reference(model: CompiledModel, paths: int) -> Work:
     return Work(run, float(paths * model.horizon), "path-month", check)
 
 
+def peer(model: CompiledModel, paths: int, name: str) -> Work:
+    """An independent implementation of the model, ``benchmarks/peers/{name}_peer.py`` (numpy,
+    jax), simulating ``paths`` paths to their horizon totals in memory, on every core."""
+    import importlib
+
+    module = importlib.import_module(f"peers.{name}_peer")
+    results = []
+
+    def run() -> None:
+        results[:] = [module.simulate(model, paths, SEED)]
+
+    def check() -> None:
+        loss, credit = results[0]
+        assert loss.shape == (paths, model.arrays.loss_scale.size) and np.isfinite(loss).all()
+        assert credit.shape[0] == paths and loss.sum() > 0.0
+
+    return Work(run, float(paths * model.horizon), "path-month", check)
+
+
 def engine(
     model: CompiledModel,
     paths: int,

@@ -1,7 +1,7 @@
 """The floor of one path-month on this machine and the project's achieved rates, in one run.
 
     python benchmarks/roofline.py [--engine-seconds S] [--scaling-seconds S] [--rounds K]
-                                  [--kernel-paths P]
+                                  [--kernel-paths P] [--peer-paths P]
 
 Measures, in this process and on every core, the three rates of the floor (batched float32
 N x N products through BLAS, raw Philox4x32-10 words, memory writes) and the CPU kernel at
@@ -9,8 +9,11 @@ monthly resolution, timed in turn round after round (each figure is its best rou
 engine end to end at horizon resolution (``riskengine.simulate`` into a zarr store, threaded
 scheduler), the same run on 1 and on 2 single-threaded dask worker processes, and how much faster
 the cores run a pure compute loop on all threads than on one (on a VM, its cores may be shared).
-Prints each figure, the floor at monthly and at horizon resolution, and as its last line
-``kernel_vs_floor=<ratio> engine_vs_floor=<ratio>`` (floor / achieved: 1.0 is the floor).
+Then the two peers of benchmarks/peers (numpy, and JAX where the ``peers`` extra is installed):
+the same model written without riskengine, to horizon totals in memory. Prints each figure, the
+floor at monthly and at horizon resolution, and as its last line ``kernel_vs_floor=<ratio>
+engine_vs_floor=<ratio> engine_vs_peers=<ratio>`` (floor / achieved: 1.0 is the floor; the
+faster peer's time / the engine's: how many times faster the engine is).
 
 The engine's and the scaling runs are sized from the kernel's measured rates so that each takes
 about the given seconds (fixed costs then weigh as in a long run). Runs in about two minutes on
@@ -58,6 +61,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--scaling-seconds", type=float, default=8.0, help="for 1 worker")
     p.add_argument("--rounds", type=int, default=15, help="rounds of the short measurements")
     p.add_argument("--kernel-paths", type=int, default=4096, help="paths of the short ones")
+    p.add_argument("--peer-paths", type=int, default=32768, help="paths of each peer's run")
     args = p.parse_args(argv)
 
     model = measures.default_model()
@@ -139,6 +143,20 @@ def main(argv: list[str] | None = None) -> None:
               f"worker: {seconds[1]:.2f} s, of 2 workers: {seconds[2]:.2f} s (1 thread each); "
               f"speedup_2_vs_1={seconds[1] / seconds[2]:.2f}")  # fmt: skip
 
+    # Two independent implementations of the model (benchmarks/peers), on every core, to their
+    # horizon totals in memory (the engine above also writes its cube to a store).
+    peers = {}
+    for name in ("numpy", "jax"):
+        try:
+            work = measures.peer(model, args.peer_paths, name)
+        except ImportError as exc:
+            print(f"achieved: {name} peer not measured ({exc}; pip install -e '.[peers]')")
+            continue
+        peers[name] = 1e9 * measures.best_seconds(work, 2)[0] / work.count
+        print(f"achieved: {name} peer (benchmarks/peers/{name}_peer.py), horizon, "
+              f"{args.peer_paths:,} paths in memory: {peers[name]:.1f} ns per path-month "
+              f"({1e3 / peers[name]:.2f} M path-months/s)")  # fmt: skip
+
     # What the cores themselves gave in this run (a VM's cores may be shared with other guests):
     # raw Philox words, a pure compute loop, on 1 and on all threads.
     rate = {}
@@ -149,8 +167,10 @@ def main(argv: list[str] | None = None) -> None:
     print(f"machine: raw Philox words on {threads} threads vs 1: "
           f"{rate[threads] / rate[1]:.2f}x")  # fmt: skip
 
+    # The engine against the faster peer: how many times its rate.
+    versus = f" engine_vs_peers={min(peers.values()) / engine_ns:.2f}" if peers else ""
     print(f"kernel_vs_floor={floors['month'].total_ns / kernel_ns:.3f} "
-          f"engine_vs_floor={floors['horizon'].total_ns / engine_ns:.3f}")  # fmt: skip
+          f"engine_vs_floor={floors['horizon'].total_ns / engine_ns:.3f}{versus}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ script from rotting and checks that its ratios are what docs/performance.md defi
 
 from __future__ import annotations
 
+import importlib.util
 import re
 
 import kernel_profile
@@ -30,9 +31,11 @@ def test_floor_is_the_sum_of_its_three_parts(model):
 
 def test_roofline_prints_the_ratios_of_its_own_measurements(capsys):
     roofline.main(["--engine-seconds", "0.1", "--scaling-seconds", "0.1", "--rounds", "1",
-                   "--kernel-paths", "256"])  # fmt: skip
+                   "--kernel-paths", "256", "--peer-paths", "512"])  # fmt: skip
     lines = capsys.readouterr().out.splitlines()
-    last = re.fullmatch(r"kernel_vs_floor=([\d.]+) engine_vs_floor=([\d.]+)", lines[-1])
+    last = re.fullmatch(
+        r"kernel_vs_floor=([\d.]+) engine_vs_floor=([\d.]+) engine_vs_peers=([\d.]+)", lines[-1]
+    )
     assert last, lines[-1]
     text = "\n".join(lines)
 
@@ -46,6 +49,9 @@ def test_roofline_prints_the_ratios_of_its_own_measurements(capsys):
     assert horizon < month
     assert float(last.group(1)) == pytest.approx(month / kernel, rel=0.01, abs=1e-3)
     assert float(last.group(2)) == pytest.approx(horizon / engine, rel=0.01, abs=1e-3)
+    peers = [float(ns) for ns in re.findall(r"peer \(.*?\), .*?: ([\d.]+) ns per path-month", text)]
+    assert len(peers) == (2 if importlib.util.find_spec("jax") else 1)
+    assert float(last.group(3)) == pytest.approx(min(peers) / engine, rel=0.01, abs=0.01)
     assert re.search(r"speedup_2_vs_1=\d+\.\d\d", text)
     assert re.search(r"machine: raw Philox words on \d+ threads vs 1: \d+\.\d\dx", text)
 
