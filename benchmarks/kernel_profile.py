@@ -46,7 +46,7 @@ STEPS = (
     "month_step: all (draws, tension, regimes, severity)",
     "direct_shocks (stocks, diversion)",
     "propagation W A and D B (two BLAS sgemm)",
-    "update_lanes (the two states, q, its period and year sums)",
+    "update_lanes (shocks clipped, two states, sums of q)",
     "period end: period_losses",
     "period end: write_period, every lane",
     "period end: period sums set back to 0",
@@ -61,7 +61,7 @@ def _run(km, k0, k1, lanes, period_of_month, step_index, repeats, cube):
     T = period_of_month.shape[0]
     state = chunk_state(km, lanes)
     (g, on, sev, months_on, head, weights, z, scratch, e, supply, demand, stock, a, b, ma, mb,
-     q, q_sum, year_sum, sev_sum, g_sum, values, loss_sum, va_sum, log_weight) = state  # fmt: skip
+     q_sum, year_sum, sev_sum, g_sum, values, loss_sum, va_sum, log_weight) = state  # fmt: skip
     loss, severity, tension, year_q = cube[0], cube[1], cube[2], cube[5]
     # A state as at the end of a run: the kernel's own month loop over the whole horizon.
     _simulate(km, k0, k1, 0, 0, lanes, period_of_month, km.supply_matrix, km.demand_matrix, state,
@@ -82,7 +82,7 @@ def _run(km, k0, k1, lanes, period_of_month, step_index, repeats, cube):
             _propagate(km.supply_matrix, a, ma)
             _propagate(km.demand_matrix, b, mb)
         elif step_index == 5:
-            _update(km, a, b, ma, mb, supply, demand, q, q_sum, year_sum)
+            _update(km, a, b, ma, mb, supply, demand, q_sum, year_sum)
         elif step_index == 6:
             _losses(km, q_sum, values)
         elif step_index == 7:
@@ -97,7 +97,7 @@ def _run(km, k0, k1, lanes, period_of_month, step_index, repeats, cube):
         else:
             for i in range(lanes):
                 _write_year(i, i, (r // 12) % year_q.shape[1], 12.0, year_sum, year_q)
-    return q.sum()
+    return q_sum.sum()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -95,7 +95,6 @@ def chunk_state(km, lanes):
         np.empty((N, lanes), np.float32),  # b
         np.empty((N, lanes), np.float32),  # ma
         np.empty((N, lanes), np.float32),  # mb
-        np.empty((N, lanes), np.float32),  # q
         np.empty((N, lanes)),  # q_sum
         np.empty((N, lanes)),  # year_sum
         np.empty((C, lanes)),  # sev_sum

@@ -108,7 +108,6 @@ def kernel_function(C: int, N: int, F: int, R: int, K: int, shared: int):
             cuda.local.array((N, 1), np.float32),  # b
             cuda.local.array((N, 1), np.float32),  # ma
             cuda.local.array((N, 1), np.float32),  # mb
-            cuda.local.array((N, 1), np.float32),  # q
             cuda.local.array((N, 1), np.float64),  # q_sum
             cuda.local.array((N, 1), np.float64),  # year_sum
             cuda.local.array((C, 1), np.float64),  # sev_sum

@@ -18,7 +18,8 @@ it calls
 2. each month ``t``: :func:`month_step` (tension, latents, regimes, effective severity, their
    period sums), :func:`direct_shocks` (supply cuts net of stocks; lost sales net of
    diversion), :func:`propagate` twice (``ma = W a`` downstream, ``mb = D b`` upstream), then
-   :func:`update_lanes` (the two states, the output loss ``q`` and its period and year sums);
+   :func:`update_lanes` (the shocks clipped, the two states, the output loss ``q``'s period
+   and year sums);
 3. at each period's end: :func:`period_losses`, :func:`add_summaries` (the horizon's totals by
    region), :func:`write_period` for each lane, and the period sums set back to 0; at each
    year's end (twelve months from the start, or the horizon's end), :func:`write_year`, the
@@ -78,7 +79,7 @@ __all__ = [
 # (each target allocates it: cpu.chunk_state, the CUDA kernel's local arrays).
 STATE = (
     "g", "on", "severity", "months_on", "head", "weights", "z", "scratch", "e", "supply",
-    "demand", "stock", "a", "b", "ma", "mb", "q", "q_sum", "year_sum", "sev_sum", "g_sum",
+    "demand", "stock", "a", "b", "ma", "mb", "q_sum", "year_sum", "sev_sum", "g_sum",
     "values", "loss_sum", "va_sum", "log_weight",
 )  # fmt: skip
 
@@ -249,10 +250,13 @@ def direct_shocks(km, weights, e, stock, supply, demand):
 
     A supply channel's cut is drawn from the buyer's stock first (``stock[k]``, months of
     normal use, rebuilt at ``km.stock_rebuild`` months a month while the channel cuts nothing,
-    up to its level at the start); only what the stock cannot cover enters
-    ``supply[n] = min(1, sum weights * uncovered)``. A demand (or
-    finance) channel's lost sales enter ``demand[n]``, less the share diverted to bystander
-    nodes (``km.diversion_*``); ``demand`` is clipped to [-1, 1].
+    up to its level at the start); only what the stock cannot cover is added to
+    ``supply[n]``: ``sum weights * uncovered``. A demand (or finance) channel's lost sales are
+    added to ``demand[n]``, less the share diverted to bystander nodes (``km.diversion_*``).
+
+    ``supply`` and ``demand`` are zero on entry, and left unclipped: :func:`update_lanes`
+    reads them as ``min(1, supply)`` and ``clip(demand, -1, 1)`` and sets them back to zero in
+    the same pass (one pass over the lanes' nodes a month instead of three).
     """
     channel_of = km.exposure_channel
     node_of = km.exposure_node
@@ -262,11 +266,7 @@ def direct_shocks(km, weights, e, stock, supply, demand):
     first = km.diversion_first
     gains_to = km.diversion_node
     coef = km.diversion_coef
-    N, L = supply.shape
-    for n in range(N):
-        for i in range(L):
-            supply[n, i] = 0.0
-            demand[n, i] = 0.0
+    L = supply.shape[1]
     # Exposures are ordered by channel, so each node's sum runs over channels in order.
     for k in range(channel_of.shape[0]):
         c = channel_of[k]
@@ -285,10 +285,6 @@ def direct_shocks(km, weights, e, stock, supply, demand):
                 m = gains_to[j]
                 for i in range(L):
                     demand[m, i] -= coef[j] * (weights[k, i] * e[c, i])
-    for n in range(N):
-        for i in range(L):
-            supply[n, i] = min(1.0, supply[n, i])
-            demand[n, i] = min(1.0, max(-1.0, demand[n, i]))
 
 
 def propagate(propagation, q, mq):
@@ -302,24 +298,29 @@ def propagate(propagation, q, mq):
             mq[n, i] = acc
 
 
-def update_lanes(km, a, b, ma, mb, supply, demand, q, q_sum, year_sum):
+def update_lanes(km, a, b, ma, mb, supply, demand, q_sum, year_sum):
     """Section 6's update of the two states (float32) and the period and year sums of the
     output loss ``q = clip(a + b, -1, 1)``.
 
-    ``a`` answers supply shocks (``ma = W a``), ``b`` demand shocks (``mb = D b``).
+    ``a`` answers supply shocks (``ma = W a``), ``b`` demand shocks (``mb = D b``); the month's
+    direct shocks are ``min(1, supply)`` and ``clip(demand, -1, 1)``, both set back to zero
+    here for the next month's :func:`direct_shocks`.
     """
-    N, L = q.shape
+    N, L = q_sum.shape
     recovery = km.recovery
     one = np.float32(1.0)
     for n in range(N):
         k = np.float32(recovery[n])
         for i in range(L):
-            a_new = a[n, i] + k * (ma[n, i] + np.float32(supply[n, i]) - a[n, i])
-            b_new = b[n, i] + k * (mb[n, i] + np.float32(demand[n, i]) - b[n, i])
+            shock_a = np.float32(min(1.0, supply[n, i]))
+            shock_b = np.float32(min(1.0, max(-1.0, demand[n, i])))
+            supply[n, i] = 0.0
+            demand[n, i] = 0.0
+            a_new = a[n, i] + k * (ma[n, i] + shock_a - a[n, i])
+            b_new = b[n, i] + k * (mb[n, i] + shock_b - b[n, i])
             a[n, i] = a_new
             b[n, i] = b_new
             q32 = min(max(a_new + b_new, -one), one)
-            q[n, i] = q32
             q_sum[n, i] += np.float64(q32)
             year_sum[n, i] += np.float64(q32)
 
@@ -423,7 +424,7 @@ def simulate_lanes(
         and its log likelihood ratio (P,) under the model's tilt (section 8).
     """
     (g, on, sev, months_on, head, weights, z, scratch, e, supply, demand, stock, a, b, ma, mb,
-     q, q_sum, year_sum, sev_sum, g_sum, values, loss_sum, va_sum, log_weight) = state  # fmt: skip
+     q_sum, year_sum, sev_sum, g_sum, values, loss_sum, va_sum, log_weight) = state  # fmt: skip
     loss, severity, tension, loss_total, va_total, year_q, log_weight_out = cube
     L = g.shape[0]
     init_lanes(km, k0, k1, path0, g, on, sev, months_on, head, weights, log_weight)
@@ -433,6 +434,8 @@ def simulate_lanes(
             stock[k, i] = full[k]
     _zero_rows(a)
     _zero_rows(b)
+    _zero_rows(supply)  # direct_shocks adds into them; update_lanes sets them back to zero
+    _zero_rows(demand)
     _zero_rows(q_sum)
     _zero_rows(year_sum)
     _zero_rows(sev_sum)
@@ -448,7 +451,7 @@ def simulate_lanes(
         direct_shocks(km, weights, e, stock, supply, demand)
         propagate(supply_matrix, a, ma)
         propagate(demand_matrix, b, mb)
-        update_lanes(km, a, b, ma, mb, supply, demand, q, q_sum, year_sum)
+        update_lanes(km, a, b, ma, mb, supply, demand, q_sum, year_sum)
         if t == T - 1 or period_of_month[t + 1] != period_of_month[t]:
             period = period_of_month[t]
             period_losses(km, q_sum, values)
