@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import re
 
+import engine_overhead
 import kernel_profile
 import measures
 import numba
@@ -70,3 +71,16 @@ def test_kernel_profile_prints_every_step_and_their_sum(capsys):
     assert len(figures) == len(steps) + 3 and all(ns >= 0 for ns in [*steps, credit])
     # the draws are part of month_step and are not counted twice; 11 figures rounded to 0.1
     assert figures["sum of the steps"] == pytest.approx(sum(steps) - steps[1] + credit, abs=0.6)
+
+
+def test_engine_overhead_prints_every_stage_and_their_differences(capsys):
+    engine_overhead.main(["--paths", "3000", "--rounds", "1", "--no-warm-up"])
+    text = capsys.readouterr().out
+    seconds = {
+        name: float(re.search(rf"^{re.escape(name)} +([\d.]+) s +[\d.]+ ns per path-month$",
+                              text, flags=re.M).group(1))
+        for name in ("kernel", "kernel + writes", "simulate", "risk_summary")
+    }  # fmt: skip
+    writes = float(re.search(r"\+ compression and region writes +(-?[\d.]+) s", text).group(1))
+    assert writes == pytest.approx(seconds["kernel + writes"] - seconds["kernel"], abs=0.011)
+    assert all(s > 0 for s in seconds.values())
