@@ -199,7 +199,7 @@ def test_the_sbatch_recipe_runs_and_resubmitted_resumes(slurm, truce_collapse, t
     """configs/cluster/sbatch.sh as a SLURM job that is the client (its workers are further
     jobs): the cube equals a local run's; the same command submitted again adds --resume and
     leaves the finished store as it was; with --overwrite it adds nothing and runs again."""
-    from kernels.targets import kernel_cache_dir
+    from riskengine.kernels.targets import kernel_cache_dir
 
     recipe = Path(__file__).parents[1] / "configs" / "cluster" / "sbatch.sh"
     store = tmp_path / "run.zarr"
