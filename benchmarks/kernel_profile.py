@@ -9,9 +9,13 @@ timed ``R`` times in a compiled loop, less the time of building that state, and 
 cost in ns per path-month on one thread (``init_lanes`` runs once per path: its cost is spread
 over the horizon's months; ``write_year`` once a year: its cost is spread over the year's
 months). The credit stage (:func:`riskengine.kernels.credit.book_credit`, run on the host after
-the month loop) is timed on the yearly losses of a block of ``P`` paths. The steps' sum against
-the whole kernel (month loop and credit stage, ``backends.run_block_into``) on one thread
-(monthly resolution, same run) shows what the loop itself adds. docs/performance.md records the
+the month loop) is timed on the yearly losses of a block of ``P`` paths. ``first_shocks`` (the
+scout by which the kernel groups paths without a shock yet) runs once per path over the
+horizon, stopping early where every lane has had its shock. The steps' sum against the whole
+kernel (month loop and credit stage, ``backends.run_block_into``) on one thread (monthly
+resolution, same run) shows what the loop itself adds, less what the kernel skips: it does
+not run ``direct_shocks``, the products and ``update_lanes`` in a chunk's quiet months
+(``benchmarks/skipping.py`` measures how many). docs/performance.md records the
 output.
 """
 
@@ -33,15 +37,18 @@ from riskengine.kernels.targets import CPU_OPTIONS
 from riskengine.schema import periods
 
 _f = compiled_steps()
-_simulate, _init, _month, _draw = (
-    _f[name] for name in ("simulate_lanes", "init_lanes", "month_step", "_draw_pairs")
-)
+_simulate, _init, _weights, _month, _draw, _first = (
+    _f[name]
+    for name in (
+        "simulate_lanes", "init_lanes", "init_weights", "month_step", "_draw_pairs", "first_shocks"
+    )
+)  # fmt: skip
 _shock, _propagate, _update = _f["direct_shocks"], _f["propagate"], _f["update_lanes"]
 _losses, _write, _write_year = _f["period_losses"], _f["write_period"], _f["write_year"]
 _summaries = _f["add_summaries"]
 
 STEPS = (
-    "init_lanes (once per path, over the horizon)",
+    "init_lanes and init_weights (once per path, over the horizon)",
     "month_step: draws (Philox, Box-Muller)",
     "month_step: all (draws, tension, regimes, severity)",
     "direct_shocks (stocks, diversion)",
@@ -52,6 +59,7 @@ STEPS = (
     "period end: period sums set back to 0",
     "period end: add_summaries (horizon totals by region)",
     "year end: write_year, every lane (once in 12 months)",
+    "first_shocks: the scout's regimes (once per path, over the horizon)",
 )
 
 
@@ -63,19 +71,28 @@ def _run(km, k0, k1, lanes, period_of_month, step_index, repeats, cube):
     (g, on, sev, months_on, head, weights, z, scratch, e, supply, demand, stock, a, b, ma, mb,
      q_sum, year_sum, sev_sum, g_sum, values, loss_sum, va_sum, log_weight) = state  # fmt: skip
     loss, severity, tension, year_q = cube[0], cube[1], cube[2], cube[5]
+    paths = np.arange(lanes)
+    first = np.empty(lanes, np.int64)
     # A state as at the end of a run: the kernel's own month loop over the whole horizon.
-    _simulate(km, k0, k1, 0, 0, lanes, period_of_month, km.supply_matrix, km.demand_matrix, state,
-              cube)  # fmt: skip
+    _simulate(km, k0, k1, paths, 0, lanes, period_of_month, km.supply_matrix, km.demand_matrix,
+              state, cube, False)  # fmt: skip
     for r in range(repeats):
         t = r % T
+        if step_index in (0, 1, 11):
+            paths[:] = np.arange(lanes) + r * lanes
         if step_index == 0:
-            _init(km, k0, k1, r * lanes, g, on, sev, months_on, head, weights, log_weight)
+            _init(km, k0, k1, paths, g, on, sev, months_on, head, log_weight)
+            _weights(km, k0, k1, paths, head, weights)
         elif step_index == 1:
-            _draw(k0, k1, r * lanes, t + 1, (C + 2) // 2, z)
+            _draw(k0, k1, paths, t + 1, (C + 2) // 2, z)
         elif step_index == 2:
             _month(
-                km, k0, k1, 0, t, g, on, sev, months_on, z, scratch, e, g_sum, sev_sum, log_weight
+                km, k0, k1, paths, t, g, on, sev, months_on, z, scratch, e, g_sum, sev_sum,
+                log_weight,
             )  # fmt: skip
+        elif step_index == 11:
+            _first(km, k0, k1, paths, T, g, on, sev, months_on, head, z,
+                   scratch, e, g_sum, sev_sum, log_weight, first)  # fmt: skip
         elif step_index == 3:
             _shock(km, weights, e, stock, supply, demand)
         elif step_index == 4:
@@ -94,7 +111,7 @@ def _run(km, k0, k1, lanes, period_of_month, step_index, repeats, cube):
             g_sum[:] = 0.0
         elif step_index == 9:
             _summaries(values, km.va_share, loss_sum, va_sum)
-        else:
+        elif step_index == 10:
             for i in range(lanes):
                 _write_year(i, i, (r // 12) % year_q.shape[1], 12.0, year_sum, year_q)
     return q_sum.sum()
@@ -145,8 +162,8 @@ def _profile(args, model, km, k0, k1, period_of_month, cube) -> None:
         # Each call first builds a chunk's state (the whole horizon): timed alone, taken off.
         setup = seconds(0, 0)
         for index, name in enumerate(STEPS):
-            repeats = max(1, args.repeats // T) if index == 0 else args.repeats
-            path_months = repeats * CHUNK * {0: T, 10: 12}.get(index, 1)
+            repeats = max(1, args.repeats // T) if index in (0, 11) else args.repeats
+            path_months = repeats * CHUNK * {0: T, 10: 12, 11: T}.get(index, 1)
             ns = 1e9 * max(0.0, seconds(index, repeats) - setup) / path_months
             if index != 1:  # the draws are part of month_step
                 total += ns

@@ -1,19 +1,26 @@
 """The CPU block kernel: paths ``[p0, p1)`` into preallocated cube arrays, parallel over paths.
 
-Paths are taken in chunks of :data:`CHUNK` (32) lanes; each chunk is one iteration of a
-``numba.prange`` loop and runs :func:`riskengine.kernels.step.simulate_lanes` (the month loop all
-targets share) start to end on one thread: every state array is (..., 32) with the paths on the
+Paths are taken in chunks of :data:`CHUNK` (32) lanes, 16 chunks to a group (below); each group
+is one iteration of a ``numba.prange`` loop, and each of its chunks runs
+:func:`riskengine.kernels.step.simulate_lanes` (the month loop all targets share) start to end
+on that thread: every state array is (..., 32) with the paths on the
 last axis, so the per-path work (Philox, Box-Muller, regimes, the update of ``q``) runs as loops
 over 32 contiguous lanes that the compiler vectorizes. This target supplies only its products:
 the chunk's two propagations ``W A`` and ``D B`` (float32, the expensive part) are single BLAS
 calls (:func:`_blas_propagate`).
 
-**Chunks are aligned on global path indices**: chunk ``k`` holds paths ``32 k .. 32 k + 31``, lane
-``i`` always path ``32 k + i``, whatever the block; a block's first and last chunks compute the
-neighbouring paths too and do not write them. A BLAS product's bits for one column can depend on
-the column's position in the matrix (OpenBLAS's Haswell kernels do), never on the other columns'
-values, so a path's bits cannot depend on the block or the thread it falls in
-(``tests/test_kernels_cpu.py`` checks every split).
+**Chunks are formed within groups aligned on global path indices**: group ``g`` holds paths
+``512 g .. 512 g + 511`` (:data:`GROUP_CHUNKS` chunks), whatever the block. The group's paths are
+first scouted (:func:`riskengine.kernels.step.first_shocks`: the regimes alone, about a fifth of
+a month's work, stopping once every path has had its first shock) and sorted, stably, by the
+month of their first shock; chunk ``j`` of the group takes the sorted paths ``32 j .. 32 j +
+31``. Paths still without a shock then share chunks, and a chunk skips its shocks, products and
+state update until its first shock (``simulate_lanes``; exact, to the bit). A block computes the
+chunks of its groups that hold at least one of its paths, and writes only its own. A BLAS
+product's bits for one column can depend on the column's position in the matrix (OpenBLAS's
+Haswell kernels do), never on the other columns' values; a path's chunk and lane depend only on
+its group, so a path's bits cannot depend on the block or the thread it falls in
+(``tests/test_kernels_cpu.py`` checks every split, and that skipping changes no bit).
 
 Time is summed into periods inside the kernel (float64 sums, written once per period), so a run
 at a coarse resolution never holds monthly data.
@@ -45,7 +52,7 @@ from threadpoolctl import ThreadpoolController
 
 from riskengine.kernels import rng, step
 from riskengine.kernels.layout import KernelModel
-from riskengine.kernels.step import simulate_lanes
+from riskengine.kernels.step import first_shocks, simulate_lanes
 from riskengine.kernels.targets import (
     CPU_OPTIONS,
     cached,
@@ -54,9 +61,10 @@ from riskengine.kernels.targets import (
     rebind,
 )
 
-__all__ = ["CHUNK", "chunk_state", "compiled_steps", "run_block_into"]
+__all__ = ["CHUNK", "GROUP_CHUNKS", "chunk_state", "compiled_steps", "run_block_into"]
 
 CHUNK = 32
+GROUP_CHUNKS = 16
 
 
 def _source_digest() -> str:
@@ -137,18 +145,40 @@ def compiled_steps() -> dict:
 def _make_block(digest: str):
     def block(
         km, k0, k1, p0, n_paths, lanes, period_of_month, loss, severity, tension, loss_total,
-        va_total, year_q, log_weight,
+        va_total, year_q, log_weight, skip_quiet,
     ):  # fmt: skip
-        first_chunk = p0 // lanes
-        chunks = (p0 + n_paths - 1) // lanes - first_chunk + 1
+        size = lanes * GROUP_CHUNKS
+        first_group = p0 // size
+        groups = (p0 + n_paths - 1) // size - first_group + 1
+        T = period_of_month.shape[0]
+        C, F = km.exposure.shape[0], km.factor_loadings.shape[1]
         cube = (loss, severity, tension, loss_total, va_total, year_q, log_weight)
-        for chunk in numba.prange(chunks):
-            path0 = (first_chunk + chunk) * lanes
-            simulate_lanes(
-                km, k0, k1, path0, path0 - p0, n_paths, period_of_month, km.supply_matrix,
-                km.demand_matrix, chunk_state(km, lanes), cube,
+        # Counts per group, summed after the loop (a scalar reduction around these calls trips
+        # numba's parfor pass).
+        skipped = np.zeros(groups, np.int64)
+        computed = np.zeros(groups, np.int64)
+        for group in numba.prange(groups):
+            group_paths = (first_group + group) * size + np.arange(size)
+            first = np.empty(size, np.int64)
+            first_shocks(
+                km, k0, k1, group_paths, T, np.empty(size), np.empty((C, size)),
+                np.empty((C, size)), np.empty((C, size)), np.empty((2 + C * F, size)),
+                np.empty((C + 2, size)), np.empty((C, size)), np.empty((C, size)),
+                np.zeros(size), np.zeros((C, size)), np.empty(size), first,
             )  # fmt: skip
-        return digest
+            order = group_paths[np.argsort(first, kind="mergesort")]
+            state = chunk_state(km, lanes)
+            for chunk in range(GROUP_CHUNKS):
+                paths = order[chunk * lanes : (chunk + 1) * lanes].copy()
+                rows = paths - p0
+                if np.all((rows < 0) | (rows >= n_paths)):
+                    continue  # none of the block's paths: nothing to write
+                skipped[group] += simulate_lanes(
+                    km, k0, k1, paths, p0, n_paths, period_of_month, km.supply_matrix,
+                    km.demand_matrix, state, cube, skip_quiet,
+                )  # fmt: skip
+                computed[group] += T
+        return digest, skipped.sum() / max(computed.sum(), 1)
 
     return block
 
@@ -207,11 +237,16 @@ def run_block_into(
     out: dict[str, np.ndarray],
     year_q: np.ndarray,
     log_weight: np.ndarray,
-) -> None:
+    skip_quiet: bool = True,
+) -> float:
     """Compute paths ``[p0, p1)`` into ``out`` (arrays checked by the caller, see backends),
     each path's mean output loss per year and node into ``year_q`` (P, years, N) float32 and
     its log likelihood ratio under the model's tilt into ``log_weight`` (P,) float64 (the
     caller sets ``weight``, after the credit stage has added its own part).
+
+    Returns the share of the chunk-months whose shocks, products and state update were
+    skipped as quiet (:func:`riskengine.kernels.step.simulate_lanes`; ``skip_quiet=False``
+    computes them all, to show that skipping changes nothing).
 
     The first call in a process compiles the kernel (about 40 s) or loads it from numba's
     cache (under a second).
@@ -219,7 +254,7 @@ def run_block_into(
     k0, k1 = rng.split_seed(seed)
     kernel = _compiled_kernel()
     with _SingleThreadedBlas():
-        built_from = kernel(
+        built_from, skipped = kernel(
             km,
             k0,
             k1,
@@ -234,9 +269,11 @@ def run_block_into(
             out["value_added_loss_total"],
             year_q,
             log_weight,
+            skip_quiet,
         )
     if built_from != _digest:
         raise RuntimeError(
             "the CPU kernel loaded from numba's cache was built from other sources; delete "
             f"the kernel cache folder {kernel_cache_dir()}"
         )
+    return skipped

@@ -117,9 +117,11 @@ def kernel_function(C: int, N: int, F: int, R: int, K: int, shared: int):
             cuda.local.array((R, 1), np.float64),  # va_sum
             cuda.local.array(1, np.float64),  # log_weight
         )
+        path = cuda.local.array(1, np.int64)
+        path[0] = p0 + i
         simulate_lanes(
-            km, k0, k1, p0 + i, i, n_paths, period_of_month, supply_matrix, demand_matrix, state,
-            (loss, severity, tension, loss_total, va_total, year_q, log_weight),
+            km, k0, k1, path, p0, n_paths, period_of_month, supply_matrix, demand_matrix, state,
+            (loss, severity, tension, loss_total, va_total, year_q, log_weight), True,
         )  # fmt: skip
 
     return rebind(kernel, compile_functions(step.FUNCTIONS, "cuda"), "cuda")

@@ -5,7 +5,7 @@ These are plain Python functions on scalars and arrays, with no allocation, so t
 ``numba.njit`` and with ``numba.cuda.jit(device=True)``.
 
 Lanes: every state array has the paths of one set of lanes on its **last** axis, ``L`` of them,
-lane ``i`` holding path ``path0 + i``. The CPU kernel runs a chunk of 32 paths as 32 lanes: each
+lane ``i`` holding path ``paths[i]``. The CPU kernel runs a chunk of 32 paths as 32 lanes: each
 function's innermost loop then runs over the lanes, a fixed count of contiguous elements that the
 compiler vectorizes (Philox, Box-Muller, the regimes, the state update: all across paths). The
 CUDA kernel runs one path per thread with ``L = 1``. A lane's numbers never depend on the other
@@ -14,12 +14,14 @@ lanes, so a path's bits do not depend on the chunk it falls in.
 The month loop, :func:`simulate_lanes`, is written once here for every target: per set of lanes
 it calls
 
-1. :func:`init_lanes` once: initial regimes, ``g_0`` and the exposure weights ``E * eta``;
+1. :func:`init_lanes` and :func:`init_weights` once: initial regimes, ``g_0`` and the exposure
+   weights ``E * eta``;
 2. each month ``t``: :func:`month_step` (tension, latents, regimes, effective severity, their
    period sums), :func:`direct_shocks` (supply cuts net of stocks; lost sales net of
    diversion), :func:`propagate` twice (``ma = W a`` downstream, ``mb = D b`` upstream), then
    :func:`update_lanes` (the shocks clipped, the two states, the output loss ``q``'s period
-   and year sums);
+   and year sums); in the quiet months before any lane's first shock (every effective
+   severity 0) only :func:`month_step` runs: the rest would change no bit;
 3. at each period's end: :func:`period_losses`, :func:`add_summaries` (the horizon's totals by
    region), :func:`write_period` for each lane, and the period sums set back to 0; at each
    year's end (twelve months from the start, or the horizon's end), :func:`write_year`, the
@@ -65,7 +67,9 @@ __all__ = [
     "OUT_OF_LINE",
     "STATE",
     "direct_shocks",
+    "first_shocks",
     "init_lanes",
+    "init_weights",
     "month_step",
     "period_losses",
     "propagate",
@@ -95,41 +99,33 @@ def _pair(k0, k1, path, month, pair):
     return box_muller(w2, w3)
 
 
-def _draw_pairs(k0, k1, path0, month, pairs, z):
-    """Slots ``0 .. 2 pairs - 1`` of ``month`` into ``z[slot, lane]``."""
+def _draw_pairs(k0, k1, paths, month, pairs, z):
+    """Slots ``0 .. 2 pairs - 1`` of ``month`` into ``z[slot, lane]`` (lane ``i``: path
+    ``paths[i]``)."""
     L = z.shape[1]
     for pair in range(pairs):
         for i in range(L):
-            z_cos, z_sin = _pair(k0, k1, path0 + i, month, pair)
+            z_cos, z_sin = _pair(k0, k1, paths[i], month, pair)
             z[2 * pair, i] = z_cos
             z[2 * pair + 1, i] = z_sin
 
 
-def init_lanes(km, k0, k1, path0, g, on, severity, months_on, head, weights, log_weight):
-    """Start the lanes: regimes from the scenario, ``g_0``, the exposure weights, and the log
-    likelihood ratio of the tilted month-0 slots (section 8; 0 without a tilt).
+def init_lanes(km, k0, k1, paths, g, on, severity, months_on, head, log_weight):
+    """Start the lanes' regimes: as the scenario sets them, ``g_0``, and the log likelihood
+    ratio of the tilted month-0 slots (section 8; 0 without a tilt).
 
     ``head`` (``2 + C F`` rows: whole normal pairs) receives month 0's first slots (``g_0`` when
-    stationary, then ``zf[c, f]`` at row ``1 + c F + f``); ``weights[k, i]`` is
-    ``E[c, n] eta[c, n]`` of the ``k``-th nonzero exposure (``km.exposure_channel[k]``,
-    ``km.exposure_node[k]``).
+    stationary, then ``zf[c, f]`` at row ``1 + c F + f``), tilted, which
+    :func:`init_weights` reads.
     """
-    # Arrays are read into locals once: each read of a tuple field costs numba a reference count.
-    exposure = km.exposure
-    loadings = km.factor_loadings
-    idiosyncratic_sd = km.idiosyncratic_sd
-    exposure_sigma = km.exposure_sigma
-    channel_of = km.exposure_channel
-    node_of = km.exposure_node
-    C, N = exposure.shape
-    F = loadings.shape[1]
+    C, F = km.exposure.shape[0], km.factor_loadings.shape[1]
     L = g.shape[0]
     for c in range(C):
         for i in range(L):
             on[c, i] = 1.0 if km.initial_on[c] else 0.0
             severity[c, i] = km.initial_severity[c]
             months_on[c, i] = km.initial_months_on[c]
-    _draw_pairs(k0, k1, path0, 0, (2 + C * F) // 2, head)
+    _draw_pairs(k0, k1, paths, 0, (2 + C * F) // 2, head)
     # Section 8: a mean shift mu of a normal has the likelihood ratio exp(-mu z + mu^2 / 2) at
     # the shifted value z (adding a zero shift changes no number).
     tilt = km.tilt_head
@@ -142,6 +138,22 @@ def init_lanes(km, k0, k1, path0, g, on, severity, months_on, head, weights, log
             log_weight[i] += -mu * head[s, i] + 0.5 * mu * mu
     for i in range(L):
         g[i] = head[0, i] if km.tension_stationary else km.tension_start
+
+
+def init_weights(km, k0, k1, paths, head, weights):
+    """The lanes' exposure weights: ``weights[k, i]`` is ``E[c, n] eta[c, n]`` of the
+    ``k``-th nonzero exposure (``km.exposure_channel[k]``, ``km.exposure_node[k]``), from the
+    factors :func:`init_lanes` left in ``head`` and month 0's idiosyncratic slots."""
+    # Arrays are read into locals once: each read of a tuple field costs numba a reference count.
+    exposure = km.exposure
+    loadings = km.factor_loadings
+    idiosyncratic_sd = km.idiosyncratic_sd
+    exposure_sigma = km.exposure_sigma
+    channel_of = km.exposure_channel
+    node_of = km.exposure_node
+    C, N = exposure.shape
+    F = loadings.shape[1]
+    L = weights.shape[1]
     # xi, then E eta, in passes over the lanes: the draws vectorize, the exponentials (libm)
     # do not and run in a pass of their own.
     for k in range(channel_of.shape[0]):
@@ -149,7 +161,7 @@ def init_lanes(km, k0, k1, path0, g, on, severity, months_on, head, weights, log
         n = node_of[k]
         slot = 1 + C * F + c * N + n
         for i in range(L):
-            z_cos, z_sin = _pair(k0, k1, path0 + i, 0, slot // 2)
+            z_cos, z_sin = _pair(k0, k1, paths[i], 0, slot // 2)
             weights[k, i] = idiosyncratic_sd[n] * (z_cos if slot % 2 == 0 else z_sin)
         for f in range(F):
             for i in range(L):
@@ -160,7 +172,7 @@ def init_lanes(km, k0, k1, path0, g, on, severity, months_on, head, weights, log
 
 
 def month_step(
-    km, k0, k1, path0, t, g, on, severity, months_on, z, scratch, e, g_sum, sev_sum, log_weight
+    km, k0, k1, paths, t, g, on, severity, months_on, z, scratch, e, g_sum, sev_sum, log_weight
 ):  # fmt: skip
     """Month ``t`` (0-based; rng month ``t + 1``) of sections 1-4 for every lane.
 
@@ -181,7 +193,7 @@ def month_step(
     C = loading.shape[0]
     L = g.shape[0]
     month = t + 1
-    _draw_pairs(k0, k1, path0, month, (C + 2) // 2, z)  # slots 0..C: tension, innovations
+    _draw_pairs(k0, k1, paths, month, (C + 2) // 2, z)  # slots 0..C: tension, innovations
     tilt = km.tilt_monthly
     for s in range(C + 1):
         mu = tilt[t, s]
@@ -223,7 +235,7 @@ def month_step(
         mu = tilt[t, 1 + C + c]
         for i in range(L):
             if scratch[c, i] != 0.0:
-                zs = normal(k0, k1, path0 + i, month, 1 + C + c) + mu
+                zs = normal(k0, k1, paths[i], month, 1 + C + c) + mu
                 log_weight[i] += -mu * zs + 0.5 * mu * mu
                 x = km.severity_logit_median[c] + km.severity_dispersion[c] * zs
                 severity[c, i] = 1.0 / (1.0 + math.exp(-x))
@@ -386,6 +398,15 @@ def write_period(i, row, period, values, sev_sum, g_sum, loss, severity, tension
     tension[row, period] = g_sum[i]
 
 
+def _all_zero(e):
+    """Whether every element of the 2-d array ``e`` is 0."""
+    for c in range(e.shape[0]):
+        for i in range(e.shape[1]):
+            if e[c, i] != 0.0:
+                return False
+    return True
+
+
 def _zero_rows(a):
     """Set every element of the 2-d array ``a`` to 0 (a loop: CUDA's local arrays take no
     slice assignment)."""
@@ -394,16 +415,45 @@ def _zero_rows(a):
             a[n, i] = 0.0
 
 
+def first_shocks(km, k0, k1, paths, months, g, on, sev, months_on, head, z, scratch, e, g_sum,
+                 sev_sum, log_weight, first):  # fmt: skip
+    """``first[i]``: the first month (0-based) in which a channel of path ``paths[i]`` has a
+    nonzero effective severity, or ``months`` if none has in months ``0 .. months - 1``.
+
+    Runs the regimes alone (:func:`init_lanes` and :func:`month_step`, the same numbers as
+    :func:`simulate_lanes`), and stops once every lane has had its shock. The CPU kernel sorts
+    paths by it so that the paths without a shock yet share chunks (see ``cpu``).
+    """
+    L = g.shape[0]
+    init_lanes(km, k0, k1, paths, g, on, sev, months_on, head, log_weight)
+    waiting = L
+    for i in range(L):
+        first[i] = months
+    for t in range(months):
+        month_step(
+            km, k0, k1, paths, t, g, on, sev, months_on, z, scratch, e, g_sum, sev_sum, log_weight
+        )  # fmt: skip
+        for i in range(L):
+            if first[i] == months:
+                for c in range(e.shape[0]):
+                    if e[c, i] != 0.0:
+                        first[i] = t
+                        waiting -= 1
+                        break
+        if waiting == 0:
+            break
+
+
 def simulate_lanes(
-    km, k0, k1, path0, first_row, n_rows, period_of_month, supply_matrix, demand_matrix, state,
-    cube,
+    km, k0, k1, paths, p0, n_rows, period_of_month, supply_matrix, demand_matrix, state, cube,
+    skip_quiet,
 ):  # fmt: skip
     """The model's month loop for one set of lanes, written once for every target.
 
-    Lane ``i`` runs path ``path0 + i`` from month 1 to the horizon and writes each period's sums
-    into row ``first_row + i`` of the cube arrays when that row lies in ``[0, n_rows)``; other
-    lanes are computed and not written (the CPU kernel aligns its chunks on global path indices,
-    so a chunk may start before a block's first path or end after its last).
+    Lane ``i`` runs path ``paths[i]`` from month 1 to the horizon and writes each period's sums
+    into row ``paths[i] - p0`` of the cube arrays when that row lies in ``[0, n_rows)``; other
+    lanes are computed and not written (the CPU kernel forms its chunks within groups of paths
+    aligned on global path indices, so a chunk may hold paths outside the block).
 
     Parameters
     ----------
@@ -411,6 +461,10 @@ def simulate_lanes(
         The kernels' model (:class:`riskengine.kernels.layout.KernelModel`).
     k0, k1
         The seed's two key words (``rng.split_seed``).
+    paths
+        int64, the lanes' global path indices.
+    p0, n_rows
+        The block's first path and its number of paths.
     period_of_month
         int64, one entry per month: its period (``riskengine.schema.periods``).
     supply_matrix, demand_matrix
@@ -422,12 +476,23 @@ def simulate_lanes(
         in the cube's layout (rows = the block's paths): the cube, the run's per-path
         summaries, each path's mean ``q`` per year and node (P, years, N) for the credit stage,
         and its log likelihood ratio (P,) under the model's tilt (section 8).
+    skip_quiet
+        Skip the quiet months (below); False only to show that skipping changes nothing.
+
+    Returns
+    -------
+    int
+        The months skipped: from month 1 to the last month in which no lane's channel had a
+        nonzero effective severity, the month's direct shocks, products and state update are
+        not computed (they would change no number; ``tests/test_kernels_cpu.py`` compares
+        the cube with and without the skip bit for bit).
     """
     (g, on, sev, months_on, head, weights, z, scratch, e, supply, demand, stock, a, b, ma, mb,
      q_sum, year_sum, sev_sum, g_sum, values, loss_sum, va_sum, log_weight) = state  # fmt: skip
     loss, severity, tension, loss_total, va_total, year_q, log_weight_out = cube
     L = g.shape[0]
-    init_lanes(km, k0, k1, path0, g, on, sev, months_on, head, weights, log_weight)
+    init_lanes(km, k0, k1, paths, g, on, sev, months_on, head, log_weight)
+    init_weights(km, k0, k1, paths, head, weights)
     full = km.exposure_stock
     for k in range(full.shape[0]):
         for i in range(L):
@@ -444,20 +509,30 @@ def simulate_lanes(
     for i in range(L):
         g_sum[i] = 0.0
     T = period_of_month.shape[0]
+    quiet = skip_quiet  # no lane has had a shock yet: a = b = 0, every stock full, no loss
+    skipped = 0
     for t in range(T):
         month_step(
-            km, k0, k1, path0, t, g, on, sev, months_on, z, scratch, e, g_sum, sev_sum, log_weight
+            km, k0, k1, paths, t, g, on, sev, months_on, z, scratch, e, g_sum, sev_sum, log_weight
         )  # fmt: skip
-        direct_shocks(km, weights, e, stock, supply, demand)
-        propagate(supply_matrix, a, ma)
-        propagate(demand_matrix, b, mb)
-        update_lanes(km, a, b, ma, mb, supply, demand, q_sum, year_sum)
+        if quiet:
+            quiet = _all_zero(e)
+        if quiet:
+            # Exact: with every effective severity 0 and nothing before, direct_shocks would
+            # add signed zeros and refill full stocks, both products would be zero and
+            # update_lanes would leave a = b = +0 and add +0 to the sums. Not one bit moves.
+            skipped += 1
+        else:
+            direct_shocks(km, weights, e, stock, supply, demand)
+            propagate(supply_matrix, a, ma)
+            propagate(demand_matrix, b, mb)
+            update_lanes(km, a, b, ma, mb, supply, demand, q_sum, year_sum)
         if t == T - 1 or period_of_month[t + 1] != period_of_month[t]:
             period = period_of_month[t]
             period_losses(km, q_sum, values)
             add_summaries(values, km.va_share, loss_sum, va_sum)
             for i in range(L):
-                row = first_row + i
+                row = paths[i] - p0
                 if 0 <= row < n_rows:
                     write_period(i, row, period, values, sev_sum, g_sum, loss, severity, tension)
             _zero_rows(q_sum)
@@ -467,16 +542,17 @@ def simulate_lanes(
         if t == T - 1 or (t + 1) % 12 == 0:
             months = np.float64(t % 12 + 1)
             for i in range(L):
-                row = first_row + i
+                row = paths[i] - p0
                 if 0 <= row < n_rows:
                     write_year(i, row, t // 12, months, year_sum, year_q)
             _zero_rows(year_sum)
     for i in range(L):
-        row = first_row + i
+        row = paths[i] - p0
         if 0 <= row < n_rows:
             write_summaries(
                 i, row, loss_sum, va_sum, log_weight, loss_total, va_total, log_weight_out
             )  # fmt: skip
+    return skipped
 
 
 # Called at onsets only: the CPU kernel keeps it out of line (see targets.compile_functions).
@@ -493,6 +569,7 @@ FUNCTIONS = (
     _pair,
     _draw_pairs,
     init_lanes,
+    init_weights,
     month_step,
     direct_shocks,
     propagate,
@@ -502,6 +579,8 @@ FUNCTIONS = (
     add_summaries,
     write_summaries,
     write_year,
+    _all_zero,
     _zero_rows,
+    first_shocks,
     simulate_lanes,
 )

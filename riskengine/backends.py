@@ -170,7 +170,7 @@ def run_block_into(
     period_of_month: np.ndarray,
     out: dict[str, np.ndarray],
     backend: str = "cpu",
-) -> None:
+) -> float | None:
     """Compute paths ``[p0, p1)`` on a kernel backend straight into caller-owned arrays.
 
     Parameters
@@ -192,6 +192,13 @@ def run_block_into(
         ``cpu``, ``cuda`` or ``reference`` (which computes the block in new arrays, then copies
         it: one block of memory more).
 
+    Returns
+    -------
+    float or None
+        ``cpu``: the share of the kernel's chunk-months skipped as quiet (no shock yet in any
+        of a chunk's paths; see :func:`riskengine.kernels.cpu.run_block_into`); None for the
+        other backends.
+
     Raises
     ------
     BackendError
@@ -206,7 +213,7 @@ def run_block_into(
     >>> model = rk.compile_model(rk.load_scenario("truce_collapse"))
     >>> period_of_month, starts = periods(model.start, model.horizon, "year")
     >>> out = block_arrays(model, paths=2, n_periods=len(starts))
-    >>> run_block_into(model, 1, 10, 12, period_of_month, out, backend="cpu")
+    >>> skipped = run_block_into(model, 1, 10, 12, period_of_month, out, backend="cpu")
     >>> out["tension"].shape
     (2, 5)
     """
@@ -216,16 +223,17 @@ def run_block_into(
         from riskengine.reference import simulate_block_into
 
         simulate_block_into(model, seed, p0, p1, period_of_month, out)
-        return
+        return None
     km = _kernel_model(model)
     from riskengine.kernels.credit import years
 
     year_q = np.empty((p1 - p0, years(model.horizon), model.n_nodes), np.float32)
     log_weight = np.empty(p1 - p0)
+    skipped = None
     if backend == "cpu":
         from riskengine.kernels import cpu
 
-        cpu.run_block_into(km, seed, p0, p1, period_of_month, out, year_q, log_weight)
+        skipped = cpu.run_block_into(km, seed, p0, p1, period_of_month, out, year_q, log_weight)
     else:
         try:
             from riskengine.kernels import cuda
@@ -238,6 +246,7 @@ def run_block_into(
             raise BackendError("no CUDA device found; use --backend cpu")
         cuda.run_block_into(km, seed, p0, p1, period_of_month, out, year_q, log_weight)
     book_credit_into(model, seed, p0, p1, period_of_month, year_q, log_weight, out)
+    return skipped
 
 
 def run_block(

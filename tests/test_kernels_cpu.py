@@ -246,3 +246,57 @@ def test_cpu_kernel_gives_bystanders_the_diverted_sales(tiny_economy):
     usa, chn = model.regions.index("USA"), model.regions.index("CHN")
     assert (loss[:, :, chn] > 0).all() and loss[0, 0, usa] < 0  # USA.MFG gains
     assert_block_equal(run_block(model, 1, 0, 2, "month"), simulate_block(model, 1, 0, 2, "month"))
+
+
+@pytest.mark.parametrize("name", ["truce_holds", "truce_collapse"])
+def test_skipping_quiet_months_changes_no_bit(name):
+    """The kernel skips a chunk's shocks, products and state update until its first shock
+    (step.simulate_lanes): every output equals, bit for bit, the run that computes them all, and
+    the skip is not idle (a quiet chunk-month exists in each of these scenarios at 2,000
+    paths)."""
+    from riskengine.kernels import cpu
+    from riskengine.kernels.credit import years
+    from riskengine.kernels.layout import kernel_model
+
+    model = rk.compile_model(rk.load_scenario(name))
+    km = kernel_model(model.arrays)
+    period_of_month, starts = periods(model.start, model.horizon, "month")
+    runs, shares = [], []
+    for skip in (True, False):
+        out = block_arrays(model, 2000, len(starts))
+        year_q = np.empty((2000, years(model.horizon), model.n_nodes), np.float32)
+        log_weight = np.empty(2000)
+        shares.append(cpu.run_block_into(km, SEED, 5, 2005, period_of_month, out, year_q,
+                                         log_weight, skip_quiet=skip))  # fmt: skip
+        out.update(year_q=year_q, log_weight=log_weight)
+        runs.append(out)
+    assert shares[0] > 0.0 and shares[1] == 0.0
+    for key in ("loss", "severity", "tension", "loss_total", "value_added_loss_total",
+                "year_q", "log_weight"):  # fmt: skip
+        assert runs[0][key].tobytes() == runs[1][key].tobytes(), key
+
+
+@pytest.mark.parametrize("name", ["truce_holds", "truce_collapse"])
+def test_the_scout_finds_each_paths_first_shock(name):
+    """step.first_shocks (by which the CPU kernel sorts a group's paths) gives the first month
+    with a nonzero effective severity, as the reference's monthly severities show it, and the
+    horizon for a path without one."""
+    from riskengine.kernels.cpu import chunk_state, compiled_steps
+    from riskengine.kernels.layout import kernel_model
+
+    model = rk.compile_model(rk.load_scenario(name))
+    km = kernel_model(model.arrays)
+    T, lanes = model.horizon, 64
+    s = chunk_state(km, lanes)
+    first = np.empty(lanes, np.int64)
+    k0, k1 = rng.split_seed(SEED)
+    paths = np.arange(100, 100 + lanes)
+    compiled_steps()["first_shocks"](
+        km, k0, k1, paths, T, s[0], s[1], s[2], s[3], s[4], s[6], s[7], s[8], np.zeros(lanes),
+        np.zeros((len(model.channels), lanes)), s[23], first,
+    )  # fmt: skip
+    severity = simulate_block(model, SEED, 100, 100 + lanes, "month")["severity"]
+    shocked = (severity != 0.0).any(axis=2)
+    want = np.where(shocked.any(axis=1), shocked.argmax(axis=1), T)
+    np.testing.assert_array_equal(first, want)
+    assert len(np.unique(want)) > 1  # not all at one month
