@@ -11,11 +11,11 @@ over the horizon's months; ``write_year`` once a year: its cost is spread over t
 months). The credit stage (:func:`riskengine.kernels.credit.book_credit`, run on the host after
 the month loop) is timed on the yearly losses of a block of ``P`` paths. ``first_shocks`` (the
 scout by which the kernel groups paths without a shock yet) runs once per path over the
-horizon, stopping early where every lane has had its shock. The steps' sum against the whole
-kernel (month loop and credit stage, ``backends.run_block_into``) on one thread (monthly
-resolution, same run) shows what the loop itself adds, less what the kernel skips: it does
-not run ``direct_shocks``, the products and ``update_lanes`` in a chunk's quiet months
-(``benchmarks/skipping.py`` measures how many). docs/performance.md records the
+horizon, each month for the lanes still waiting for their first shock only. The steps' sum
+against the whole kernel (month loop and credit stage, ``backends.run_block_into``) on one
+thread (monthly resolution, same run) shows what the loop itself adds, less what the kernel
+skips: it does not run ``direct_shocks``, the products and ``update_lanes`` in a chunk's
+quiet months (``benchmarks/skipping.py`` measures how many). docs/performance.md records the
 output.
 """
 
@@ -91,8 +91,7 @@ def _run(km, k0, k1, lanes, period_of_month, step_index, repeats, cube):
                 log_weight,
             )  # fmt: skip
         elif step_index == 11:
-            _first(km, k0, k1, paths, T, g, on, sev, months_on, head, z,
-                   scratch, e, g_sum, sev_sum, log_weight, first)  # fmt: skip
+            _first(km, k0, k1, paths, T, first)
         elif step_index == 3:
             _shock(km, weights, e, stock, supply, demand)
         elif step_index == 4:

@@ -11,8 +11,8 @@ calls (:func:`_blas_propagate`).
 
 **Chunks are formed within groups aligned on global path indices**: group ``g`` holds paths
 ``512 g .. 512 g + 511`` (:data:`GROUP_CHUNKS` chunks), whatever the block. The group's paths are
-first scouted (:func:`riskengine.kernels.step.first_shocks`: the regimes alone, about a fifth of
-a month's work, stopping once every path has had its first shock) and sorted, stably, by the
+first scouted (:func:`first_shocks`: the regimes alone, for the paths still waiting for their
+first shock) and sorted, stably, by the
 month of their first shock; chunk ``j`` of the group takes the sorted paths ``32 j .. 32 j +
 31``. Paths still without a shock then share chunks, and a chunk skips its shocks, products and
 state update until its first shock (``simulate_lanes``; exact, to the bit). A block computes the
@@ -52,7 +52,7 @@ from threadpoolctl import ThreadpoolController
 
 from riskengine.kernels import rng, step
 from riskengine.kernels.layout import KernelModel
-from riskengine.kernels.step import first_shocks, simulate_lanes
+from riskengine.kernels.step import init_lanes, month_step, simulate_lanes
 from riskengine.kernels.targets import (
     CPU_OPTIONS,
     cached,
@@ -61,7 +61,14 @@ from riskengine.kernels.targets import (
     rebind,
 )
 
-__all__ = ["CHUNK", "GROUP_CHUNKS", "chunk_state", "compiled_steps", "run_block_into"]
+__all__ = [
+    "CHUNK",
+    "GROUP_CHUNKS",
+    "chunk_state",
+    "compiled_steps",
+    "first_shocks",
+    "run_block_into",
+]
 
 CHUNK = 32
 GROUP_CHUNKS = 16
@@ -114,6 +121,50 @@ def chunk_state(km, lanes):
     )
 
 
+def first_shocks(km, k0, k1, paths, months, first):
+    """``first[i]``: the first month (0-based) in which a channel of path ``paths[i]`` has a
+    nonzero effective severity, or ``months`` if none has in months ``0 .. months - 1``.
+
+    The scout by which the kernel sorts a group's paths: the regimes alone
+    (:func:`riskengine.kernels.step.init_lanes` and ``month_step``, the numbers of
+    ``simulate_lanes``), each month for the paths still waiting for their shock only (their
+    lanes' state is compacted whenever some have had it), stopping when none waits. Its cost is
+    about that of ``month_step`` over the quiet path-months. Its results only order the paths;
+    what the kernel skips it checks itself (``simulate_lanes``).
+    """
+    C, F = km.exposure.shape[0], km.factor_loadings.shape[1]
+    n = paths.shape[0]
+    lane = np.arange(n)  # the original lane of each compacted lane
+    live = paths.copy()
+    g, on, sev, months_on = np.empty(n), np.empty((C, n)), np.empty((C, n)), np.empty((C, n))
+    log_weight = np.empty(n)
+    init_lanes(km, k0, k1, live, g, on, sev, months_on, np.empty((2 + C * F, n)), log_weight)
+    # Work space: month_step's lanes are g's; z's width is the draws' (set at each compaction).
+    z, scratch, e = np.empty((C + 2, n)), np.empty((C, n)), np.empty((C, n))
+    g_sum, sev_sum = np.zeros(n), np.zeros((C, n))
+    first[:] = months
+    for t in range(months):
+        month_step(
+            km, k0, k1, live, t, g, on, sev, months_on, z, scratch, e, g_sum, sev_sum, log_weight
+        )  # fmt: skip
+        waiting = np.ones(n, np.bool_)
+        for i in range(n):
+            for c in range(C):
+                if e[c, i] != 0.0:
+                    first[lane[i]] = t
+                    waiting[i] = False
+                    break
+        keep = np.nonzero(waiting)[0]
+        if keep.shape[0] == n:
+            continue
+        n = keep.shape[0]
+        if n == 0:
+            break
+        lane, live, g, log_weight = lane[keep], live[keep], g[keep], log_weight[keep]
+        on, sev, months_on = on[:, keep].copy(), sev[:, keep].copy(), months_on[:, keep].copy()
+        z = np.empty((C + 2, n))
+
+
 def _blas_propagate(propagation, q, mq):
     """``mq = M q`` for a chunk: one float32 BLAS product (step.propagate on the CPU)."""
     np.dot(propagation, q, mq)
@@ -139,6 +190,7 @@ def compiled_steps() -> dict:
                 out_of_line=step.OUT_OF_LINE,
                 replace={"propagate": _blas_propagate},
             )
+            _steps["first_shocks"] = numba.njit(**CPU_OPTIONS)(rebind(first_shocks, _steps))
         return _steps
 
 
@@ -151,7 +203,6 @@ def _make_block(digest: str):
         first_group = p0 // size
         groups = (p0 + n_paths - 1) // size - first_group + 1
         T = period_of_month.shape[0]
-        C, F = km.exposure.shape[0], km.factor_loadings.shape[1]
         cube = (loss, severity, tension, loss_total, va_total, year_q, log_weight)
         # Counts per group, summed after the loop (a scalar reduction around these calls trips
         # numba's parfor pass).
@@ -160,12 +211,7 @@ def _make_block(digest: str):
         for group in numba.prange(groups):
             group_paths = (first_group + group) * size + np.arange(size)
             first = np.empty(size, np.int64)
-            first_shocks(
-                km, k0, k1, group_paths, T, np.empty(size), np.empty((C, size)),
-                np.empty((C, size)), np.empty((C, size)), np.empty((2 + C * F, size)),
-                np.empty((C + 2, size)), np.empty((C, size)), np.empty((C, size)),
-                np.zeros(size), np.zeros((C, size)), np.empty(size), first,
-            )  # fmt: skip
+            first_shocks(km, k0, k1, group_paths, T, first)
             order = group_paths[np.argsort(first, kind="mergesort")]
             state = chunk_state(km, lanes)
             for chunk in range(GROUP_CHUNKS):

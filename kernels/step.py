@@ -67,7 +67,6 @@ __all__ = [
     "OUT_OF_LINE",
     "STATE",
     "direct_shocks",
-    "first_shocks",
     "init_lanes",
     "init_weights",
     "month_step",
@@ -415,35 +414,6 @@ def _zero_rows(a):
             a[n, i] = 0.0
 
 
-def first_shocks(km, k0, k1, paths, months, g, on, sev, months_on, head, z, scratch, e, g_sum,
-                 sev_sum, log_weight, first):  # fmt: skip
-    """``first[i]``: the first month (0-based) in which a channel of path ``paths[i]`` has a
-    nonzero effective severity, or ``months`` if none has in months ``0 .. months - 1``.
-
-    Runs the regimes alone (:func:`init_lanes` and :func:`month_step`, the same numbers as
-    :func:`simulate_lanes`), and stops once every lane has had its shock. The CPU kernel sorts
-    paths by it so that the paths without a shock yet share chunks (see ``cpu``).
-    """
-    L = g.shape[0]
-    init_lanes(km, k0, k1, paths, g, on, sev, months_on, head, log_weight)
-    waiting = L
-    for i in range(L):
-        first[i] = months
-    for t in range(months):
-        month_step(
-            km, k0, k1, paths, t, g, on, sev, months_on, z, scratch, e, g_sum, sev_sum, log_weight
-        )  # fmt: skip
-        for i in range(L):
-            if first[i] == months:
-                for c in range(e.shape[0]):
-                    if e[c, i] != 0.0:
-                        first[i] = t
-                        waiting -= 1
-                        break
-        if waiting == 0:
-            break
-
-
 def simulate_lanes(
     km, k0, k1, paths, p0, n_rows, period_of_month, supply_matrix, demand_matrix, state, cube,
     skip_quiet,
@@ -581,6 +551,5 @@ FUNCTIONS = (
     write_year,
     _all_zero,
     _zero_rows,
-    first_shocks,
     simulate_lanes,
 )

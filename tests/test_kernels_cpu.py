@@ -278,23 +278,18 @@ def test_skipping_quiet_months_changes_no_bit(name):
 
 @pytest.mark.parametrize("name", ["truce_holds", "truce_collapse"])
 def test_the_scout_finds_each_paths_first_shock(name):
-    """step.first_shocks (by which the CPU kernel sorts a group's paths) gives the first month
+    """cpu.first_shocks (by which the CPU kernel sorts a group's paths) gives the first month
     with a nonzero effective severity, as the reference's monthly severities show it, and the
     horizon for a path without one."""
-    from riskengine.kernels.cpu import chunk_state, compiled_steps
+    from riskengine.kernels.cpu import compiled_steps
     from riskengine.kernels.layout import kernel_model
 
     model = rk.compile_model(rk.load_scenario(name))
     km = kernel_model(model.arrays)
     T, lanes = model.horizon, 64
-    s = chunk_state(km, lanes)
     first = np.empty(lanes, np.int64)
     k0, k1 = rng.split_seed(SEED)
-    paths = np.arange(100, 100 + lanes)
-    compiled_steps()["first_shocks"](
-        km, k0, k1, paths, T, s[0], s[1], s[2], s[3], s[4], s[6], s[7], s[8], np.zeros(lanes),
-        np.zeros((len(model.channels), lanes)), s[23], first,
-    )  # fmt: skip
+    compiled_steps()["first_shocks"](km, k0, k1, np.arange(100, 100 + lanes), T, first)
     severity = simulate_block(model, SEED, 100, 100 + lanes, "month")["severity"]
     shocked = (severity != 0.0).any(axis=2)
     want = np.where(shocked.any(axis=1), shocked.argmax(axis=1), T)
