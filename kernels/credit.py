@@ -178,7 +178,7 @@ def phi_into(x, out, work, power):
     """
     bits = power.view(np.int64)
     for k in range(x.shape[0]):
-        z = abs(x[k]) * _INV_SQRT2
+        z = min(abs(x[k]) * _INV_SQRT2, 40.0)  # erfc(40) underflows: no larger z matters
         inv = 1.0 / (z + _PHI_SHIFT)
         u = (z - _PHI_SHIFT) * inv
         uu = u * u

@@ -106,7 +106,8 @@ def test_the_credit_stages_normal_cdf_is_scipys_to_rounding():
     Phi(x)`` to rounding."""
     from riskengine.kernels.credit import phi_into
 
-    x = np.concatenate([np.linspace(-40.0, 40.0, 800_001), [0.0, -0.0, 1e-300, -1e-300]])
+    extremes = [0.0, -0.0, 1e-300, -1e-300, 1e300, -1e300, np.inf, -np.inf]
+    x = np.concatenate([np.linspace(-40.0, 40.0, 800_001), extremes])
     out = np.empty_like(x)
     phi_into(x, out, np.empty_like(x), np.empty_like(x))
     want = ndtr(x)
