@@ -21,7 +21,7 @@ A class whose driver is 0 and whose rho is 0 loses exactly 0 and is skipped.
 
 ``Phi``, the standard normal CDF, is :func:`phi_into`: all of a path-year's classes in passes
 that the compiler vectorizes (libm's ``erfc``, one call per class, cost about 15 ns and was the
-stage's largest cost). It writes ``Phi(x) = erfc(|x| / sqrt 2) / 2`` (or one less that, for
+stage's largest cost). It writes ``Phi(x) = erfc(|x| / sqrt 2) / 2`` (or one minus that, for
 ``x > 0``) as ``exp(-z^2 + h(u)) / (z + 3)`` with ``z = |x| / sqrt 2`` and ``u = (z - 3) /
 (z + 3)`` in ``[-1, 1)``, where ``h(u) = log((z + 3) erfcx(z))`` is smooth on the whole range
 (it tends to ``-log(sqrt pi)`` as ``z`` grows) and is a polynomial of degree 24 in ``u``:
@@ -32,7 +32,8 @@ small rest, so that ``exp`` (its own: ``2^n`` times a degree-13 Taylor polynomia
 two built from its bits) keeps its relative accuracy far into the tail. Against
 ``scipy.special.ndtr``, which the reference (:mod:`riskengine.reference`) uses, the error is at
 most 3e-15 absolute over the whole line and 5e-13 relative where ``Phi > 1e-300``
-(``tests/test_credit.py``, which also refits the coefficients); below about ``2^-1030`` it is 0.
+(``tests/test_credit.py``, which also refits the coefficients); below about ``2^-1028`` it is
+0, and a NaN stays NaN.
 
 This module imports numpy, math, numba and the kernels' targets module.
 """
@@ -192,8 +193,8 @@ def phi_into(x, out, work, power):
         zh = np.float64(np.float32(z))
         y_hi = -(zh * zh)
         y_lo = even + u * odd - (z - zh) * (z + zh)
-        n = math.floor((y_hi + y_lo) * _LOG2E + 0.5)
-        normal = n >= -1022.0  # below, Phi is under about 2^-1030 and taken as 0
+        n = np.floor((y_hi + y_lo) * _LOG2E + 0.5)  # a float: NaN stays NaN
+        normal = n >= -1022.0  # below, Phi is under about 2^-1028 and taken as 0
         n = max(n, -1022.0)
         r = ((y_hi - n * _LN2_HI) + y_lo) - n * _LN2_LO
         e = _INV_FACTORIAL[13]
@@ -205,7 +206,7 @@ def phi_into(x, out, work, power):
         bits[k] = (bits[k] - _TWO52_BITS) << 52  # the bits of 2^n
     for k in range(x.shape[0]):
         tail = 0.5 * (work[k] * power[k])  # Phi(-|x|)
-        out[k] = 1.0 - tail if x[k] > 0.0 else tail
+        out[k] = 1.0 - tail if x[k] > 0.0 else (tail if x[k] == x[k] else x[k])
 
 
 def _book_credit(cm, year_q, cycle_z, period_of_month, credit, credit_total, credit_segment):

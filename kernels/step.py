@@ -9,7 +9,8 @@ lane ``i`` holding path ``paths[i]``. The CPU kernel runs a chunk of 32 paths as
 function's innermost loop then runs over the lanes, a fixed count of contiguous elements that the
 compiler vectorizes (Philox, Box-Muller, the regimes, the state update: all across paths). The
 CUDA kernel runs one path per thread with ``L = 1``. A lane's numbers never depend on the other
-lanes, so a path's bits do not depend on the chunk it falls in.
+lanes' values; where a target's product gives a column's bits by its position (BLAS), a path's
+bits depend on its lane, which the CPU kernel takes from the path's group alone (``cpu``).
 
 The month loop, :func:`simulate_lanes`, is written once here for every target: per set of lanes
 it calls
@@ -452,10 +453,11 @@ def simulate_lanes(
     Returns
     -------
     int
-        The months skipped: from month 1 to the last month in which no lane's channel had a
-        nonzero effective severity, the month's direct shocks, products and state update are
-        not computed (they would change no number; ``tests/test_kernels_cpu.py`` compares
-        the cube with and without the skip bit for bit).
+        The months skipped: in the months before the first month in which some lane has a
+        nonzero effective severity, the direct shocks, products and state update are not
+        computed (they would change no number, the model's weights and matrices being finite;
+        ``tests/test_kernels_cpu.py`` compares the cube with and without the skip bit for
+        bit).
     """
     (g, on, sev, months_on, head, weights, z, scratch, e, supply, demand, stock, a, b, ma, mb,
      q_sum, year_sum, sev_sum, g_sum, values, loss_sum, va_sum, log_weight) = state  # fmt: skip

@@ -76,6 +76,9 @@ def default_block_paths(
     """Paths per block: about :data:`BLOCK_SECONDS` of work, at most :data:`BLOCK_BYTES` of
     output, and a number of blocks that is a multiple of the worker threads (``slots``), at least
     two per thread, so that the threads finish together instead of one running a last block alone.
+    On the CPU, a block of more than 512 paths is a whole number of the kernel's groups of 512
+    (``riskengine.kernels.cpu``), which a block must otherwise compute in part for its
+    neighbours.
 
     Examples
     --------
@@ -86,13 +89,22 @@ def default_block_paths(
     >>> default_block_paths(model, 1000, "month", "reference", slots=2)
     250
     >>> default_block_paths(model, 200_000, "horizon", "cpu", slots=2)  # 8 blocks, not 7
-    25000
+    25088
     """
     by_time = BLOCK_SECONDS / (SECONDS_PER_PATH_MONTH[backend] * model.horizon)
     by_bytes = BLOCK_BYTES / estimated_bytes(model, 1, resolution)
     largest = max(1, int(min(by_time, by_bytes)))
     rounds = max(2, math.ceil(paths / (slots * largest)))  # blocks per worker thread
-    return max(1, min(largest, math.ceil(paths / (slots * rounds))))
+    block = max(1, min(largest, math.ceil(paths / (slots * rounds))))
+    if backend == "cpu":
+        from riskengine.kernels.cpu import CHUNK, GROUP_CHUNKS
+
+        # The CPU kernel computes whole groups of paths (aligned on path indices): a block of
+        # whole groups computes no path of its neighbours'.
+        group = CHUNK * GROUP_CHUNKS
+        if block > group and largest >= group:
+            block = min(largest // group, math.ceil(block / group)) * group
+    return block
 
 
 def _blocks(paths: int, block_paths: int) -> list[tuple[int, int]]:

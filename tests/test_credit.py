@@ -102,8 +102,8 @@ def test_no_shock_and_no_correlation_lose_exactly_nothing(tiny_economy):
 def test_the_credit_stages_normal_cdf_is_scipys_to_rounding():
     """``phi_into`` (vectorized, its own exp) against ``scipy.special.ndtr`` over the whole
     line: 3e-15 absolute, 5e-13 relative where Phi > 1e-300 (the relative error of ``|x| /
-    sqrt 2`` squared grows with ``x^2``), 0 below about 2^-1030, and the symmetry ``Phi(-x) = 1 -
-    Phi(x)`` to rounding."""
+    sqrt 2`` squared grows with ``x^2``), 0 below about 2^-1028, NaN for NaN, and the symmetry
+    ``Phi(-x) = 1 - Phi(x)`` to rounding."""
     from riskengine.kernels.credit import phi_into
 
     extremes = [0.0, -0.0, 1e-300, -1e-300, 1e300, -1e300, np.inf, -np.inf]
@@ -116,6 +116,9 @@ def test_the_credit_stages_normal_cdf_is_scipys_to_rounding():
     assert np.max(np.abs(out[normal] / want[normal] - 1.0)) < 5e-13
     assert np.all(out[want < 2.0**-1040] == 0.0)
     assert np.all((out >= 0.0) & (out <= 1.0))
+    nan = np.empty(3)
+    phi_into(np.full(3, np.nan), nan, np.empty(3), np.empty(3))
+    assert np.all(np.isnan(nan))
     mirrored = np.empty_like(x)
     phi_into(-x, mirrored, np.empty_like(x), np.empty_like(x))
     assert np.max(np.abs(out + mirrored - 1.0)) < 3e-15

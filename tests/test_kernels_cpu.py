@@ -91,6 +91,25 @@ def test_cpu_kernel_is_bitwise_independent_of_blocks_and_threads(truce_collapse)
         assert np.array_equal(shifted[name], values[37:]), name
 
 
+def test_cpu_kernel_is_bitwise_independent_of_groups_blocks_and_threads():
+    """Across the kernel's groups of 512 paths (sorted inside by the month of their first
+    shock): blocks that start and end inside a group, span two, or hold a group's last path
+    alone, on one thread and on two, give the run's bits."""
+    truce_holds = rk.compile_model(rk.load_scenario("truce_holds"))
+    whole = run_block(truce_holds, SEED, 0, 1100, "year", backend="cpu")
+    splits = [(0, 500), (500, 511), (511, 512), (512, 1030), (1030, 1100)]
+    old_threads = numba.get_num_threads()
+    try:
+        for threads in (1, 2):
+            numba.set_num_threads(threads)
+            parts = [run_block(truce_holds, SEED, a, b, "year", backend="cpu") for a, b in splits]
+            for name, values in whole.items():
+                joined = np.concatenate([part[name] for part in parts])
+                assert np.array_equal(joined, values), (threads, name)
+    finally:
+        numba.set_num_threads(old_threads)
+
+
 @pytest.mark.parametrize("resolution", ["month", "quarter", "horizon"])
 def test_kernel_summaries_are_the_analysis_sums_of_its_cube(truce_collapse, resolution):
     """The kernel sums each region's loss and credit loss over the horizon from the float32
