@@ -191,7 +191,34 @@ def compiled_steps() -> dict:
                 replace={"propagate": _blas_propagate},
             )
             _steps["first_shocks"] = numba.njit(**CPU_OPTIONS)(rebind(first_shocks, _steps))
+            _steps["run_group"] = numba.njit(**CPU_OPTIONS)(rebind(run_group, _steps))
         return _steps
+
+
+def run_group(km, k0, k1, group_paths, p0, n_paths, lanes, period_of_month, cube, skip_quiet):
+    """One group of paths (``group_paths``, globally aligned): scout, sort, and run each chunk
+    that holds one of the block's paths ``[p0, p0 + n_paths)``; returns the chunk-months skipped
+    and run. A function of its own, called from the kernel's parallel loop: numba's parallel
+    pass on a loop body this large took minutes to compile."""
+    T = period_of_month.shape[0]
+    size = group_paths.shape[0]
+    first = np.empty(size, np.int64)
+    first_shocks(km, k0, k1, group_paths, T, first)
+    order = group_paths[np.argsort(first, kind="mergesort")]
+    state = chunk_state(km, lanes)
+    skipped = 0
+    computed = 0
+    for chunk in range(size // lanes):
+        paths = order[chunk * lanes : (chunk + 1) * lanes].copy()
+        rows = paths - p0
+        if np.all((rows < 0) | (rows >= n_paths)):
+            continue  # none of the block's paths: nothing to write
+        skipped += simulate_lanes(
+            km, k0, k1, paths, p0, n_paths, period_of_month, km.supply_matrix, km.demand_matrix,
+            state, cube, skip_quiet,
+        )  # fmt: skip
+        computed += T
+    return skipped, computed
 
 
 def _make_block(digest: str):
@@ -202,7 +229,6 @@ def _make_block(digest: str):
         size = lanes * GROUP_CHUNKS
         first_group = p0 // size
         groups = (p0 + n_paths - 1) // size - first_group + 1
-        T = period_of_month.shape[0]
         cube = (loss, severity, tension, loss_total, va_total, year_q, log_weight)
         # Counts per group, summed after the loop (a scalar reduction around these calls trips
         # numba's parfor pass).
@@ -210,20 +236,9 @@ def _make_block(digest: str):
         computed = np.zeros(groups, np.int64)
         for group in numba.prange(groups):
             group_paths = (first_group + group) * size + np.arange(size)
-            first = np.empty(size, np.int64)
-            first_shocks(km, k0, k1, group_paths, T, first)
-            order = group_paths[np.argsort(first, kind="mergesort")]
-            state = chunk_state(km, lanes)
-            for chunk in range(GROUP_CHUNKS):
-                paths = order[chunk * lanes : (chunk + 1) * lanes].copy()
-                rows = paths - p0
-                if np.all((rows < 0) | (rows >= n_paths)):
-                    continue  # none of the block's paths: nothing to write
-                skipped[group] += simulate_lanes(
-                    km, k0, k1, paths, p0, n_paths, period_of_month, km.supply_matrix,
-                    km.demand_matrix, state, cube, skip_quiet,
-                )  # fmt: skip
-                computed[group] += T
+            skipped[group], computed[group] = run_group(
+                km, k0, k1, group_paths, p0, n_paths, lanes, period_of_month, cube, skip_quiet
+            )
         return digest, skipped.sum() / max(computed.sum(), 1)
 
     return block
@@ -294,7 +309,7 @@ def run_block_into(
     skipped as quiet (:func:`riskengine.kernels.step.simulate_lanes`; ``skip_quiet=False``
     computes them all, to show that skipping changes nothing).
 
-    The first call in a process compiles the kernel (about 40 s) or loads it from numba's
+    The first call in a process compiles the kernel (about 90 s) or loads it from numba's
     cache (under a second).
     """
     k0, k1 = rng.split_seed(seed)

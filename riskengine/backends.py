@@ -9,7 +9,7 @@ views of a larger buffer) and never a kernel directly, so the dask graph is the 
 target.
 
 Kernel modules are imported lazily: importing riskengine compiles nothing, and choosing a
-backend compiles only that backend (``cpu``: about 40 s the first time, then numba's disk
+backend compiles only that backend (``cpu``: about 90 s the first time, then numba's disk
 cache; ``cuda``: compiled for the device on each process's first block).
 
 This module imports numpy and riskengine's compile, errors and schema modules; kernels lazily.
