@@ -2,11 +2,12 @@
 kernel's PTX for sm_90 (NVVM and ptxas from the ``cuda`` extra's wheels), and the occupancy the
 resources imply.
 
-    python benchmarks/ptxas_report.py [--scenario truce_collapse] [--shared 0|1|2]
+    python benchmarks/ptxas_report.py [--scenario truce_collapse] [--tile 64] [--panel 42]
+                                      [--max-registers 255]
 
 Prints the registers per thread, the stack frame (the per-thread state in local memory), the
-spill stores and loads, the shared memory per block and the occupancy at
-``THREADS_PER_BLOCK`` threads per block, from the sm_90 limits below (NVIDIA's CUDA C
+spill stores and loads, the shared memory per block (the tile of paths and a panel of ``M``)
+and the occupancy at one thread per path of the tile, from the sm_90 limits below (NVIDIA's CUDA C
 Programming Guide, compute capability 9.0, and its occupancy calculator's allocation rules).
 """
 
@@ -25,6 +26,7 @@ from pathlib import Path
 # Compute capability 9.0 (H100, H200): per multiprocessor.
 REGISTERS = 65536
 REGISTER_UNIT = 256  # registers are allocated per warp in units of 256
+MAX_REGISTERS = 255  # per thread: what ptxas may use unless told less (cuda.jit's default)
 MAX_WARPS = 64
 MAX_BLOCKS = 32
 SHARED_BYTES = 228 * 1024
@@ -81,35 +83,42 @@ def occupancy(registers: int, shared_bytes: int, threads: int) -> dict[str, int]
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--scenario", default="truce_collapse")
-    p.add_argument("--shared", type=int, default=None, help="matrices in shared memory")
+    p.add_argument("--tile", type=int, default=None, help="paths (threads) of a block")
+    p.add_argument("--panel", type=int, default=None, help="columns of M in shared memory")
+    p.add_argument(
+        "--max-registers", type=int, default=None, help="ptxas -maxrregcount (default 255)"
+    )
     args = p.parse_args(argv)
 
     import riskengine as rk
-    from riskengine.kernels.cuda import THREADS_PER_BLOCK, compile_ptx_for, shared_matrices
+    from riskengine.kernels.cuda import TILE_PATHS, compile_ptx_for, panel_columns
 
     model = rk.compile_model(rk.load_scenario(args.scenario))
     N = len(model.sectors) * len(model.regions)
-    shared = shared_matrices(N) if args.shared is None else args.shared
-    ptx = compile_ptx_for(model, (9, 0), shared)
+    tile = TILE_PATHS if args.tile is None else args.tile
+    panel = panel_columns(N, tile) if args.panel is None else args.panel
+    ptx = compile_ptx_for(model, (9, 0), tile, panel)
+    registers = MAX_REGISTERS if args.max_registers is None else args.max_registers
     with tempfile.TemporaryDirectory() as folder:
         source = Path(folder) / "kernel.ptx"
         source.write_text(ptx, encoding="ascii")
         done = subprocess.run(
-            [ptxas_path(), "-v", "-arch=sm_90", str(source), "-o", str(Path(folder) / "k.cubin")],
+            [ptxas_path(), "-v", "-arch=sm_90", f"-maxrregcount={registers}", str(source),
+             "-o", str(Path(folder) / "k.cubin")],
             capture_output=True, text=True, check=False,
         )  # fmt: skip
     if done.returncode != 0:
         raise SystemExit(f"ptxas failed:\n{done.stderr}")
     r = resources(done.stdout + done.stderr)
-    o = occupancy(r["registers"], r["shared_bytes"], THREADS_PER_BLOCK)
-    print(f"ptxas -v, sm_90: {args.scenario}, N={N}, {shared} of 2 matrices in shared memory, "
-          "one path per thread")  # fmt: skip
+    o = occupancy(r["registers"], r["shared_bytes"], tile)
+    print(f"ptxas -v, sm_90: {args.scenario}, N={N}, a tile of {tile} paths (one per thread), "
+          f"panels of {panel} columns of M")  # fmt: skip
     print(f"registers per thread: {r['registers']}")
     print(f"stack frame per thread (local memory): {r['stack_bytes']} bytes")
     print(f"spill stores / loads: {r['spill_stores']} / {r['spill_loads']} bytes")
     print(f"shared memory per block: {r['shared_bytes']} bytes")
     print(
-        f"occupancy at {THREADS_PER_BLOCK} threads per block: blocks per SM by registers "
+        f"occupancy at {tile} threads per block: blocks per SM by registers "
         f"{o['by_registers']}, by shared memory {o['by_shared']}, by warps {o['by_warps']} -> "
         f"{o['blocks']} blocks, {o['warps']} of {MAX_WARPS} warps ({o['warps'] / MAX_WARPS:.0%})"
     )

@@ -8,7 +8,8 @@ Lanes: every state array has the paths of one set of lanes on its **last** axis,
 lane ``i`` holding path ``paths[i]``. The CPU kernel runs a chunk of 32 paths as 32 lanes: each
 function's innermost loop then runs over the lanes, a fixed count of contiguous elements that the
 compiler vectorizes (Philox, Box-Muller, the regimes, the state update: all across paths). The
-CUDA kernel runs one path per thread with ``L = 1``. A lane's numbers never depend on the other
+CUDA kernel runs one path per thread with ``L = 1``, a block's threads sharing their products
+(``cuda``). A lane's numbers never depend on the other
 lanes' values; where a target's product gives a column's bits by its position (BLAS), a path's
 bits depend on its lane, which the CPU kernel takes from the path's group alone (``cpu``).
 
@@ -31,8 +32,10 @@ it calls
 
 A target supplies only what differs: the state's allocation and the lanes' grid (the CPU kernel
 runs chunks of 32 lanes in a ``prange``, the CUDA kernel one lane per thread), and its own
-products: :func:`propagate` is a loop here (the CUDA kernel's), which the CPU kernel replaces
-with a single BLAS product over a chunk (``targets.compile_functions(..., replace=...)``).
+products: :func:`propagate` is a loop here (the reference for both), which the CPU kernel
+replaces with a single BLAS product over a chunk and the CUDA kernel with a tiled product over
+a block's paths, and the CUDA kernel decides the quiet-month skip (:func:`_all_zero`) for a
+whole block (``targets.compile_functions(..., replace=...)``).
 
 Random numbers follow the slot layout of :mod:`riskengine.kernels.rng`. A severity is drawn
 (out of the vectorized loops) only for the lanes whose channel starts an episode, and
@@ -439,7 +442,8 @@ def simulate_lanes(
     period_of_month
         int64, one entry per month: its period (``riskengine.schema.periods``).
     supply_matrix, demand_matrix
-        ``W`` and ``D`` in float32 (the model's, or copies in CUDA shared memory).
+        ``W`` and ``D`` in float32, as the target's ``propagate`` takes them (the CUDA kernel's
+        tiled product takes each with its shared panel and tile: ``(M, panel, tile)``).
     state
         The lanes' arrays, in the order of :data:`STATE`; overwritten.
     cube

@@ -1,10 +1,11 @@
 """Run under ``NUMBA_ENABLE_CUDASIM=1`` by tests/test_kernels_cuda.py: the CUDA kernel, in
 numba's simulator, against the numpy reference for every built-in scenario and under an
-importance-sampling tilt.
+importance-sampling tilt; and the kernel's own tiles and panels against each other, bit for bit.
 
 The simulator runs each thread in Python (about a second per path-horizon), so this checks a few
 dozen paths in all: 12 of the default scenario at monthly resolution, 3 of each other at
-quarterly, and 2 of the default with each other use of shared memory. Exits 0 when all agree,
+quarterly, 6 of the default in tiles of 4 (the second with 2 paths past the block, computed
+too) and 2 with each of two other panel widths. Exits 0 when all agree,
 else with the failing comparison.
 """
 
@@ -14,7 +15,7 @@ import os
 import sys
 
 import numpy as np
-from kernel_checks import assert_block_equal
+from kernel_checks import assert_block_equal, assert_block_identical
 
 import riskengine as rk
 from riskengine.backends import run_block
@@ -41,17 +42,27 @@ def main() -> None:
     kernel = run_block(tilt.apply(model), SEED, 0, 3, "year", backend="cuda")
     assert_block_equal(kernel, simulate_block(tilt.apply(model), SEED, 0, 3, "year"))
     print("a tilted truce_holds: CUDA (simulator) equals reference", flush=True)
-    # The default economy keeps one matrix in shared memory; check the variants with both and
-    # with none too, by moving the limit.
+    # The tiled product sums every column in the same order whatever the tile and the panels,
+    # and the block-wide skip is exact: other tiles and panels give the same bits (a path's
+    # numbers do not depend on the block's other paths).
     model = rk.compile_model(rk.load_scenario("truce_collapse"))
-    default = cuda_kernel.SHARED_BYTES
-    for limit, shared in ((10**6, 2), (0, 0)):
-        cuda_kernel.SHARED_BYTES = limit
-        assert cuda_kernel.shared_matrices(len(model.sectors) * len(model.regions)) == shared
-        kernel = run_block(model, SEED, 0, 2, "quarter", backend="cuda")
-        assert_block_equal(kernel, simulate_block(model, SEED, 0, 2, "quarter"))
-        print(f"{shared} matrices in shared memory: CUDA (simulator) equals reference", flush=True)
-    cuda_kernel.SHARED_BYTES = default
+    default = run_block(model, SEED, 3, 15, "month", backend="cuda")  # one tile of 12
+    N = len(model.sectors) * len(model.regions)
+    tile, limit = cuda_kernel.TILE_PATHS, cuda_kernel.SHARED_BYTES
+    cuda_kernel.TILE_PATHS = 4  # two tiles, the second with 2 paths past the block
+    head = {name: values[:6] for name, values in default.items()}
+    assert_block_identical(run_block(model, SEED, 3, 9, "month", backend="cuda"), head)
+    cuda_kernel.TILE_PATHS = tile
+    print("tiles of 4: CUDA (simulator) equals a tile of 12 bit for bit", flush=True)
+    head = {name: values[:2] for name, values in default.items()}
+    assert cuda_kernel.panel_columns(N, 12) == N  # the default: all of M beside a tile of 12
+    for shared, panel in ((4 * N * (2 + 42), 42), (4 * N * (2 + 5), 5)):  # beside a tile of 2
+        cuda_kernel.SHARED_BYTES = shared
+        assert cuda_kernel.panel_columns(N, cuda_kernel.tile_paths(2)) == panel
+        assert_block_identical(run_block(model, SEED, 3, 5, "month", backend="cuda"), head)
+        print(f"panels of {panel} columns: CUDA (simulator) equals one panel bit for bit",
+              flush=True)  # fmt: skip
+    cuda_kernel.SHARED_BYTES = limit
     # The engine on the threaded scheduler: 4 blocks on 2 threads share the process's device,
     # one block at a time, and give the CPU kernel's cube.
     blocks = rk.simulate(model, 8, SEED, backend="cuda", block_paths=2, resolution="horizon")

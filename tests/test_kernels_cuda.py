@@ -33,8 +33,9 @@ def test_cuda_kernel_in_simulator_equals_reference_for_every_scenario():
     assert result.returncode == 0, result.stdout + result.stderr
     for name in rk.builtin_scenarios():
         assert f"{name}: CUDA (simulator) equals reference" in result.stdout
-    for shared in (2, 0):
-        assert f"{shared} matrices in shared memory: CUDA (simulator) equals reference" in (
+    assert "tiles of 4: CUDA (simulator) equals a tile of 12 bit for bit" in result.stdout
+    for panel in (42, 5):
+        assert f"panels of {panel} columns: CUDA (simulator) equals one panel bit for bit" in (
             result.stdout
         )
     assert "engine, 4 blocks on the threaded scheduler: CUDA (simulator) equals CPU" in (
@@ -60,19 +61,21 @@ def _nvvm_missing() -> str | None:
     return None
 
 
-@pytest.mark.parametrize("shared", [0, 1])
-def test_cuda_kernel_compiles_for_compute_90(truce_collapse, shared):
+@pytest.mark.parametrize("panel", [None, 84])
+def test_cuda_kernel_compiles_for_compute_90(truce_collapse, panel):
     """Type-checks and compiles for a real target; the simulator would accept anything."""
     reason = _nvvm_missing()
     if reason:
         pytest.skip(reason)
-    from riskengine.kernels.cuda import compile_ptx_for
+    from riskengine.kernels.cuda import TILE_PATHS, compile_ptx_for, panel_columns
 
-    ptx = compile_ptx_for(truce_collapse, (9, 0), shared)
-    assert ".target sm_90" in ptx
-    # each shared matrix is one static shared declaration of N x N float32
     N = len(truce_collapse.sectors) * len(truce_collapse.regions)
-    assert len(re.findall(rf"\.shared .*\[{4 * N * N}\]", ptx)) == shared
+    width = panel_columns(N, TILE_PATHS) if panel is None else panel
+    ptx = compile_ptx_for(truce_collapse, (9, 0), TILE_PATHS, panel)
+    assert ".target sm_90" in ptx
+    # two static shared declarations of float32: the panel of M and the tile of paths
+    declared = sorted(int(b) for b in re.findall(r"\.shared .*\[(\d+)\]", ptx))
+    assert declared == sorted([4 * N * width, 4 * N * TILE_PATHS])
 
 
 def test_ptxas_report_for_compute_90():
@@ -87,14 +90,23 @@ def test_ptxas_report_for_compute_90():
     registers = int(re.search(r"registers per thread: (\d+)", out).group(1))
     assert 0 < registers <= 255
     assert re.search(r"spill stores / loads: \d+ / \d+ bytes", out)
-    # the default economy (N = 84) keeps W in shared memory: 84 x 84 float32
-    assert "shared memory per block: 28224 bytes" in out
+    assert re.search(r"spill stores / loads: 0 / 0 bytes", out)  # the register blocks fit
+    # the default economy (N = 84): a tile of 64 paths and a panel of 42 columns, in float32
+    assert f"shared memory per block: {4 * 84 * (64 + 42)} bytes" in out
     blocks = re.search(r"-> (\d+) blocks, (\d+) of 64 warps", out)
-    assert int(blocks.group(2)) == int(blocks.group(1)) * 4  # 128 threads: 4 warps a block
+    assert int(blocks.group(2)) == int(blocks.group(1)) * 2  # 64 threads: 2 warps a block
 
 
-def test_shared_memory_holds_what_fits():
-    from riskengine.kernels.cuda import SHARED_BYTES, shared_matrices
+def test_tiles_and_panels_fit_shared_memory():
+    from riskengine.kernels.cuda import SHARED_BYTES, TILE_PATHS, panel_columns, tile_paths
 
-    assert SHARED_BYTES == 48 * 1024
-    assert [shared_matrices(n) for n in (4, 78, 79, 84, 110, 111)] == [2, 2, 1, 1, 1, 0]
+    assert SHARED_BYTES == 48 * 1024 and TILE_PATHS == 64
+    assert [tile_paths(n) for n in (1, 3, 4, 5, 12, 63, 64, 10**6)] == [1, 3, 4, 8, 12, 64, 64, 64]
+    # as wide as fits, in equal panels: 84 nodes beside 64 paths take two panels of 42
+    assert [panel_columns(n, 64) for n in (4, 84, 100, 180)] == [4, 42, 50, 4]
+    for n in (4, 84, 100, 180):
+        assert 4 * n * (64 + panel_columns(n, 64)) <= SHARED_BYTES
+    with pytest.raises(ValueError, match="190 nodes does not fit"):
+        panel_columns(190, 64)
+    with pytest.raises(ValueError, match="at least one path"):
+        tile_paths(0)
