@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 import zarr
 from zarr.codecs import BloscCodec
@@ -520,14 +521,31 @@ def reading(path: str | Path) -> Iterator[xr.Dataset]:
             os.close(fd)
 
 
+def _range_of_paths(ds: xr.Dataset) -> xr.Dataset:
+    """``ds`` with its ``path`` coordinate (a run's ``0 .. paths - 1``, checked at both ends)
+    replaced by a range index, which holds no array of paths."""
+    n = ds.sizes["path"]
+    ends = ds["path"].isel(path=[0, -1]).values if n else np.array([0, -1])
+    if ends.tolist() != [0, n - 1]:
+        raise CubeError(f"the run's paths run from {ends[0]} to {ends[-1]}, not 0 to {n - 1}")
+    attrs = ds["path"].attrs
+    int64 = np.dtype(np.int64)
+    index = xr.indexes.PandasIndex(pd.RangeIndex(n, name="path"), "path", coord_dtype=int64)
+    ds = ds.drop_vars("path").assign_coords(xr.Coordinates.from_xindex(index))
+    ds["path"].attrs.update(attrs)
+    return ds
+
+
 def open_run(path: str | Path) -> xr.Dataset:
     """Open a run's cube lazily, after the checks every reader of a run goes through.
 
     ``path`` is a store written by a run (which must be complete: finish an interrupted one with
     ``--resume``) or a cube written with ``Dataset.to_zarr`` (for example the reference's); the
     dataset must follow the cube's contract (:func:`riskengine.schema.validate`). Nothing of the
-    cube is read but its coordinates; beyond :data:`PATH_INDEX_PATHS` paths, ``path`` has no
-    index (so that opening 10^9 paths does not load 8 GB of them): select paths by position.
+    cube is read but its labels. A run's paths are ``0 .. paths - 1`` by construction: their
+    index is a range (``pandas.RangeIndex``, no memory whatever the paths; ``sel`` as usual). A
+    cube written otherwise has its ``path`` coordinate loaded and indexed up to
+    :data:`PATH_INDEX_PATHS` paths and no index beyond (select paths by position there).
 
     Raises
     ------
@@ -552,7 +570,8 @@ def open_run(path: str | Path) -> xr.Dataset:
         raise StoreError(
             f"{path}: no such run store; give the RUN.zarr folder that `riskengine run` wrote"
         )
-    if is_store(path):
+    run = is_store(path)
+    if run:
         info = read_run(path)
         if not info.done.all():
             raise StoreError(
@@ -564,17 +583,22 @@ def open_run(path: str | Path) -> xr.Dataset:
             # A cube written without consolidated metadata (not by a run) opens all the same.
             warnings.filterwarnings("ignore", "Failed to open Zarr store with consolidated")
             ds = xr.open_zarr(path, create_default_indexes=False)
-        # Indexes are built in memory: the labels always, the paths up to PATH_INDEX_PATHS (an
-        # index of 10^9 paths would take 8 GB on the client before any analysis).
-        for name in ("time", "sector", "region", "channel", "path"):
-            if name in ds.coords and (name != "path" or ds.sizes["path"] <= PATH_INDEX_PATHS):
+        # Indexes are built in memory: the labels always; a run's paths as a range (below; an index
+        # built from the stored coordinate took two copies of it: 150 MB at 10^7 paths); other
+        # cubes' paths up to PATH_INDEX_PATHS (10^9 of them would take 16 GB).
+        for name in ("time", "sector", "region", "channel"):
+            if name in ds.coords:
                 ds = ds.set_xindex(name)
+        if not run and "path" in ds.coords and ds.sizes["path"] <= PATH_INDEX_PATHS:
+            ds = ds.set_xindex("path")
     except (OSError, ValueError, KeyError, zarr.errors.BaseZarrError) as exc:
         raise StoreError(
             f"{path}: not a zarr store written by `riskengine run` ({type(exc).__name__}); give "
             "the RUN.zarr folder a run wrote"
         ) from None
     try:
+        if run and "path" in ds.coords:
+            ds = _range_of_paths(ds)
         return validate(ds)
     except CubeError as exc:
         raise CubeError(f"{path}: {exc}") from None
