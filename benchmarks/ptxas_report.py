@@ -91,11 +91,11 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     import riskengine as rk
-    from riskengine.kernels.cuda import TILE_PATHS, compile_ptx_for, panel_columns
+    from riskengine.kernels.cuda import compile_ptx_for, panel_columns, tile_paths
 
     model = rk.compile_model(rk.load_scenario(args.scenario))
     N = len(model.sectors) * len(model.regions)
-    tile = TILE_PATHS if args.tile is None else args.tile
+    tile = tile_paths(10**6, N) if args.tile is None else args.tile
     panel = panel_columns(N, tile) if args.panel is None else args.panel
     ptx = compile_ptx_for(model, (9, 0), tile, panel)
     registers = MAX_REGISTERS if args.max_registers is None else args.max_registers

@@ -21,6 +21,7 @@ the CPU kernel replaces the products with BLAS):
 Shared memory is static (numba-cuda has no opt-in beyond 48 KiB): the tile takes
 ``4 N tile`` bytes and the panel of ``M`` the rest, in equal panels (:func:`panel_columns`);
 for the default economy (N = 84) a tile of 64 paths and panels of 42 columns, 35,616 bytes.
+Larger economies take smaller tiles (:func:`tile_paths`), up to 6,144 nodes.
 Periods are summed inside the kernel, as on the CPU.
 
 The kernel is specialized (and compiled) once per shape (C, N, F, R, K the nonzero exposures,
@@ -68,34 +69,41 @@ def available() -> bool:
     return cuda.is_available()
 
 
-def tile_paths(n_paths: int) -> int:
-    """The tile (threads per block) for a block of ``n_paths`` paths: :data:`TILE_PATHS`, or
-    fewer for a smaller block: a multiple of :data:`PATHS_PER_THREAD`, or the block itself
-    when it has fewer paths than that (numba's simulator runs every thread of a tile)."""
-    if n_paths < 1:
-        raise ValueError(f"a block needs at least one path, got {n_paths}")
-    if n_paths < PATHS_PER_THREAD:
-        return n_paths
-    whole = PATHS_PER_THREAD * math.ceil(n_paths / PATHS_PER_THREAD)
-    return min(TILE_PATHS, whole)
-
-
-def panel_columns(N: int, tile: int) -> int:
-    """The columns of ``M`` in each shared panel beside a tile of ``tile`` paths: the panels
-    split the N columns evenly, each as wide as fits in :data:`SHARED_BYTES`.
+def tile_paths(n_paths: int, N: int) -> int:
+    """The tile (threads per block) for a block of ``n_paths`` paths of an economy of ``N``
+    nodes: :data:`TILE_PATHS`, or fewer for a smaller block or a larger economy (the tile and at
+    least one column of ``M`` must fit in :data:`SHARED_BYTES`); a multiple of
+    :data:`PATHS_PER_THREAD`, or fewer paths than that. Each tile is a kernel of its own: blocks
+    of fewer than 61 paths compile theirs (numba's simulator runs every thread of a tile).
 
     Raises
     ------
     ValueError
-        When not even one column fits beside the tile (an economy of more than about
-        ``SHARED_BYTES / (4 (tile + 1))`` nodes).
+        When not even a tile of one path fits (an economy of more than 6,144 nodes).
     """
+    if n_paths < 1:
+        raise ValueError(f"a block needs at least one path, got {n_paths}")
+    largest = min(TILE_PATHS, SHARED_BYTES // (4 * N) - 1)
+    if largest < 1:
+        raise ValueError(
+            f"an economy of {N} nodes does not fit the CUDA kernel's shared memory "
+            f"({SHARED_BYTES} bytes for a path's state and a column of M); use --backend cpu"
+        )
+    if largest >= PATHS_PER_THREAD:
+        largest -= largest % PATHS_PER_THREAD
+    wanted = n_paths
+    if n_paths >= PATHS_PER_THREAD:
+        wanted = PATHS_PER_THREAD * math.ceil(n_paths / PATHS_PER_THREAD)
+    return min(largest, wanted)
+
+
+def panel_columns(N: int, tile: int) -> int:
+    """The columns of ``M`` in each shared panel beside a tile of ``tile`` paths: the panels
+    split the N columns evenly, each as wide as fits in :data:`SHARED_BYTES`
+    (:func:`tile_paths` leaves room for one at least)."""
     widest = (SHARED_BYTES - 4 * N * tile) // (4 * N)
     if widest < 1:
-        raise ValueError(
-            f"an economy of {N} nodes does not fit the CUDA kernel's shared memory with a tile "
-            f"of {tile} paths ({SHARED_BYTES} bytes); use --backend cpu"
-        )
+        raise ValueError(f"a tile of {tile} paths of {N} nodes leaves no room for M")
     panels = math.ceil(N / min(N, widest))
     return math.ceil(N / panels)
 
@@ -180,6 +188,11 @@ def kernel_function(C: int, N: int, F: int, R: int, K: int, tile: int, panel: in
     (:func:`panel_columns`). ``cuda.jit`` of the result is the kernel; ``cuda.compile_ptx``
     compiles it without a GPU.
     """
+    if not (tile < PATHS_PER_THREAD or tile % PATHS_PER_THREAD == 0) or not 1 <= panel <= N:
+        raise ValueError(f"a tile of {tile} paths and panels of {panel} columns do not divide")
+    if 4 * N * (tile + panel) > SHARED_BYTES:
+        raise ValueError(f"a tile of {tile} paths and panels of {panel} columns of {N} nodes "
+                         f"take more than {SHARED_BYTES} bytes of shared memory")  # fmt: skip
     # Local and shared array shapes must be constants: computed here, outside the kernel.
     K_ROWS = max(K, 1)  # a local array cannot be empty
     HEAD_ROWS = 2 + C * F
@@ -275,7 +288,7 @@ def _run_block_into(km, seed, p0, p1, period_of_month, out, year_q, log_weight) 
     names = ("loss", "severity", "tension", "loss_total", "value_added_loss_total")
     host_out = [out[name] for name in names] + [year_q, log_weight]
     device_out = [cuda.device_array(v.shape, v.dtype) for v in host_out]
-    tile = tile_paths(n_paths)
+    tile = tile_paths(n_paths, km.exposure.shape[1])
     blocks = math.ceil(n_paths / tile)
     _kernel(km, tile)[blocks, tile](
         device_model, k0, k1, p0, n_paths, cuda.to_device(period_of_month), *device_out
@@ -285,7 +298,7 @@ def _run_block_into(km, seed, p0, p1, period_of_month, out, year_q, log_weight) 
 
 
 def compile_ptx_for(
-    model, cc: tuple[int, int] = (9, 0), tile: int = TILE_PATHS, panel: int | None = None
+    model, cc: tuple[int, int] = (9, 0), tile: int | None = None, panel: int | None = None
 ) -> str:
     """The PTX of ``model``'s kernel for compute capability ``cc``, compiled without a GPU (NVVM
     from the ``cuda`` extra): a type check the simulator never does, and the input of ``ptxas``
@@ -298,8 +311,8 @@ def compile_ptx_for(
         types, not the sizes, decide the code).
     cc : tuple of int
         The compute capability, ``(9, 0)`` for an H100 or H200.
-    tile : int
-        The paths (threads) of a block, a multiple of :data:`PATHS_PER_THREAD`.
+    tile : int, optional
+        The paths (threads) of a block (default: a large block's, :func:`tile_paths`).
     panel : int, optional
         The columns of ``M`` in shared memory at a time (default: :func:`panel_columns`).
 
@@ -326,6 +339,7 @@ def compile_ptx_for(
     names = ("loss", "severity", "tension", "loss_total", "value_added_loss_total")
     args = (km, *rng.split_seed(1), 0, 2, period_of_month, *(out[n] for n in names),
             np.empty((2, years(model.horizon), N), np.float32), np.empty(2))  # fmt: skip
+    tile = tile_paths(10**6, N) if tile is None else tile
     fn = kernel_function(C, N, F, R, K, tile, panel_columns(N, tile) if panel is None else panel)
     # numba-cuda compiles the device functions a kernel calls for the current device's compute
     # capability, even under compile_ptx(cc=...): with no device there is none to ask, so for

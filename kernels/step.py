@@ -303,7 +303,9 @@ def direct_shocks(km, weights, e, stock, supply, demand):
 
 
 def propagate(propagation, q, mq):
-    """``mq = M q`` in float32 (CUDA; the CPU kernel computes it through BLAS)."""
+    """``mq = M q`` in float32: the reference of the targets' products (the CPU kernel's BLAS
+    product over a chunk, the CUDA kernel's tiled product over a block, which sums in this
+    order)."""
     N, L = q.shape
     for n in range(N):
         for i in range(L):

@@ -244,6 +244,10 @@ def run_block_into(
             ) from None
         if not cuda.available():
             raise BackendError("no CUDA device found; use --backend cpu")
+        try:
+            cuda.tile_paths(1, model.n_nodes)
+        except ValueError as exc:
+            raise BackendError(str(exc)) from None
         cuda.run_block_into(km, seed, p0, p1, period_of_month, out, year_q, log_weight)
     book_credit_into(model, seed, p0, p1, period_of_month, year_q, log_weight, out)
     return skipped

@@ -525,6 +525,8 @@ def _range_of_paths(ds: xr.Dataset) -> xr.Dataset:
     """``ds`` with its ``path`` coordinate (a run's ``0 .. paths - 1``, checked at both ends)
     replaced by a range index, which holds no array of paths."""
     n = ds.sizes["path"]
+    if ds["path"].dtype != np.int64:
+        raise CubeError(f"the run's paths are {ds['path'].dtype}, not int64")
     ends = ds["path"].isel(path=[0, -1]).values if n else np.array([0, -1])
     if ends.tolist() != [0, n - 1]:
         raise CubeError(f"the run's paths run from {ends[0]} to {ends[-1]}, not 0 to {n - 1}")
@@ -583,22 +585,24 @@ def open_run(path: str | Path) -> xr.Dataset:
             # A cube written without consolidated metadata (not by a run) opens all the same.
             warnings.filterwarnings("ignore", "Failed to open Zarr store with consolidated")
             ds = xr.open_zarr(path, create_default_indexes=False)
-        # Indexes are built in memory: the labels always; a run's paths as a range (below; an index
-        # built from the stored coordinate took two copies of it: 150 MB at 10^7 paths); other
+        # Indexes are built in memory: the labels always; a run's paths as a range (an index
+        # built from the stored coordinate took two copies of it: 157 MB at 10^7 paths); other
         # cubes' paths up to PATH_INDEX_PATHS (10^9 of them would take 16 GB).
         for name in ("time", "sector", "region", "channel"):
             if name in ds.coords:
                 ds = ds.set_xindex(name)
-        if not run and "path" in ds.coords and ds.sizes["path"] <= PATH_INDEX_PATHS:
+        if run and "path" in ds.coords:
+            ds = _range_of_paths(ds)
+        elif "path" in ds.coords and ds.sizes["path"] <= PATH_INDEX_PATHS:
             ds = ds.set_xindex("path")
+    except CubeError as exc:
+        raise CubeError(f"{path}: {exc}") from None
     except (OSError, ValueError, KeyError, zarr.errors.BaseZarrError) as exc:
         raise StoreError(
             f"{path}: not a zarr store written by `riskengine run` ({type(exc).__name__}); give "
             "the RUN.zarr folder a run wrote"
         ) from None
     try:
-        if run and "path" in ds.coords:
-            ds = _range_of_paths(ds)
         return validate(ds)
     except CubeError as exc:
         raise CubeError(f"{path}: {exc}") from None

@@ -19,6 +19,7 @@ from kernel_checks import assert_block_equal, assert_block_identical
 
 import riskengine as rk
 from riskengine.backends import run_block
+from riskengine.errors import BackendError
 from riskengine.kernels import cuda as cuda_kernel
 from riskengine.reference import simulate_block
 from riskengine.tilt import Tilt
@@ -58,11 +59,21 @@ def main() -> None:
     assert cuda_kernel.panel_columns(N, 12) == N  # the default: all of M beside a tile of 12
     for shared, panel in ((4 * N * (2 + 42), 42), (4 * N * (2 + 5), 5)):  # beside a tile of 2
         cuda_kernel.SHARED_BYTES = shared
-        assert cuda_kernel.panel_columns(N, cuda_kernel.tile_paths(2)) == panel
+        assert cuda_kernel.panel_columns(N, cuda_kernel.tile_paths(2, N)) == panel
         assert_block_identical(run_block(model, SEED, 3, 5, "month", backend="cuda"), head)
         print(f"panels of {panel} columns: CUDA (simulator) equals one panel bit for bit",
               flush=True)  # fmt: skip
+    # An economy whose path state and one column of M do not fit: refused up front, a one-line
+    # BackendError that names the way out.
+    cuda_kernel.SHARED_BYTES = 4 * N
+    try:
+        run_block(model, SEED, 0, 2, "horizon", backend="cuda")
+    except BackendError as exc:
+        assert f"{N} nodes does not fit" in str(exc) and "use --backend cpu" in str(exc), exc
+    else:
+        raise AssertionError("no BackendError for an economy too large for shared memory")
     cuda_kernel.SHARED_BYTES = limit
+    print("an economy too large for shared memory: BackendError before any launch", flush=True)
     # The engine on the threaded scheduler: 4 blocks on 2 threads share the process's device,
     # one block at a time, and give the CPU kernel's cube.
     blocks = rk.simulate(model, 8, SEED, backend="cuda", block_paths=2, resolution="horizon")

@@ -98,7 +98,7 @@ def test_store_follows_the_cube_contract(run_store, truce_collapse):
 
 def test_a_runs_paths_open_as_a_range(run_store, tmp_path):
     """open_run indexes a run's paths as a range, which holds no array of them (an index built
-    from the stored coordinate held two copies: 150 MB at 10^7 paths), and selects as before."""
+    from the stored coordinate held two copies: 157 MB at 10^7 paths), and selects as before."""
     import pandas as pd
 
     ds = rk.open_run(run_store)

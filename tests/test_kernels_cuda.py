@@ -34,6 +34,9 @@ def test_cuda_kernel_in_simulator_equals_reference_for_every_scenario():
     for name in rk.builtin_scenarios():
         assert f"{name}: CUDA (simulator) equals reference" in result.stdout
     assert "tiles of 4: CUDA (simulator) equals a tile of 12 bit for bit" in result.stdout
+    assert "an economy too large for shared memory: BackendError before any launch" in (
+        result.stdout
+    )
     for panel in (42, 5):
         assert f"panels of {panel} columns: CUDA (simulator) equals one panel bit for bit" in (
             result.stdout
@@ -61,21 +64,23 @@ def _nvvm_missing() -> str | None:
     return None
 
 
-@pytest.mark.parametrize("panel", [None, 84])
-def test_cuda_kernel_compiles_for_compute_90(truce_collapse, panel):
-    """Type-checks and compiles for a real target; the simulator would accept anything."""
+@pytest.mark.parametrize(("tile", "panel"), [(None, None), (12, 84)])
+def test_cuda_kernel_compiles_for_compute_90(truce_collapse, tile, panel):
+    """Type-checks and compiles for a real target; the simulator would accept anything. The
+    default tile and panels, and a small block's tile beside all of M."""
     reason = _nvvm_missing()
     if reason:
         pytest.skip(reason)
     from riskengine.kernels.cuda import TILE_PATHS, compile_ptx_for, panel_columns
 
     N = len(truce_collapse.sectors) * len(truce_collapse.regions)
-    width = panel_columns(N, TILE_PATHS) if panel is None else panel
-    ptx = compile_ptx_for(truce_collapse, (9, 0), TILE_PATHS, panel)
+    paths = TILE_PATHS if tile is None else tile
+    width = panel_columns(N, paths) if panel is None else panel
+    ptx = compile_ptx_for(truce_collapse, (9, 0), tile, panel)
     assert ".target sm_90" in ptx
     # two static shared declarations of float32: the panel of M and the tile of paths
     declared = sorted(int(b) for b in re.findall(r"\.shared .*\[(\d+)\]", ptx))
-    assert declared == sorted([4 * N * width, 4 * N * TILE_PATHS])
+    assert declared == sorted([4 * N * width, 4 * N * paths])
 
 
 def test_ptxas_report_for_compute_90():
@@ -98,15 +103,32 @@ def test_ptxas_report_for_compute_90():
 
 
 def test_tiles_and_panels_fit_shared_memory():
-    from riskengine.kernels.cuda import SHARED_BYTES, TILE_PATHS, panel_columns, tile_paths
+    from riskengine.kernels.cuda import (
+        SHARED_BYTES,
+        TILE_PATHS,
+        kernel_function,
+        panel_columns,
+        tile_paths,
+    )
 
     assert SHARED_BYTES == 48 * 1024 and TILE_PATHS == 64
-    assert [tile_paths(n) for n in (1, 3, 4, 5, 12, 63, 64, 10**6)] == [1, 3, 4, 8, 12, 64, 64, 64]
-    # as wide as fits, in equal panels: 84 nodes beside 64 paths take two panels of 42
+    sizes = (1, 3, 4, 5, 12, 63, 64, 10**6)
+    assert [tile_paths(n, 84) for n in sizes] == [1, 3, 4, 8, 12, 64, 64, 64]
+    # larger economies take smaller tiles, down to one path at 6,144 nodes
+    assert [tile_paths(10**6, n) for n in (180, 190, 1000, 2457, 3000, 6144)] == [
+        64, 60, 8, 4, 3, 1,
+    ]  # fmt: skip
+    # panels as wide as fit beside the tile, in equal panels: 84 nodes beside 64 paths take two
+    # panels of 42
     assert [panel_columns(n, 64) for n in (4, 84, 100, 180)] == [4, 42, 50, 4]
-    for n in (4, 84, 100, 180):
-        assert 4 * n * (64 + panel_columns(n, 64)) <= SHARED_BYTES
-    with pytest.raises(ValueError, match="190 nodes does not fit"):
-        panel_columns(190, 64)
+    for n in (4, 84, 100, 180, 190, 1000, 2457, 3000, 6144):
+        tile = tile_paths(10**6, n)
+        assert 4 * n * (tile + panel_columns(n, tile)) <= SHARED_BYTES
+    with pytest.raises(ValueError, match="6145 nodes does not fit"):
+        tile_paths(1, 6145)
     with pytest.raises(ValueError, match="at least one path"):
-        tile_paths(0)
+        tile_paths(0, 84)
+    # a tile that does not split into the register blocks, or too much shared memory
+    for tile, panel in ((50, 42), (64, 0), (64, 84)):
+        with pytest.raises(ValueError, match="tile of"):
+            kernel_function(4, 84, 3, 7, 40, tile, panel)
