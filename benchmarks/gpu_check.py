@@ -2,7 +2,7 @@
 
     python benchmarks/gpu_check.py                      # 10 000 paths of truce_collapse
     python benchmarks/gpu_check.py --paths 100000 --repeat 5
-    NUMBA_ENABLE_CUDASIM=1 python benchmarks/gpu_check.py --paths 6   # smoke test, no GPU
+    NUMBA_ENABLE_CUDASIM=1 python benchmarks/gpu_check.py --paths 4 --repeat 1   # no GPU
 
 Prints the largest relative difference of each cube variable, whether all agree to the kernels'
 tolerance (``riskengine.backends.KERNEL_RTOL``, or ``KERNEL_ATOL_OF_MAX`` of each variable's
