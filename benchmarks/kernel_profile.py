@@ -11,7 +11,8 @@ over the horizon's months; ``write_year`` once a year: its cost is spread over t
 months). The credit stage (:func:`riskengine.kernels.credit.book_credit`, run on the host after
 the month loop) is timed on the yearly losses of a block of ``P`` paths. ``first_shocks`` (the
 scout by which the kernel groups paths without a shock yet) runs once per path over the
-horizon, each month for the lanes still waiting for their first shock only. The steps' sum
+horizon, each month for the lanes still waiting for their first shock only, on a group of 512
+paths as in the kernel (on a chunk of 32 its fixed costs weighed about twice). The steps' sum
 against the whole kernel (month loop and credit stage, ``backends.run_block_into``) on one
 thread (monthly resolution, same run) shows what the loop itself adds, less what the kernel
 skips: it does not run ``direct_shocks``, the products and ``update_lanes`` in a chunk's
@@ -30,7 +31,7 @@ from threadpoolctl import threadpool_limits
 
 from riskengine.backends import book_credit_into
 from riskengine.kernels import rng
-from riskengine.kernels.cpu import CHUNK, chunk_state, compiled_steps
+from riskengine.kernels.cpu import CHUNK, GROUP_CHUNKS, chunk_state, compiled_steps
 from riskengine.kernels.credit import years
 from riskengine.kernels.layout import kernel_model
 from riskengine.kernels.targets import CPU_OPTIONS
@@ -46,6 +47,7 @@ _simulate, _init, _weights, _month, _draw, _first = (
 _shock, _propagate, _update = _f["direct_shocks"], _f["propagate"], _f["update_lanes"]
 _losses, _write, _write_year = _f["period_losses"], _f["write_period"], _f["write_year"]
 _summaries = _f["add_summaries"]
+GROUP = CHUNK * GROUP_CHUNKS
 
 STEPS = (
     "init_lanes and init_weights (once per path, over the horizon)",
@@ -72,14 +74,17 @@ def _run(km, k0, k1, lanes, period_of_month, step_index, repeats, cube):
      q_sum, year_sum, sev_sum, g_sum, values, loss_sum, va_sum, log_weight) = state  # fmt: skip
     loss, severity, tension, year_q = cube[0], cube[1], cube[2], cube[5]
     paths = np.arange(lanes)
-    first = np.empty(lanes, np.int64)
+    group = np.arange(GROUP)  # the scout runs over a group of paths, as in the kernel
+    first = np.empty(GROUP, np.int64)
     # A state as at the end of a run: the kernel's own month loop over the whole horizon.
     _simulate(km, k0, k1, paths, 0, lanes, period_of_month, km.supply_matrix, km.demand_matrix,
               state, cube, False)  # fmt: skip
     for r in range(repeats):
         t = r % T
-        if step_index in (0, 1, 11):
+        if step_index in (0, 1):
             paths[:] = np.arange(lanes) + r * lanes
+        if step_index == 11:
+            group[:] = np.arange(GROUP) + r * GROUP
         if step_index == 0:
             _init(km, k0, k1, paths, g, on, sev, months_on, head, log_weight)
             _weights(km, k0, k1, paths, head, weights)
@@ -91,7 +96,7 @@ def _run(km, k0, k1, lanes, period_of_month, step_index, repeats, cube):
                 log_weight,
             )  # fmt: skip
         elif step_index == 11:
-            _first(km, k0, k1, paths, T, first)
+            _first(km, k0, k1, group, T, first)
         elif step_index == 3:
             _shock(km, weights, e, stock, supply, demand)
         elif step_index == 4:
@@ -162,7 +167,8 @@ def _profile(args, model, km, k0, k1, period_of_month, cube) -> None:
         setup = seconds(0, 0)
         for index, name in enumerate(STEPS):
             repeats = max(1, args.repeats // T) if index in (0, 11) else args.repeats
-            path_months = repeats * CHUNK * {0: T, 10: 12, 11: T}.get(index, 1)
+            lanes = GROUP if index == 11 else CHUNK
+            path_months = repeats * lanes * {0: T, 10: 12, 11: T}.get(index, 1)
             ns = 1e9 * max(0.0, seconds(index, repeats) - setup) / path_months
             if index != 1:  # the draws are part of month_step
                 total += ns
