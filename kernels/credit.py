@@ -17,12 +17,18 @@ the host after every target's kernel (CPU and CUDA alike), turns them into credi
   as float32; the horizon totals per bank sum those float32 values (the analysis' sums of the
   cube, bit for bit); the totals per bank and segment are float64 sums cast to float32.
 
-A class whose driver is 0 and whose rho is 0 loses exactly 0 and is skipped.
+A class whose driver is 0 and whose rho is 0 loses exactly 0 (+0, which changes no sum).
 
-``Phi``, the standard normal CDF, is :func:`phi_into`: all of a path-year's classes in passes
-that the compiler vectorizes (libm's ``erfc``, one call per class, cost about 15 ns and was the
-stage's largest cost). It writes ``Phi(x) = erfc(|x| / sqrt 2) / 2`` (or one minus that, for
-``x > 0``) as ``exp(-z^2 + h(u)) / (z + 3)`` with ``z = |x| / sqrt 2`` and ``u = (z - 3) /
+The stage books :data:`CREDIT_LANES` paths at a time, their values on the last axis of its work
+arrays (as the month loop's chunks hold theirs), one batch per iteration of a parallel loop:
+every step is then a loop over contiguous lanes that the compiler vectorizes, and the scratch
+space is allocated once per batch, not per path. Each lane's sums run in the order of one
+path's alone, so the losses are the same bit for bit whatever the batch.
+
+``Phi``, the standard normal CDF, is :func:`phi_into`: a batch's classes and lanes of one year
+in passes that the compiler vectorizes (libm's ``erfc``, one call per class, cost about 15 ns
+and was the stage's largest cost). It writes ``Phi(x) = erfc(|x| / sqrt 2) / 2`` (or one minus
+that, for ``x > 0``) as ``exp(-z^2 + h(u)) / (z + 3)`` with ``z = |x| / sqrt 2`` and ``u = (z - 3) /
 (z + 3)`` in ``[-1, 1)``, where ``h(u) = log((z + 3) erfcx(z))`` is smooth on the whole range
 (it tends to ``-log(sqrt pi)`` as ``z`` grows) and is a polynomial of degree 24 in ``u``:
 :data:`PHI_COEFFICIENTS`, the degree-24 Chebyshev interpolant of ``h`` from
@@ -101,6 +107,8 @@ _LN2_LO = 1.90821492927058770002e-10
 _TWO52_PLUS_BIAS = 2.0**52 + 1023.0  # n + this: a double whose low bits are n + 1023
 _TWO52_BITS = int(np.array([2.0**52]).view(np.int64)[0])
 _INV_FACTORIAL = np.array([1.0 / math.factorial(j) for j in range(14)])
+
+CREDIT_LANES = 32  # paths booked together, on the last axis of the work arrays
 
 
 class CreditModel(NamedTuple):
@@ -224,61 +232,101 @@ def _book_credit(cm, year_q, cycle_z, period_of_month, credit, credit_total, cre
         Outputs: ``credit_loss`` (P, n_periods, B) float32, ``credit_loss_total`` (P, B) float64,
         ``credit_loss_segment`` (P, B, G) float32; overwritten.
     """
-    P, Y, N = year_q.shape
+    P = year_q.shape[0]
+    K = cm.driver.shape[0]
+    base = np.empty(K)
+    phi_into(cm.probit, base, np.empty(K), np.empty(K))
+    for batch in numba.prange((P + CREDIT_LANES - 1) // CREDIT_LANES):
+        p0 = batch * CREDIT_LANES
+        _book_lanes(
+            cm, base, year_q, cycle_z, period_of_month, p0, min(CREDIT_LANES, P - p0), credit,
+            credit_total, credit_segment,
+        )  # fmt: skip
+
+
+@numba.njit(**CPU_OPTIONS)
+def _book_lanes(
+    cm, base, year_q, cycle_z, period_of_month, p0, lanes, credit, credit_total, credit_segment
+):  # fmt: skip
+    """Paths ``p0 .. p0 + lanes - 1`` of :func:`_book_credit`, on the last axis of every work
+    array, so that each step is a loop over contiguous lanes that the compiler vectorizes and
+    one :func:`phi_into` call takes the year's every class and lane. Each lane's sums run in
+    the same order as one path's alone (classes in order, months in order), so a path's bits
+    do not depend on the lanes beside it."""
+    Y, N = year_q.shape[1], year_q.shape[2]
     R = cm.region_first.shape[0] - 1
     K = cm.driver.shape[0]
     n_periods, B = credit.shape[1], credit.shape[2]
     G = credit_segment.shape[2]
     T = period_of_month.shape[0]
-    base = np.empty(K)
-    phi_into(cm.probit, base, np.empty(K), np.empty(K))
-    for p in numba.prange(P):
-        drivers = np.empty(N + R)
-        argument = np.empty(K)
-        pd = np.empty(K)
-        work = np.empty(K)
-        power = np.empty(K)
-        month_credit = np.empty(B)
-        acc = np.zeros((n_periods, B))
-        seg = np.zeros((B, G))
-        for y in range(Y):
+    q = np.empty((N, lanes))
+    drivers = np.empty((N + R, lanes))
+    argument = np.empty(K * lanes)
+    pd = np.empty(K * lanes)
+    work = np.empty(K * lanes)
+    power = np.empty(K * lanes)
+    month_credit = np.empty((B, lanes))
+    acc = np.zeros((n_periods, B, lanes))
+    seg = np.zeros((B, G, lanes))
+    for y in range(Y):
+        for i in range(lanes):
             for n in range(N):
-                drivers[n] = max(np.float64(year_q[p, y, n]), 0.0)
-            for r in range(R):
-                u = 0.0
-                for j in range(cm.region_first[r], cm.region_first[r + 1]):
-                    u += cm.region_weight[j] * np.float64(year_q[p, y, cm.region_node[j]])
-                drivers[N + r] = max(u, 0.0)
-            z = cycle_z[p, y]
-            first = 12 * y
-            last = min(T, first + 12)
-            months = np.float64(last - first)
+                q[n, i] = np.float64(year_q[p0 + i, y, n])
+        for n in range(N):
+            for i in range(lanes):
+                drivers[n, i] = max(q[n, i], 0.0)
+        for r in range(R):
+            for i in range(lanes):
+                drivers[N + r, i] = 0.0
+            for j in range(cm.region_first[r], cm.region_first[r + 1]):
+                w = cm.region_weight[j]
+                node = cm.region_node[j]
+                for i in range(lanes):
+                    drivers[N + r, i] += w * q[node, i]
+            for i in range(lanes):
+                drivers[N + r, i] = max(drivers[N + r, i], 0.0)
+        for k in range(K):
+            d = cm.driver[k]  # an index, not a row: a view would cost a reference count
+            probit, beta = cm.probit[k], cm.beta[k]
+            sqrt_rho, inv = cm.sqrt_rho[k], cm.inv_sqrt_1m_rho[k]
+            for i in range(lanes):
+                argument[k * lanes + i] = (
+                    probit + beta * drivers[d, i] - sqrt_rho * cycle_z[p0 + i, y]
+                ) * inv
+        phi_into(argument, pd, work, power)
+        first = 12 * y
+        last = min(T, first + 12)
+        months = np.float64(last - first)
+        for b in range(B):
+            for i in range(lanes):
+                month_credit[b, i] = 0.0
+        for k in range(K):
+            d = cm.driver[k]
+            b, g = cm.bank[k], cm.segment[k]
+            scale, at_base, fixed = cm.scale[k], base[k], cm.sqrt_rho[k] == 0.0
+            for i in range(lanes):
+                # A class with no driver and no cycle is at its baseline PD: exactly no loss
+                # (+0, which changes no sum).
+                quiet = fixed and drivers[d, i] == 0.0
+                loss = 0.0 if quiet else scale * (pd[k * lanes + i] - at_base)
+                month_credit[b, i] += loss
+                seg[b, g, i] += loss * months
+        for t in range(first, last):
+            period = period_of_month[t]
             for b in range(B):
-                month_credit[b] = 0.0
-            for k in range(K):
-                d = drivers[cm.driver[k]]
-                argument[k] = (
-                    cm.probit[k] + cm.beta[k] * d - cm.sqrt_rho[k] * z
-                ) * cm.inv_sqrt_1m_rho[k]
-            phi_into(argument, pd, work, power)
-            for k in range(K):
-                if drivers[cm.driver[k]] == 0.0 and cm.sqrt_rho[k] == 0.0:
-                    continue  # PD at its baseline: exactly no loss
-                loss = cm.scale[k] * (pd[k] - base[k])
-                month_credit[cm.bank[k]] += loss
-                seg[cm.bank[k], cm.segment[k]] += loss * months
-            for t in range(first, last):
-                for b in range(B):
-                    acc[period_of_month[t], b] += month_credit[b]
+                for i in range(lanes):
+                    acc[period, b, i] += month_credit[b, i]
+    for i in range(lanes):
+        p = p0 + i
         for b in range(B):
             total = 0.0
-            for q in range(n_periods):
-                v = np.float32(acc[q, b])
-                credit[p, q, b] = v
+            for s in range(n_periods):
+                v = np.float32(acc[s, b, i])
+                credit[p, s, b] = v
                 total += np.float64(v)
             credit_total[p, b] = total
             for g in range(G):
-                credit_segment[p, b, g] = np.float32(seg[b, g])
+                credit_segment[p, b, g] = np.float32(seg[b, g, i])
 
 
 book_credit = cached(numba.njit(parallel=True, **CPU_OPTIONS)(_book_credit))

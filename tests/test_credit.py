@@ -99,6 +99,45 @@ def test_no_shock_and_no_correlation_lose_exactly_nothing(tiny_economy):
         assert not block[name].any(), name
 
 
+def test_the_credit_stage_books_each_path_as_if_alone(truce_collapse):
+    """The stage books paths in batches of lanes (``CREDIT_LANES``): each path's losses are the
+    same bits as when it is booked alone, for batches cut anywhere (P not a multiple of the
+    lanes), with correlated classes and the cycle factor, quiet years (drivers all 0: no loss
+    at all), a NaN driver, and periods of one to twelve months."""
+    from riskengine.backends import _credit_model
+    from riskengine.kernels.credit import CREDIT_LANES, book_credit
+
+    cm = _credit_model(truce_collapse)
+    K = cm.driver.shape[0]
+    rng = np.random.default_rng(SEED)
+    rho = rng.uniform(0.0, 0.3, K) * (rng.random(K) < 0.5)
+    correlated = cm._replace(sqrt_rho=np.sqrt(rho), inv_sqrt_1m_rho=1.0 / np.sqrt(1.0 - rho))
+    P, T, N = CREDIT_LANES + 7, 40, len(truce_collapse.arrays.loss_scale)
+    year_q = rng.normal(0.01, 0.05, (P, 4, N)).astype(np.float32)
+    year_q[rng.random(year_q.shape) < 0.3] = 0.0
+    year_q[:5] = 0.0  # quiet paths
+    year_q[6, 1, 2] = np.nan
+    B, G = cm.bank.max() + 1, cm.segment.max() + 1
+
+    def book(model, z, period_of_month, rows):
+        n = period_of_month[-1] + 1
+        out = (np.empty((len(rows), n, B), np.float32), np.empty((len(rows), B)),
+               np.empty((len(rows), B, G), np.float32))  # fmt: skip
+        book_credit(model, year_q[rows], z[rows], period_of_month, *out)
+        return out
+
+    for model, z in ((cm, np.zeros((P, 4))), (correlated, rng.normal(size=(P, 4)))):
+        for period_of_month in (np.zeros(T, np.int64), np.arange(T) // 3, np.arange(T)):
+            batch = book(model, z, period_of_month, np.arange(P))
+            for p in range(P):
+                alone = book(model, z, period_of_month, np.arange(p, p + 1))
+                for together, one in zip(batch, alone, strict=True):
+                    assert together[p].tobytes() == one[0].tobytes(), p
+            if model is cm:
+                assert not batch[1][:5].any()  # quiet, uncorrelated: no loss at all
+            assert np.isnan(batch[1][6]).any() and not np.isnan(batch[1][7]).any()
+
+
 def test_the_credit_stages_normal_cdf_is_scipys_to_rounding():
     """``phi_into`` (vectorized, its own exp) against ``scipy.special.ndtr`` over the whole
     line: 3e-15 absolute, 5e-13 relative where Phi > 1e-300 (the relative error of ``|x| /
